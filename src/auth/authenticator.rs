@@ -1,0 +1,262 @@
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration, time::SystemTime};
+
+use http::{HeaderMap, HeaderName};
+use subtle::{Choice, ConstantTimeEq};
+
+use super::{
+    credential::{extract, Credential},
+    Principal,
+};
+use crate::{
+    error::{AuthError, AuthErrorKind, Messages, Rejections},
+    key::{KeyFormat, KeyHash, KeyPrefix},
+    policy,
+    store::KeyStore,
+};
+
+/// Compared against when the prefix is unknown, so an unknown prefix costs the same
+/// hashing and comparison as a wrong secret.
+const DUMMY_HASH: KeyHash = KeyHash::from_bytes([0x5a; 32]);
+
+/// The framework-free verifier: request headers in, [`Principal`] or [`AuthError`] out.
+///
+/// [`ApiKeyLayer`](super::ApiKeyLayer) is a thin adapter over it; use it directly from
+/// code that is not a tower service (a WebSocket upgrade, a gRPC interceptor, a job
+/// queue). Cloning is cheap.
+///
+/// For each request it: reads the credential (no I/O); checks the key's shape; makes
+/// one store lookup by prefix; hashes the presented key and compares the digest in
+/// constant time (against a fixed dummy digest when the prefix is unknown, so timing
+/// and answer are the same as for a wrong secret); refuses revoked and expired keys;
+/// and notes the key's last use at most once per [interval](AuthenticatorBuilder::last_use_interval).
+///
+/// ```
+/// use http::HeaderMap;
+/// use tower_api_key::{auth::Authenticator, error::AuthErrorKind, store::InMemoryKeyStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let auth = Authenticator::new(InMemoryKeyStore::new());
+/// let err = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
+/// assert_eq!(err.kind(), AuthErrorKind::MissingCredentials);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Authenticator {
+    config: Arc<Config>,
+}
+
+struct Config {
+    store: Arc<dyn KeyStore>,
+    format: KeyFormat,
+    extra_header: Option<HeaderName>,
+    rejections: Arc<Rejections>,
+    last_use_interval: Duration,
+}
+
+/// A well-formed key as presented: its prefix and digest, nothing secret.
+pub(crate) struct Presented {
+    prefix: KeyPrefix,
+    hash: KeyHash,
+}
+
+impl Authenticator {
+    /// An authenticator with the default settings over `store`.
+    pub fn new(store: impl KeyStore) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// Starts configuring an authenticator over `store`.
+    pub fn builder(store: impl KeyStore) -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            store: Arc::new(store),
+            format: KeyFormat::default(),
+            extra_header: None,
+            realm: "api".into(),
+            messages: Messages::default(),
+            retry_after: Duration::from_secs(1),
+            last_use_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// Authenticates a request by its headers.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let presented = self.presented(headers)?;
+        self.verify(presented).await
+    }
+
+    /// Authenticates bare key text from somewhere other than HTTP headers.
+    pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let presented = self.check_shape(key.as_bytes())?;
+        self.verify(presented).await
+    }
+
+    /// The synchronous half: read and shape-check the credential, hash it.
+    pub(crate) fn presented(&self, headers: &HeaderMap) -> Result<Presented, AuthError> {
+        match extract(headers, self.config.extra_header.as_ref()) {
+            Credential::Missing => Err(self.error(AuthErrorKind::MissingCredentials)),
+            Credential::Malformed => Err(self.error(AuthErrorKind::InvalidCredentials)),
+            Credential::Token(token) => self.check_shape(token),
+        }
+    }
+
+    fn check_shape(&self, token: &[u8]) -> Result<Presented, AuthError> {
+        let (prefix, _mode) = self
+            .config
+            .format
+            .split(token)
+            .ok_or_else(|| self.error(AuthErrorKind::InvalidCredentials))?;
+        Ok(Presented {
+            prefix,
+            hash: KeyHash::digest(token),
+        })
+    }
+
+    /// The asynchronous half: one store lookup, constant-time check, policy.
+    pub(crate) async fn verify(&self, presented: Presented) -> Result<Principal, AuthError> {
+        let config = &self.config;
+        let found = config
+            .store
+            .find_by_prefix(&presented.prefix)
+            .await
+            .map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?;
+        let expected = found.as_deref().map_or(&DUMMY_HASH, |r| &r.hash);
+        let matched = presented.hash.ct_eq(expected) & Choice::from(u8::from(found.is_some()));
+        let record = match found {
+            Some(record) if bool::from(matched) => record,
+            _ => return Err(self.error(AuthErrorKind::InvalidCredentials)),
+        };
+        let now = SystemTime::now();
+        policy::check_lifecycle(&record, now).map_err(|kind| self.error(kind))?;
+        let stale = record.last_used_at.is_none_or(|seen| {
+            now.duration_since(seen).unwrap_or_default() >= config.last_use_interval
+        });
+        if stale {
+            // Bookkeeping only: a failed write must not refuse a valid key.
+            let _ = config.store.record_last_use(&record.id, now).await;
+        }
+        Ok(Principal::new(record, config.rejections.clone()))
+    }
+
+    pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {
+        AuthError::with_rejections(kind, self.config.rejections.clone())
+    }
+}
+
+impl<S: KeyStore> From<S> for Authenticator {
+    fn from(store: S) -> Self {
+        Authenticator::new(store)
+    }
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("format", &self.config.format)
+            .field("extra_header", &self.config.extra_header)
+            .field("last_use_interval", &self.config.last_use_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`Authenticator`] (and so an [`ApiKeyLayer`](super::ApiKeyLayer)).
+///
+/// Every setting has a safe default; see each method.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderName;
+/// use tower_api_key::{
+///     auth::{ApiKeyLayer, Authenticator},
+///     error::AuthErrorKind,
+///     key::KeyFormat,
+///     store::InMemoryKeyStore,
+/// };
+///
+/// let auth = Authenticator::builder(InMemoryKeyStore::new())
+///     .realm("acme")
+///     .key_format(KeyFormat::new("acme").unwrap())
+///     .also_accept_header(HeaderName::from_static("x-api-key"))
+///     .message(AuthErrorKind::Expired, "This key has expired; mint a new one in Settings.")
+///     .last_use_interval(Duration::from_secs(300))
+///     .build();
+/// let layer = ApiKeyLayer::new(auth);
+/// ```
+#[must_use]
+pub struct AuthenticatorBuilder {
+    store: Arc<dyn KeyStore>,
+    format: KeyFormat,
+    extra_header: Option<HeaderName>,
+    realm: String,
+    messages: Messages,
+    retry_after: Duration,
+    last_use_interval: Duration,
+}
+
+impl AuthenticatorBuilder {
+    /// The `realm` of the `WWW-Authenticate` challenge. Default `api`. Quotes and
+    /// backslashes are escaped; characters outside printable ASCII are dropped.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// The key format (namespace) accepted. Default `pk`.
+    pub fn key_format(mut self, format: KeyFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Also read the bare key from this header (e.g. `X-API-Key`). Off by default. A
+    /// request carrying both this header and `Authorization` is refused.
+    pub fn also_accept_header(mut self, name: HeaderName) -> Self {
+        self.extra_header = Some(name);
+        self
+    }
+
+    /// Replaces the envelope message for one kind of refusal. The wire shape, code and
+    /// status stay; never put anything secret in a message.
+    pub fn message(mut self, kind: AuthErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        self.messages.set(kind, message.into());
+        self
+    }
+
+    /// `Retry-After` sent with 503 when the store fails. Default 1 s.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// A key's `last_used_at` is written to the store at most once per this interval
+    /// (when the stored value is older). Default 60 s; `Duration::ZERO` writes on every
+    /// request.
+    pub fn last_use_interval(mut self, interval: Duration) -> Self {
+        self.last_use_interval = interval;
+        self
+    }
+
+    /// The authenticator.
+    pub fn build(self) -> Authenticator {
+        Authenticator {
+            config: Arc::new(Config {
+                store: self.store,
+                format: self.format,
+                extra_header: self.extra_header,
+                rejections: Arc::new(Rejections::new(
+                    &self.realm,
+                    self.messages,
+                    self.retry_after,
+                )),
+                last_use_interval: self.last_use_interval,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for AuthenticatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatorBuilder")
+            .field("format", &self.format)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}

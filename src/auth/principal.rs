@@ -1,0 +1,101 @@
+use std::{borrow::Cow, fmt, sync::Arc, time::SystemTime};
+
+use crate::{
+    error::{AuthError, AuthErrorKind, Rejections},
+    key::{KeyMode, KeyPrefix},
+    store::{KeyId, KeyRecord},
+};
+
+/// Who is calling: the verified key's identity, put into the request extensions by the
+/// layer.
+///
+/// With the `axum` feature it is an extractor. Cloning is cheap (it shares the record).
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use tower_api_key::{AuthError, Principal};
+///
+/// async fn create_signal(caller: Principal) -> Result<String, AuthError> {
+///     caller.require_scope("signals:write")?;
+///     Ok(format!("signal created for {}", caller.owner()))
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Principal {
+    record: Arc<KeyRecord>,
+    rejections: Arc<Rejections>,
+}
+
+impl Principal {
+    pub(crate) fn new(record: Arc<KeyRecord>, rejections: Arc<Rejections>) -> Self {
+        Principal { record, rejections }
+    }
+
+    /// The key's id.
+    pub fn key_id(&self) -> &KeyId {
+        &self.record.id
+    }
+
+    /// The account the key acts for.
+    pub fn owner(&self) -> &str {
+        &self.record.owner
+    }
+
+    /// The key's public prefix — what to log or show, never the key.
+    pub fn prefix(&self) -> KeyPrefix {
+        self.record.prefix
+    }
+
+    /// The key's label.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// The key's scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.record.scopes
+    }
+
+    /// Live or test: route test traffic to sandbox data.
+    pub fn mode(&self) -> KeyMode {
+        self.record.mode
+    }
+
+    /// When the key expires, if ever.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.record.expires_at
+    }
+
+    /// Whether the key carries `scope` (exact match).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.record.has_scope(scope)
+    }
+
+    /// `Ok` if the key carries `scope`; otherwise the 403 `insufficient_scope` refusal,
+    /// rendered with the layer's realm and messages.
+    pub fn require_scope(&self, scope: impl Into<Cow<'static, str>>) -> Result<(), AuthError> {
+        let scope = scope.into();
+        if self.has_scope(&scope) {
+            Ok(())
+        } else {
+            Err(AuthError::with_rejections(
+                AuthErrorKind::InsufficientScope,
+                self.rejections.clone(),
+            )
+            .with_scope(scope))
+        }
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("key_id", &self.record.id)
+            .field("owner", &self.record.owner)
+            .field("prefix", &self.record.prefix)
+            .field("scopes", &self.record.scopes)
+            .field("mode", &self.record.mode)
+            .finish()
+    }
+}

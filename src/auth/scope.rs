@@ -1,0 +1,109 @@
+use std::{
+    borrow::Cow,
+    task::{Context, Poll},
+};
+
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::{Principal, ResponseBody, ResponseFuture};
+use crate::error::{is_scope_token, AuthError, AuthErrorKind};
+
+/// Requires the verified key to carry a scope; put it on the routes that need one,
+/// inside an [`ApiKeyLayer`](super::ApiKeyLayer).
+///
+/// A key without the scope gets 403 `forbidden` with
+/// `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"`. A request that
+/// reached it without a verified key (the `ApiKeyLayer` is missing or outside) gets 401:
+/// authentication always comes before authorization.
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use tower_api_key::{ApiKeyLayer, InMemoryKeyStore, RequireScopeLayer};
+///
+/// let app: Router = Router::new()
+///     .route("/api/signals", post(|| async { "created" }))
+///     .route_layer(RequireScopeLayer::new("signals:write"))
+///     .layer(ApiKeyLayer::new(InMemoryKeyStore::new()));
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequireScopeLayer {
+    scope: Cow<'static, str>,
+}
+
+impl RequireScopeLayer {
+    /// Requires `scope`.
+    ///
+    /// # Panics
+    ///
+    /// If `scope` is empty or has characters RFC 6749 does not allow in a scope
+    /// (control characters, `"`, `\`, non-ASCII) — a configuration mistake, caught
+    /// when the router is built.
+    pub fn new(scope: impl Into<Cow<'static, str>>) -> Self {
+        let scope = scope.into();
+        assert!(
+            is_scope_token(&scope),
+            "RequireScopeLayer: {scope:?} is not a valid RFC 6749 scope"
+        );
+        RequireScopeLayer { scope }
+    }
+}
+
+impl<S> Layer<S> for RequireScopeLayer {
+    type Service = RequireScope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScope {
+            inner,
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+/// Middleware that requires a scope; see [`RequireScopeLayer`].
+#[derive(Clone, Debug)]
+pub struct RequireScope<S> {
+    inner: S,
+    scope: Cow<'static, str>,
+}
+
+impl<S> RequireScope<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let check = match request.extensions().get::<Principal>() {
+            None => Err(AuthError::new(AuthErrorKind::MissingCredentials)),
+            Some(principal) => principal.require_scope(self.scope.clone()),
+        };
+        match check {
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+            Err(error) => ResponseFuture::refused(error),
+        }
+    }
+}

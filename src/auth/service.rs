@@ -1,0 +1,74 @@
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower::Service;
+
+use super::{ApiKeyLayer, Authenticator, ResponseBody, ResponseFuture};
+
+/// Middleware that admits only requests carrying a valid API key; see
+/// [`ApiKeyLayer`].
+///
+/// On success the [`Principal`](super::Principal) is in the request's extensions when
+/// the inner service sees it. On refusal the inner service is not called.
+#[derive(Clone, Debug)]
+pub struct ApiKeyService<S> {
+    inner: S,
+    auth: Authenticator,
+}
+
+impl<S> ApiKeyService<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, auth: impl Into<Authenticator>) -> Self {
+        ApiKeyService {
+            inner,
+            auth: auth.into(),
+        }
+    }
+
+    /// A layer that wraps services in `ApiKeyService`.
+    pub fn layer(auth: impl Into<Authenticator>) -> ApiKeyLayer {
+        ApiKeyLayer::new(auth)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let presented = match self.auth.presented(request.headers()) {
+            Ok(presented) => presented,
+            Err(error) => return ResponseFuture::refused(error),
+        };
+        // The service that was driven to readiness is the one that will be called;
+        // the clone stays behind for the next `poll_ready`.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        let verify = Box::pin(async move { auth.verify(presented).await });
+        ResponseFuture::verifying(verify, ready, request)
+    }
+}

@@ -1,0 +1,62 @@
+//! axum integration (feature `axum`): [`Principal`] is an extractor, and [`AuthError`]
+//! and [`ApiError`] implement `IntoResponse`.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use tower_api_key::{ApiError, ErrorCode, InMemoryKeyStore, ApiKeyLayer, Principal};
+//!
+//! async fn lead(caller: Principal) -> Result<String, ApiError> {
+//!     Err(ApiError::new(ErrorCode::NotFound, format!("No such lead for {}.", caller.owner())))
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/leads/1", get(lead))
+//!     .layer(ApiKeyLayer::new(InMemoryKeyStore::new()));
+//! ```
+
+use axum_core::{
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    response::{IntoResponse, Response},
+};
+use http::request::Parts;
+
+use crate::{
+    error::{ApiError, AuthError, AuthErrorKind},
+    Principal,
+};
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    /// 401 if no [`ApiKeyLayer`](crate::ApiKeyLayer) verified a key for this request.
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| AuthError::new(AuthErrorKind::MissingCredentials))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        AuthError::into_response(self)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        ApiError::into_response(self)
+    }
+}

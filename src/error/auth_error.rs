@@ -1,0 +1,369 @@
+use std::{
+    borrow::Cow,
+    error::Error as StdError,
+    fmt,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+
+use super::{envelope_json, envelope_response, retry_after_value, ErrorCode};
+
+/// Why a request was refused by the layer.
+///
+/// New kinds may be added in minor releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No credentials at all: 401, challenge without `error=`.
+    MissingCredentials,
+    /// Credentials that are malformed, ambiguous, unknown or wrong: 401,
+    /// `error="invalid_token"`. Unknown prefix and wrong secret are indistinguishable.
+    InvalidCredentials,
+    /// The key was revoked: 401, `error="invalid_token"`.
+    Revoked,
+    /// The key has expired: 401, `error="invalid_token"`.
+    Expired,
+    /// The key is valid but lacks a required scope: 403, `error="insufficient_scope"`.
+    InsufficientScope,
+    /// The key store failed or timed out; the request fails closed: 503 with
+    /// `Retry-After`.
+    StoreUnavailable,
+}
+
+const KINDS: usize = 6;
+
+impl AuthErrorKind {
+    const fn index(self) -> usize {
+        match self {
+            AuthErrorKind::MissingCredentials => 0,
+            AuthErrorKind::InvalidCredentials => 1,
+            AuthErrorKind::Revoked => 2,
+            AuthErrorKind::Expired => 3,
+            AuthErrorKind::InsufficientScope => 4,
+            AuthErrorKind::StoreUnavailable => 5,
+        }
+    }
+
+    /// The HTTP status this kind is answered with.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::InvalidCredentials
+            | AuthErrorKind::Revoked
+            | AuthErrorKind::Expired => StatusCode::UNAUTHORIZED,
+            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The envelope code this kind is answered with.
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::InvalidCredentials
+            | AuthErrorKind::Revoked
+            | AuthErrorKind::Expired => ErrorCode::Unauthorized,
+            AuthErrorKind::InsufficientScope => ErrorCode::Forbidden,
+            AuthErrorKind::StoreUnavailable => ErrorCode::InternalError,
+        }
+    }
+
+    const fn default_message(self) -> &'static str {
+        match self {
+            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidCredentials => {
+                "Missing or invalid authentication credentials."
+            }
+            AuthErrorKind::Revoked => "This API key has been revoked.",
+            AuthErrorKind::Expired => "This API key has expired.",
+            AuthErrorKind::InsufficientScope => {
+                "This API key does not have the scope this request requires."
+            }
+            AuthErrorKind::StoreUnavailable => {
+                "Authentication is temporarily unavailable. Please retry shortly."
+            }
+        }
+    }
+
+    const ALL: [AuthErrorKind; KINDS] = [
+        AuthErrorKind::MissingCredentials,
+        AuthErrorKind::InvalidCredentials,
+        AuthErrorKind::Revoked,
+        AuthErrorKind::Expired,
+        AuthErrorKind::InsufficientScope,
+        AuthErrorKind::StoreUnavailable,
+    ];
+}
+
+/// Message texts, one per kind, as configured by the user.
+#[derive(Clone)]
+pub(crate) struct Messages([Cow<'static, str>; KINDS]);
+
+impl Default for Messages {
+    fn default() -> Self {
+        Messages(AuthErrorKind::ALL.map(|k| Cow::Borrowed(k.default_message())))
+    }
+}
+
+impl Messages {
+    pub(crate) fn set(&mut self, kind: AuthErrorKind, message: Cow<'static, str>) {
+        self.0[kind.index()] = message;
+    }
+}
+
+/// Everything needed to render an [`AuthError`], built once per layer: realm, message
+/// texts and, precomputed, each kind's body and challenge.
+pub(crate) struct Rejections {
+    messages: Messages,
+    bodies: [Bytes; KINDS],
+    /// `Bearer realm="…"`, escaped, without parameters.
+    realm_challenge: String,
+    challenge_missing: HeaderValue,
+    challenge_invalid: HeaderValue,
+    retry_after: HeaderValue,
+}
+
+impl Rejections {
+    pub(crate) fn new(realm: &str, messages: Messages, retry_after: Duration) -> Self {
+        let mut realm_challenge = String::from("Bearer realm=\"");
+        for c in realm.chars() {
+            match c {
+                '"' | '\\' => {
+                    realm_challenge.push('\\');
+                    realm_challenge.push(c);
+                }
+                ' '..='~' => realm_challenge.push(c),
+                _ => {}
+            }
+        }
+        realm_challenge.push('"');
+        let header = |s: String| {
+            HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+        };
+        Rejections {
+            bodies: AuthErrorKind::ALL.map(|k| envelope_json(k.code(), &messages.0[k.index()])),
+            messages,
+            challenge_missing: header(realm_challenge.clone()),
+            challenge_invalid: header(format!("{realm_challenge}, error=\"invalid_token\"")),
+            realm_challenge,
+            retry_after: retry_after_value(retry_after),
+        }
+    }
+
+    pub(crate) fn default_shared() -> Arc<Rejections> {
+        static DEFAULT: LazyLock<Arc<Rejections>> = LazyLock::new(|| {
+            Arc::new(Rejections::new(
+                "api",
+                Messages::default(),
+                Duration::from_secs(1),
+            ))
+        });
+        DEFAULT.clone()
+    }
+
+    fn challenge(&self, kind: AuthErrorKind, scope: Option<&str>) -> Option<HeaderValue> {
+        match kind {
+            AuthErrorKind::MissingCredentials => Some(self.challenge_missing.clone()),
+            AuthErrorKind::InvalidCredentials | AuthErrorKind::Revoked | AuthErrorKind::Expired => {
+                Some(self.challenge_invalid.clone())
+            }
+            AuthErrorKind::InsufficientScope => {
+                let mut value = format!("{}, error=\"insufficient_scope\"", self.realm_challenge);
+                if let Some(scope) = scope.filter(|s| is_scope_token(s)) {
+                    value.push_str(", scope=\"");
+                    value.push_str(scope);
+                    value.push('"');
+                }
+                HeaderValue::try_from(value).ok()
+            }
+            AuthErrorKind::StoreUnavailable => None,
+        }
+    }
+}
+
+/// RFC 6749 §3.3 scope-token characters (and space, which separates tokens).
+pub(crate) fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| matches!(b, b' ' | 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+/// A refused request: what the layer, a scope check or the [`Authenticator`] returns.
+///
+/// It renders as the envelope with the right status and headers
+/// ([`AuthError::into_response`], or `IntoResponse` with the `axum` feature) using the
+/// realm and messages configured on the layer that produced it. Its `Display` is the
+/// client-facing message; for a store failure, [`std::error::Error::source`] holds the
+/// store's error for your logs. Neither ever contains a key.
+///
+/// [`Authenticator`]: crate::auth::Authenticator
+pub struct AuthError {
+    kind: AuthErrorKind,
+    scope: Option<Cow<'static, str>>,
+    rejections: Arc<Rejections>,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl AuthError {
+    /// An error of this kind with the default realm (`api`) and messages.
+    pub fn new(kind: AuthErrorKind) -> Self {
+        Self::with_rejections(kind, Rejections::default_shared())
+    }
+
+    pub(crate) fn with_rejections(kind: AuthErrorKind, rejections: Arc<Rejections>) -> Self {
+        AuthError {
+            kind,
+            scope: None,
+            rejections,
+            source: None,
+        }
+    }
+
+    /// The scope that was missing; shown in the `WWW-Authenticate` challenge.
+    pub(crate) fn with_scope(mut self, scope: Cow<'static, str>) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Why the request was refused.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The client-facing message.
+    pub fn message(&self) -> &str {
+        &self.rejections.messages.0[self.kind.index()]
+    }
+
+    /// The scope a route required, for [`AuthErrorKind::InsufficientScope`].
+    pub fn required_scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The envelope response: status, JSON body, `Cache-Control: no-store`, and
+    /// `WWW-Authenticate` (401/403) or `Retry-After` (503).
+    pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
+        let r = &self.rejections;
+        let mut headers = HeaderMap::new();
+        if let Some(challenge) = r.challenge(self.kind, self.scope.as_deref()) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if self.kind == AuthErrorKind::StoreUnavailable {
+            headers.insert(header::RETRY_AFTER, r.retry_after.clone());
+        }
+        envelope_response(
+            self.kind.status(),
+            r.bodies[self.kind.index()].clone(),
+            headers,
+        )
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("scope", &self.scope)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl StdError for AuthError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(e: AuthError) -> Response<Bytes> {
+        e.into_response()
+    }
+
+    #[test]
+    fn missing_has_no_error_parameter() {
+        let r = render(AuthError::new(AuthErrorKind::MissingCredentials));
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"api\"");
+        assert_eq!(
+            r.body(),
+            r#"{"error":{"code":"unauthorized","message":"Missing or invalid authentication credentials."}}"#
+        );
+    }
+
+    #[test]
+    fn invalid_and_scope_challenges() {
+        let r = render(AuthError::new(AuthErrorKind::Revoked));
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer realm=\"api\", error=\"invalid_token\""
+        );
+        let r = render(
+            AuthError::new(AuthErrorKind::InsufficientScope).with_scope("signals:write".into()),
+        );
+        assert_eq!(r.status(), 403);
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"signals:write\""
+        );
+    }
+
+    #[test]
+    fn store_unavailable_is_503_with_retry_after() {
+        let r = render(AuthError::new(AuthErrorKind::StoreUnavailable));
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert!(r.headers().get("www-authenticate").is_none());
+        assert!(std::str::from_utf8(r.body())
+            .unwrap()
+            .contains("internal_error"));
+    }
+
+    #[test]
+    fn custom_realm_is_escaped_and_messages_replaced() {
+        let mut messages = Messages::default();
+        messages.set(
+            AuthErrorKind::Expired,
+            "Key expired; mint a new one.".into(),
+        );
+        let rej = Arc::new(Rejections::new(
+            "my \"api\"\n",
+            messages,
+            Duration::from_secs(5),
+        ));
+        let e = AuthError::with_rejections(AuthErrorKind::Expired, rej);
+        assert_eq!(e.to_string(), "Key expired; mint a new one.");
+        let r = render(e);
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer realm=\"my \\\"api\\\"\", error=\"invalid_token\""
+        );
+        assert!(std::str::from_utf8(r.body())
+            .unwrap()
+            .contains("Key expired; mint a new one."));
+    }
+}

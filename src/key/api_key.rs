@@ -1,0 +1,145 @@
+use std::fmt;
+
+use rand::{rngs::SysRng, TryRng};
+use zeroize::Zeroizing;
+
+use super::{KeyFormat, KeyHash, KeyMode, KeyPrefix, SECRET_BYTES};
+
+/// A whole API key, secret included.
+///
+/// You get one from [`ApiKey::generate`] (to show to its owner exactly once) or from
+/// [`ApiKey::parse`]. It has no `Display` and no `Serialize`; its `Debug` shows only the
+/// public prefix. The text is wiped from memory when the value is dropped. To read the
+/// secret you must say so: [`ApiKey::expose_secret`].
+#[derive(Clone)]
+pub struct ApiKey {
+    secret: Zeroizing<String>,
+    prefix: KeyPrefix,
+    mode: KeyMode,
+}
+
+/// The text is not a well-formed key in the expected format.
+///
+/// Deliberately says nothing about *which* part is wrong, so it can be shown to a
+/// client without echoing any of the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed API key")]
+pub struct KeyParseError;
+
+/// The operating system's random source failed, so no key was minted.
+#[derive(Debug, thiserror::Error)]
+#[error("the OS random number generator failed: {0}")]
+pub struct MintError(#[source] rand::rngs::SysError);
+
+impl ApiKey {
+    /// Mints a key in the default `pk` namespace from 32 bytes of the OS random source.
+    pub fn generate(mode: KeyMode) -> Result<Self, MintError> {
+        Self::generate_in(&KeyFormat::default(), mode)
+    }
+
+    /// Mints a key in the given format from 32 bytes of the OS random source.
+    pub fn generate_in(format: &KeyFormat, mode: KeyMode) -> Result<Self, MintError> {
+        let mut entropy = Zeroizing::new([0u8; SECRET_BYTES]);
+        SysRng.try_fill_bytes(&mut entropy[..]).map_err(MintError)?;
+        let mut text = Zeroizing::new(String::with_capacity(format.key_len()));
+        text.push_str(format.namespace());
+        text.push('_');
+        text.push_str(mode.as_str());
+        text.push('_');
+        text.push_str(&Zeroizing::new(base16ct::lower::encode_string(
+            &entropy[..],
+        )));
+        let prefix = KeyPrefix::from_validated(&text.as_bytes()[..format.prefix_len()]);
+        Ok(ApiKey {
+            secret: text,
+            prefix,
+            mode,
+        })
+    }
+
+    /// Parses key text strictly: exact length, the format's namespace, `live` or
+    /// `test`, then 64 lowercase hex digits. Anything else is a [`KeyParseError`].
+    pub fn parse(text: &str, format: &KeyFormat) -> Result<Self, KeyParseError> {
+        let (prefix, mode) = format.split(text.as_bytes()).ok_or(KeyParseError)?;
+        Ok(ApiKey {
+            secret: Zeroizing::new(text.to_owned()),
+            prefix,
+            mode,
+        })
+    }
+
+    /// The whole key text. Show it to its owner once, at minting; never log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// The public prefix (first 24 characters in the `pk` namespace).
+    pub fn prefix(&self) -> KeyPrefix {
+        self.prefix
+    }
+
+    /// Live or test.
+    pub fn mode(&self) -> KeyMode {
+        self.mode
+    }
+
+    /// The SHA-256 digest to store in place of the key.
+    pub fn hash(&self) -> KeyHash {
+        KeyHash::of(&self.secret)
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({}…)", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_keys_have_the_documented_shape() {
+        for mode in [KeyMode::Live, KeyMode::Test] {
+            let key = ApiKey::generate(mode).unwrap();
+            let text = key.expose_secret();
+            assert_eq!(text.len(), 72);
+            assert!(text.starts_with(&format!("pk_{mode}_")));
+            assert!(text[8..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            assert_eq!(key.prefix().as_str(), &text[..24]);
+            assert_eq!(key.mode(), mode);
+            assert_eq!(
+                ApiKey::parse(text, &KeyFormat::default()).unwrap().hash(),
+                key.hash()
+            );
+        }
+    }
+
+    #[test]
+    fn minted_keys_differ() {
+        let a = ApiKey::generate(KeyMode::Live).unwrap();
+        let b = ApiKey::generate(KeyMode::Live).unwrap();
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn custom_namespace() {
+        let format = KeyFormat::new("acme").unwrap();
+        let key = ApiKey::generate_in(&format, KeyMode::Test).unwrap();
+        assert!(key.expose_secret().starts_with("acme_test_"));
+        assert_eq!(key.prefix().as_str().len(), 26);
+        assert!(ApiKey::parse(key.expose_secret(), &KeyFormat::default()).is_err());
+        assert!(ApiKey::parse(key.expose_secret(), &format).is_ok());
+    }
+
+    #[test]
+    fn debug_shows_only_the_prefix() {
+        let key = ApiKey::generate(KeyMode::Live).unwrap();
+        let debug = format!("{key:?}");
+        assert_eq!(debug, format!("ApiKey({}…)", key.prefix()));
+        assert!(!debug.contains(&key.expose_secret()[24..]));
+    }
+}

@@ -1,0 +1,215 @@
+use std::fmt;
+
+use super::{KeyPrefix, PREFIX_HEX, SECRET_HEX};
+
+/// Longest namespace a [`KeyFormat`] accepts.
+const MAX_NAMESPACE: usize = 8;
+
+/// Whether a key is for real traffic or for a sandbox.
+///
+/// The mode is part of the key text (`pk_live_…`, `pk_test_…`) and of its prefix, so
+/// a handler can route test traffic to sandbox data without another lookup.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMode {
+    /// Production keys: `pk_live_…`.
+    Live,
+    /// Test-mode keys: `pk_test_…`.
+    Test,
+}
+
+impl KeyMode {
+    /// The mode as it appears in a key: `"live"` or `"test"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyMode::Live => "live",
+            KeyMode::Test => "test",
+        }
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        match bytes {
+            b"live" => Some(KeyMode::Live),
+            b"test" => Some(KeyMode::Test),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The namespace was not 1–8 lowercase ASCII letters or digits starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a key namespace must be 1 to 8 lowercase ASCII letters or digits, starting with a letter")]
+pub struct InvalidNamespace;
+
+/// The shape of the keys a service mints and accepts: `<namespace>_<mode>_<64 hex>`.
+///
+/// The default namespace is `pk`. Products that want their own (`acme_live_…`) choose
+/// one with [`KeyFormat::new`]; it must be 1–8 lowercase ASCII letters or digits and
+/// start with a letter, so keys stay unambiguous and safe in any header or log.
+///
+/// ```
+/// use tower_api_key::key::KeyFormat;
+///
+/// let format = KeyFormat::new("acme").unwrap();
+/// assert_eq!(format.namespace(), "acme");
+/// assert!(KeyFormat::new("Acme").is_err());
+/// assert!(KeyFormat::new("a_b").is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyFormat {
+    namespace: [u8; MAX_NAMESPACE],
+    len: u8,
+}
+
+impl KeyFormat {
+    /// A format with the given namespace.
+    pub fn new(namespace: &str) -> Result<Self, InvalidNamespace> {
+        let bytes = namespace.as_bytes();
+        if !is_valid_namespace(bytes) {
+            return Err(InvalidNamespace);
+        }
+        let mut buf = [0u8; MAX_NAMESPACE];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Ok(KeyFormat {
+            namespace: buf,
+            // Checked above: at most MAX_NAMESPACE bytes.
+            len: bytes.len() as u8,
+        })
+    }
+
+    /// The namespace, e.g. `"pk"`.
+    pub fn namespace(&self) -> &str {
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.namespace[..self.len as usize]).unwrap_or_default()
+    }
+
+    /// Length in characters of a whole key in this format (72 for `pk`).
+    pub fn key_len(&self) -> usize {
+        self.header_len() + SECRET_HEX
+    }
+
+    /// Length in characters of a key's public prefix in this format (24 for `pk`).
+    pub fn prefix_len(&self) -> usize {
+        self.header_len() + PREFIX_HEX
+    }
+
+    /// `<namespace>_<mode>_`
+    fn header_len(&self) -> usize {
+        self.len as usize + 1 + 4 + 1
+    }
+
+    /// Checks the shape of `key` and returns its prefix and mode. Runs in time that
+    /// depends only on the key's length, never on the secret's digits.
+    pub(crate) fn split(&self, key: &[u8]) -> Option<(KeyPrefix, KeyMode)> {
+        if key.len() != self.key_len() {
+            return None;
+        }
+        let ns = self.len as usize;
+        let (namespace, rest) = key.split_at(ns);
+        if namespace != &self.namespace[..ns] || rest[0] != b'_' || rest[5] != b'_' {
+            return None;
+        }
+        let mode = KeyMode::from_bytes(&rest[1..5])?;
+        let secret = &rest[6..];
+        if !is_lower_hex(secret) {
+            return None;
+        }
+        let prefix = KeyPrefix::from_validated(&key[..self.prefix_len()]);
+        Some((prefix, mode))
+    }
+}
+
+impl Default for KeyFormat {
+    /// The `pk` namespace.
+    fn default() -> Self {
+        KeyFormat {
+            namespace: *b"pk\0\0\0\0\0\0",
+            len: 2,
+        }
+    }
+}
+
+impl fmt::Debug for KeyFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFormat")
+            .field("namespace", &self.namespace())
+            .finish()
+    }
+}
+
+pub(crate) fn is_valid_namespace(bytes: &[u8]) -> bool {
+    matches!(bytes.first(), Some(b'a'..=b'z'))
+        && bytes.len() <= MAX_NAMESPACE
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Lowercase hex check without early exit, so its timing does not depend on where a
+/// bad digit sits.
+pub(crate) fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, b| {
+        ok & (b.is_ascii_digit() | (b'a'..=b'f').contains(b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_rules() {
+        assert!(KeyFormat::new("pk").is_ok());
+        assert!(KeyFormat::new("a").is_ok());
+        assert!(KeyFormat::new("acme2026").is_ok());
+        for bad in ["", "acme20261", "2pk", "Pk", "p-k", "p_k", "pk ", "ük"] {
+            assert_eq!(KeyFormat::new(bad), Err(InvalidNamespace), "{bad:?}");
+        }
+        assert_eq!(KeyFormat::new("pk").unwrap(), KeyFormat::default());
+    }
+
+    #[test]
+    fn lengths() {
+        let f = KeyFormat::default();
+        assert_eq!(f.key_len(), 72);
+        assert_eq!(f.prefix_len(), 24);
+        let g = KeyFormat::new("acme").unwrap();
+        assert_eq!(g.key_len(), 74);
+        assert_eq!(g.prefix_len(), 26);
+    }
+
+    #[test]
+    fn split_checks_every_part() {
+        let f = KeyFormat::default();
+        let hex = "0123456789abcdef".repeat(4);
+        let good = format!("pk_live_{hex}");
+        let (prefix, mode) = f.split(good.as_bytes()).unwrap();
+        assert_eq!(prefix.as_str(), "pk_live_0123456789abcdef");
+        assert_eq!(mode, KeyMode::Live);
+        assert_eq!(
+            f.split(format!("pk_test_{hex}").as_bytes()).unwrap().1,
+            KeyMode::Test
+        );
+        let upper = format!("pk_live_{}", hex.to_uppercase());
+        for bad in [
+            format!("sk_live_{hex}"),
+            format!("pk_prod_{hex}"),
+            format!("pk-live_{hex}"),
+            format!("pk_live-{hex}"),
+            format!("pk_live_{}", &hex[1..]),
+            format!("pk_live_{hex}0"),
+            format!("pk_live_{}g", &hex[1..]),
+            upper,
+        ] {
+            assert!(f.split(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub, clippy::unwrap_used)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod auth;
+pub mod error;
+pub mod key;
+mod policy;
+pub mod store;
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+
+pub use auth::{ApiKeyLayer, Authenticator, Principal, RequireScopeLayer};
+pub use error::{ApiError, AuthError, ErrorCode};
+pub use key::{ApiKey, KeyMode};
+pub use store::{InMemoryKeyStore, KeyRecord, KeyStore};

@@ -1,0 +1,252 @@
+use std::{
+    collections::HashMap,
+    sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    time::SystemTime,
+};
+
+use super::{InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError};
+use crate::key::KeyPrefix;
+
+/// The embedded store: records in a hash map behind a read-write lock.
+///
+/// Lookup by prefix is one hash-map probe under a shared lock, so its cost does not
+/// grow with the number of keys, and concurrent requests do not block each other.
+/// Cloning is cheap and clones share the same records, so one clone can go to the
+/// layer and another to key management. Records live as long as the process.
+///
+/// ```
+/// use tower_api_key::store::InMemoryKeyStore;
+///
+/// let store = InMemoryKeyStore::new();
+/// let for_the_layer = store.clone();
+/// assert!(for_the_layer.is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct InMemoryKeyStore {
+    maps: Arc<RwLock<Maps>>,
+}
+
+#[derive(Default)]
+struct Maps {
+    by_prefix: HashMap<KeyPrefix, Arc<KeyRecord>>,
+    prefix_by_id: HashMap<KeyId, KeyPrefix>,
+    by_owner: HashMap<String, Vec<KeyPrefix>>,
+}
+
+impl InMemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store with room for `capacity` records before it reallocates.
+    pub fn with_capacity(capacity: usize) -> Self {
+        InMemoryKeyStore {
+            maps: Arc::new(RwLock::new(Maps {
+                by_prefix: HashMap::with_capacity(capacity),
+                prefix_by_id: HashMap::with_capacity(capacity),
+                by_owner: HashMap::new(),
+            })),
+        }
+    }
+
+    /// Number of records, revoked ones included.
+    pub fn len(&self) -> usize {
+        self.read().by_prefix.len()
+    }
+
+    /// No records at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // No code path panics while holding the lock, so poisoning cannot leave the maps
+    // half-updated; recovering the guard is safe.
+    fn read(&self) -> RwLockReadGuard<'_, Maps> {
+        self.maps.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Maps {
+    /// Replaces the record with this id by `update(record)`.
+    fn update(&mut self, id: &KeyId, update: impl FnOnce(&mut KeyRecord)) -> Option<KeyRecord> {
+        let prefix = self.prefix_by_id.get(id)?;
+        let slot = self.by_prefix.get_mut(prefix)?;
+        let mut record = KeyRecord::clone(slot);
+        update(&mut record);
+        *slot = Arc::new(record.clone());
+        Some(record)
+    }
+}
+
+impl std::fmt::Debug for InMemoryKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryKeyStore")
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for InMemoryKeyStore {
+    async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
+        Ok(self.read().by_prefix.get(prefix).cloned())
+    }
+
+    async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
+        let mut maps = self.write();
+        if maps.by_prefix.contains_key(&record.prefix) || maps.prefix_by_id.contains_key(&record.id)
+        {
+            return Err(StoreError::Duplicate);
+        }
+        let owned = maps.by_owner.get(&record.owner);
+        if rule == InsertRule::NoOtherActiveKey
+            && owned.into_iter().flatten().any(|prefix| {
+                maps.by_prefix
+                    .get(prefix)
+                    .is_some_and(|r| r.is_active_key_at(record.created_at))
+            })
+        {
+            return Err(StoreError::ActiveKeyExists);
+        }
+        maps.prefix_by_id.insert(record.id.clone(), record.prefix);
+        maps.by_owner
+            .entry(record.owner.clone())
+            .or_default()
+            .push(record.prefix);
+        maps.by_prefix.insert(record.prefix, Arc::new(record));
+        Ok(())
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>> {
+        Ok(self.write().update(id, |r| {
+            r.revoked_at = Some(r.revoked_at.map_or(at, |earlier| earlier.min(at)));
+        }))
+    }
+
+    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>> {
+        let maps = self.read();
+        let mut records: Vec<KeyRecord> = maps
+            .by_owner
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|prefix| maps.by_prefix.get(prefix))
+            .map(|r| KeyRecord::clone(r))
+            .collect();
+        records.sort_by_key(|r| r.created_at);
+        Ok(records)
+    }
+
+    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
+        self.write().update(id, |r| {
+            if r.last_used_at.is_none_or(|seen| seen < at) {
+                r.last_used_at = Some(at);
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::key::{ApiKey, KeyMode};
+
+    fn record(owner: &str) -> (ApiKey, KeyRecord) {
+        let key = ApiKey::generate(KeyMode::Live).unwrap();
+        let record = KeyRecord::builder(&key, owner).build();
+        (key, record)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn insert_find_list_revoke_touch() {
+        block_on(async {
+            let store = InMemoryKeyStore::new();
+            let (key, r) = record("a");
+            let id = r.id.clone();
+            store
+                .insert(r.clone(), InsertRule::Unconditional)
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.insert(r.clone(), InsertRule::Unconditional).await,
+                Err(StoreError::Duplicate)
+            ));
+            let found = store.find_by_prefix(&key.prefix()).await.unwrap().unwrap();
+            assert_eq!(*found, r);
+            assert_eq!(store.list_by_owner("a").await.unwrap(), vec![r.clone()]);
+            assert!(store.list_by_owner("b").await.unwrap().is_empty());
+
+            let t = SystemTime::now();
+            store.record_last_use(&id, t).await.unwrap();
+            store
+                .record_last_use(&id, t - Duration::from_secs(5))
+                .await
+                .unwrap();
+            let found = store.find_by_prefix(&key.prefix()).await.unwrap().unwrap();
+            assert_eq!(found.last_used_at, Some(t));
+
+            let revoked = store.revoke(&id, t).await.unwrap().unwrap();
+            assert_eq!(revoked.revoked_at, Some(t));
+            let again = store.revoke(&id, t + Duration::from_secs(9)).await.unwrap();
+            assert_eq!(
+                again.unwrap().revoked_at,
+                Some(t),
+                "earlier revocation kept"
+            );
+            assert!(store
+                .revoke(&KeyId::new("nope"), t)
+                .await
+                .unwrap()
+                .is_none());
+        });
+    }
+
+    #[test]
+    fn one_active_rule() {
+        block_on(async {
+            let store = InMemoryKeyStore::new();
+            let (_, first) = record("a");
+            let first_id = first.id.clone();
+            store
+                .insert(first, InsertRule::NoOtherActiveKey)
+                .await
+                .unwrap();
+            let (_, second) = record("a");
+            assert!(matches!(
+                store
+                    .insert(second.clone(), InsertRule::NoOtherActiveKey)
+                    .await,
+                Err(StoreError::ActiveKeyExists)
+            ));
+            // Another owner is unaffected; a scheduled revocation frees the slot.
+            let (_, other) = record("b");
+            store
+                .insert(other, InsertRule::NoOtherActiveKey)
+                .await
+                .unwrap();
+            store
+                .revoke(&first_id, SystemTime::now() + Duration::from_secs(3600))
+                .await
+                .unwrap();
+            store
+                .insert(second, InsertRule::NoOtherActiveKey)
+                .await
+                .unwrap();
+        });
+    }
+}

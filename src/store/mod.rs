@@ -1,0 +1,135 @@
+//! Where key records live: the [`KeyStore`] trait and the embedded [`InMemoryKeyStore`].
+//!
+//! A store keeps [`KeyRecord`]s — never keys, only their SHA-256 hashes — and finds them
+//! by their public prefix. The layer makes exactly one [`KeyStore::find_by_prefix`] call
+//! per request; key management uses the rest.
+//!
+//! ```
+//! use tower_api_key::{key::{ApiKey, KeyMode}, store::{InMemoryKeyStore, InsertRule, KeyRecord, KeyStore}};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = InMemoryKeyStore::new();
+//! let key = ApiKey::generate(KeyMode::Live)?;
+//! let record = KeyRecord::builder(&key, "acct_42").name("ci").scope("leads:read").build();
+//! store.insert(record, InsertRule::Unconditional).await?;
+//!
+//! let found = store.find_by_prefix(&key.prefix()).await?.expect("just inserted");
+//! assert_eq!(found.owner, "acct_42");
+//! assert_eq!(found.hash, key.hash());
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Writing a store
+//!
+//! Implement [`KeyStore`] with `#[async_trait]`. The contract, which every method's
+//! documentation spells out, in short:
+//!
+//! - `find_by_prefix` returns the record whatever its state (revoked, expired): the
+//!   layer decides what a state means. An error means "could not tell", and the layer
+//!   answers 503 — so never turn an outage into `Ok(None)`.
+//! - `insert` is atomic with its [`InsertRule`]: two concurrent inserts for one owner
+//!   under [`InsertRule::NoOtherActiveKey`] must not both succeed.
+//! - `revoke` is immediate and durable when it returns.
+
+mod memory;
+mod record;
+
+use std::{sync::Arc, time::SystemTime};
+
+pub use memory::InMemoryKeyStore;
+pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
+
+use crate::key::KeyPrefix;
+
+/// A boxed error from a store's backend (database driver, network…).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What can go wrong in a [`KeyStore`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A record with the same id or prefix already exists.
+    #[error("a key with the same id or prefix already exists")]
+    Duplicate,
+    /// [`InsertRule::NoOtherActiveKey`] was asked for and the owner has an active key.
+    #[error("the owner already has an active key")]
+    ActiveKeyExists,
+    /// The backend did not answer in time.
+    #[error("the key store did not answer in time")]
+    Timeout,
+    /// The backend failed (connection lost, query failed…).
+    #[error("the key store failed")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        StoreError::Backend(error.into())
+    }
+}
+
+/// Result alias for store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The condition an [`insert`](KeyStore::insert) must check atomically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InsertRule {
+    /// Insert unless the id or prefix is taken.
+    Unconditional,
+    /// Insert only if the owner has no *active* key: one whose `revoked_at` is unset
+    /// and that has not expired at the new record's `created_at`. A key with a
+    /// revocation scheduled in the future (a rotation's grace period) does not count.
+    /// Fails with [`StoreError::ActiveKeyExists`].
+    NoOtherActiveKey,
+}
+
+/// Storage for key records, shared by the layer and key management.
+///
+/// Object-safe: use it as `Arc<dyn KeyStore>`. See the [module docs](self) for the
+/// contract an implementation keeps.
+#[async_trait::async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Finds the record with this prefix, in whatever state it is. `Ok(None)` only when
+    /// no such record exists.
+    async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>>;
+
+    /// Stores a new record, checking `rule` atomically with the write.
+    async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()>;
+
+    /// Revokes the record with this id as of `at` and returns it as stored. A record
+    /// already revoked keeps its earlier `revoked_at`. `at` may lie in the future: the
+    /// key then keeps working until that instant. `Ok(None)` when no such record exists.
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>>;
+
+    /// All of an owner's records, revoked and expired ones included, oldest first.
+    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>>;
+
+    /// Notes that the key was used at `at` (a later `at` than the stored one wins).
+    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()>;
+}
+
+#[async_trait::async_trait]
+impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
+    async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
+        (**self).find_by_prefix(prefix).await
+    }
+
+    async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
+        (**self).insert(record, rule).await
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>> {
+        (**self).revoke(id, at).await
+    }
+
+    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>> {
+        (**self).list_by_owner(owner).await
+    }
+
+    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
+        (**self).record_last_use(id, at).await
+    }
+}

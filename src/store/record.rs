@@ -1,0 +1,210 @@
+use std::{borrow::Borrow, fmt, time::SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::key::{ApiKey, KeyHash, KeyMode, KeyPrefix};
+
+/// A key record's stable identifier, e.g. `key_1f0c…`.
+///
+/// Unlike the prefix it says nothing about the key; management endpoints address keys
+/// by id. Stores may use their own ids ([`KeyId::new`]).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Wraps an id read back from storage.
+    pub fn new(id: impl Into<String>) -> Self {
+        KeyId(id.into())
+    }
+
+    /// The id derived for a key: `key_` and 24 hex digits of a domain-separated
+    /// SHA-256 of the key's hash. Unique per key, stable, and reveals nothing about it.
+    pub fn for_key(hash: &KeyHash) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"tower-api-key/key-id/v1\0")
+            .chain_update(hash.as_bytes())
+            .finalize();
+        KeyId(format!(
+            "key_{}",
+            base16ct::lower::encode_string(&digest[..12])
+        ))
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KeyId").field(&self.0).finish()
+    }
+}
+
+impl Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everything a server keeps about one key — never the key itself, only its hash.
+///
+/// Fields are public so store implementations can build records from their rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Stable identifier.
+    pub id: KeyId,
+    /// Public prefix, unique across the store; the lookup index.
+    pub prefix: KeyPrefix,
+    /// SHA-256 of the whole key.
+    pub hash: KeyHash,
+    /// The account the key acts for.
+    pub owner: String,
+    /// A label its owner chose ("ci", "zapier"…); may be empty.
+    pub name: String,
+    /// What the key may do, e.g. `["leads:read", "signals:write"]`.
+    pub scopes: Vec<String>,
+    /// Live or test.
+    pub mode: KeyMode,
+    /// When it was minted.
+    pub created_at: SystemTime,
+    /// When it stops working by itself, if ever.
+    pub expires_at: Option<SystemTime>,
+    /// When it was (or will be) revoked.
+    pub revoked_at: Option<SystemTime>,
+    /// When it was last seen on a request (coalesced; see the layer docs).
+    pub last_used_at: Option<SystemTime>,
+}
+
+impl KeyRecord {
+    /// Starts a record for a freshly minted key owned by `owner`.
+    pub fn builder(key: &ApiKey, owner: impl Into<String>) -> KeyRecordBuilder {
+        let hash = key.hash();
+        KeyRecordBuilder {
+            record: KeyRecord {
+                id: KeyId::for_key(&hash),
+                prefix: key.prefix(),
+                hash,
+                owner: owner.into(),
+                name: String::new(),
+                scopes: Vec::new(),
+                mode: key.mode(),
+                created_at: SystemTime::now(),
+                expires_at: None,
+                revoked_at: None,
+                last_used_at: None,
+            },
+        }
+    }
+
+    /// Revoked at or before `now`.
+    pub fn is_revoked_at(&self, now: SystemTime) -> bool {
+        self.revoked_at.is_some_and(|at| at <= now)
+    }
+
+    /// Expired at or before `now`.
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Whether the key carries `scope` (exact match).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Counts as the owner's active key for [`InsertRule::NoOtherActiveKey`]: no
+    /// revocation, not even a scheduled one, and not expired at `now`.
+    ///
+    /// [`InsertRule::NoOtherActiveKey`]: crate::store::InsertRule::NoOtherActiveKey
+    pub fn is_active_key_at(&self, now: SystemTime) -> bool {
+        self.revoked_at.is_none() && !self.is_expired_at(now)
+    }
+}
+
+/// Builds a [`KeyRecord`] for a new key; see [`KeyRecord::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct KeyRecordBuilder {
+    record: KeyRecord,
+}
+
+impl KeyRecordBuilder {
+    /// A label for the key.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.record.name = name.into();
+        self
+    }
+
+    /// Adds one scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.record.scopes.push(scope.into());
+        self
+    }
+
+    /// Adds several scopes.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.record
+            .scopes
+            .extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// When the key stops working by itself.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.record.expires_at = Some(at);
+        self
+    }
+
+    /// Overrides the creation time (defaults to now).
+    pub fn created_at(mut self, at: SystemTime) -> Self {
+        self.record.created_at = at;
+        self
+    }
+
+    /// Overrides the derived id.
+    pub fn id(mut self, id: KeyId) -> Self {
+        self.record.id = id;
+        self
+    }
+
+    /// The record.
+    pub fn build(self) -> KeyRecord {
+        self.record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn builder_and_states() {
+        let key = ApiKey::generate(KeyMode::Test).unwrap();
+        let now = SystemTime::now();
+        let r = KeyRecord::builder(&key, "acct")
+            .name("ci")
+            .scope("a")
+            .scopes(["b", "c"])
+            .expires_at(now + Duration::from_secs(60))
+            .build();
+        assert_eq!(r.prefix, key.prefix());
+        assert_eq!(r.mode, KeyMode::Test);
+        assert_eq!(r.scopes, ["a", "b", "c"]);
+        assert!(r.has_scope("b") && !r.has_scope("d"));
+        assert!(!r.is_expired_at(now) && r.is_expired_at(now + Duration::from_secs(60)));
+        assert!(r.is_active_key_at(now));
+        assert!(r.id.as_str().starts_with("key_") && r.id.as_str().len() == 28);
+        assert_eq!(r.id, KeyId::for_key(&key.hash()));
+        assert!(!format!("{r:?}").contains(&key.expose_secret()[24..]));
+    }
+}
