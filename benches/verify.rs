@@ -1,1 +1,202 @@
-fn main() {}
+//! The verifier alone, without HTTP: [`Authenticator::authenticate`] over an
+//! [`InMemoryKeyStore`] holding 10 000 and 1 000 000 real records, plus minting and
+//! the bare SHA-256 for reference.
+//!
+//! - `verify/with_10k_keys`, `verify/with_1m_keys`: a valid `Authorization: Bearer`
+//!   header, rotating among a few keys spread across the store. Target: ≤ 0.5 µs, and
+//!   no growth from 10k to 1M keys (one hash-map probe per request).
+//! - `verify/unknown_prefix`, `verify/wrong_secret` (1M store): the two refusals, which
+//!   should cost about the same as a success (hash and constant-time compare either way).
+//! - `mint/generate`, `mint/generate_and_record`: `ApiKey::generate` alone, and with the
+//!   `KeyRecord` a server would store.
+//! - `hash/key_hash_72_chars`: `KeyHash::of` on a 72-character key, the SHA-256 that
+//!   every verification pays.
+//!
+//! The in-memory store never pends, so futures are driven by polling them once with a
+//! no-op waker instead of a runtime: the figures are the verifier's own cost.
+//!
+//! ```text
+//! cargo bench --bench verify
+//! ```
+
+use std::{
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    sync::{Once, OnceLock},
+    task::{Context, Poll, Waker},
+};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
+use tower_api_key::{
+    auth::Authenticator,
+    error::AuthErrorKind,
+    key::{ApiKey, KeyHash, KeyMode},
+    store::{InMemoryKeyStore, InsertRule, KeyRecord, KeyStore},
+};
+
+/// How many stored keys the valid-key benchmarks rotate among.
+const ROTATION: usize = 8;
+
+/// Runs a future that is expected to complete on its first poll (everything here runs
+/// on the in-memory store, which never waits). Should one ever pend, it is finished on
+/// a current-thread tokio runtime instead, with a warning, rather than spinning.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => {
+            static WARN: Once = Once::new();
+            WARN.call_once(|| {
+                eprintln!("warning: a benchmarked future pended; falling back to a tokio runtime")
+            });
+            static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+            RUNTIME
+                .get_or_init(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("tokio runtime")
+                })
+                .block_on(future)
+        }
+    }
+}
+
+fn bearer(key_text: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let value = HeaderValue::from_str(&format!("Bearer {key_text}")).expect("header value");
+    headers.insert(AUTHORIZATION, value);
+    headers
+}
+
+/// A store of `n` freshly minted keys, and the headers of `ROTATION` of them spread
+/// evenly across the insertion order.
+fn filled_store(n: usize) -> (InMemoryKeyStore, Vec<ApiKey>) {
+    let store = InMemoryKeyStore::with_capacity(n);
+    let step = n / ROTATION;
+    let mut kept = Vec::with_capacity(ROTATION);
+    for i in 0..n {
+        let key = ApiKey::generate(KeyMode::Live).expect("OS random source");
+        let record = KeyRecord::builder(&key, format!("acct_{}", i / 2))
+            .scope("account:read")
+            .build();
+        block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
+        if i % step == step / 2 && kept.len() < ROTATION {
+            kept.push(key);
+        }
+    }
+    assert_eq!(store.len(), n);
+    (store, kept)
+}
+
+/// Benchmarks `authenticate` on the given headers, cycling through them.
+fn bench_headers(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    auth: &Authenticator,
+    headers: &[HeaderMap],
+    expect: Result<(), AuthErrorKind>,
+) {
+    // Check once, outside the measurement, that the case is what its name says.
+    for h in headers {
+        let outcome = block_on(auth.authenticate(h))
+            .map(drop)
+            .map_err(|e| e.kind());
+        assert_eq!(outcome, expect, "{name}");
+    }
+    let mut i = 0;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) % headers.len();
+            block_on(auth.authenticate(black_box(&headers[i])))
+        })
+    });
+}
+
+fn verify(c: &mut Criterion) {
+    let mut group = c.benchmark_group("verify");
+
+    {
+        let (store, keys) = filled_store(10_000);
+        let auth = Authenticator::new(store);
+        let headers: Vec<_> = keys.iter().map(|k| bearer(k.expose_secret())).collect();
+        bench_headers(&mut group, "with_10k_keys", &auth, &headers, Ok(()));
+    }
+
+    let (store, keys) = filled_store(1_000_000);
+    let auth = Authenticator::new(store);
+    let valid: Vec<_> = keys.iter().map(|k| bearer(k.expose_secret())).collect();
+    bench_headers(&mut group, "with_1m_keys", &auth, &valid, Ok(()));
+
+    // Well-formed keys whose prefixes are not in the store.
+    let unknown: Vec<_> = (0..ROTATION)
+        .map(|_| {
+            bearer(
+                ApiKey::generate(KeyMode::Live)
+                    .expect("mint")
+                    .expose_secret(),
+            )
+        })
+        .collect();
+    bench_headers(
+        &mut group,
+        "unknown_prefix",
+        &auth,
+        &unknown,
+        Err(AuthErrorKind::InvalidCredentials),
+    );
+
+    // Stored prefixes with the last secret digit changed.
+    let wrong: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let mut text = k.expose_secret().to_owned();
+            let last = if text.ends_with('a') { "b" } else { "a" };
+            text.replace_range(text.len() - 1.., last);
+            bearer(&text)
+        })
+        .collect();
+    bench_headers(
+        &mut group,
+        "wrong_secret",
+        &auth,
+        &wrong,
+        Err(AuthErrorKind::InvalidCredentials),
+    );
+
+    group.finish();
+}
+
+fn mint(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mint");
+    group.bench_function("generate", |b| {
+        b.iter(|| ApiKey::generate(black_box(KeyMode::Live)).expect("mint"))
+    });
+    group.bench_function("generate_and_record", |b| {
+        b.iter(|| {
+            let key = ApiKey::generate(black_box(KeyMode::Live)).expect("mint");
+            let record = KeyRecord::builder(&key, "acct_42").build();
+            (key, record)
+        })
+    });
+    group.finish();
+}
+
+fn hash(c: &mut Criterion) {
+    let key = ApiKey::generate(KeyMode::Live).expect("mint");
+    let text = key.expose_secret();
+    assert_eq!(text.len(), 72);
+    let mut group = c.benchmark_group("hash");
+    group.bench_function("key_hash_72_chars", |b| {
+        b.iter(|| KeyHash::of(black_box(text)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify, mint, hash);
+criterion_main!(benches);

@@ -1,0 +1,193 @@
+//! Shared helpers: a real axum `Router` behind the layer, keys in an in-memory store,
+//! and a counter that proves whether the inner handler ran.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+use axum::{
+    body::Body,
+    routing::{get, post},
+    Json, Router,
+};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use tower_api_key::{
+    error::Envelope,
+    store::{InsertRule, KeyStore},
+    ApiKey, ApiKeyLayer, Authenticator, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
+    RequireScopeLayer,
+};
+
+/// The generic 401 body: unknown prefix, wrong secret, malformed and missing.
+pub const INVALID_BODY: &str = r#"{"error":{"code":"unauthorized","message":"Missing or invalid authentication credentials."}}"#;
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: InMemoryKeyStore,
+    /// `demo`, scopes `account:read` + `signals:write`.
+    pub full: ApiKey,
+    /// `acme`, scope `account:read`.
+    pub read_only: ApiKey,
+    pub calls: Arc<AtomicUsize>,
+}
+
+pub async fn insert(store: &InMemoryKeyStore, record: KeyRecord) {
+    store
+        .insert(record, InsertRule::Unconditional)
+        .await
+        .expect("insert");
+}
+
+pub async fn mint(store: &InMemoryKeyStore, owner: &str, scopes: &[&str]) -> ApiKey {
+    let key = ApiKey::generate(KeyMode::Live).expect("mint");
+    let record = KeyRecord::builder(&key, owner)
+        .scopes(scopes.iter().copied())
+        .build();
+    insert(store, record).await;
+    key
+}
+
+/// Routes: `GET /api/account` (any key), `POST /api/signals` (`signals:write`), both
+/// counting their calls, behind an `ApiKeyLayer` built from `auth`.
+pub fn router(auth: Authenticator, calls: Arc<AtomicUsize>) -> Router {
+    let account_calls = calls.clone();
+    let signal_calls = calls;
+    Router::new()
+        .route(
+            "/api/account",
+            get(move |p: Principal| async move {
+                account_calls.fetch_add(1, Ordering::SeqCst);
+                Json(json!({
+                    "account": p.owner(),
+                    "prefix": p.prefix(),
+                    "key_id": p.key_id(),
+                    "mode": p.mode(),
+                    "scopes": p.scopes(),
+                }))
+            }),
+        )
+        .route(
+            "/api/signals",
+            post(move |p: Principal| async move {
+                signal_calls.fetch_add(1, Ordering::SeqCst);
+                (StatusCode::CREATED, p.owner().to_owned())
+            })
+            .layer(RequireScopeLayer::new("signals:write")),
+        )
+        .layer(ApiKeyLayer::new(auth))
+}
+
+pub async fn app() -> TestApp {
+    let store = InMemoryKeyStore::new();
+    app_with(store.clone(), Authenticator::new(store)).await
+}
+
+pub async fn app_with(store: InMemoryKeyStore, auth: Authenticator) -> TestApp {
+    let full = mint(&store, "demo", &["account:read", "signals:write"]).await;
+    let read_only = mint(&store, "acme", &["account:read"]).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    TestApp {
+        router: router(auth, calls.clone()),
+        store,
+        full,
+        read_only,
+        calls,
+    }
+}
+
+impl TestApp {
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// `GET /api/account` with exactly these raw header values.
+    pub async fn get_with(&self, headers: &[(&str, &[u8])]) -> Reply {
+        let mut request = Request::get("/api/account");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::empty()).expect("request"))
+            .await
+    }
+
+    /// `GET /api/account` with `Authorization: Bearer <key text>`.
+    pub async fn get_bearer(&self, key: &str) -> Reply {
+        let value = format!("Bearer {key}");
+        self.get_with(&[("authorization", value.as_bytes())]).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        Reply::read(response).await
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub async fn read<B>(response: Response<B>) -> Self
+    where
+        B: http_body::Body,
+        B::Error: std::fmt::Debug,
+    {
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8(bytes.to_vec()).expect("utf-8 body"),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("json body")
+    }
+
+    pub fn envelope(&self) -> Envelope {
+        serde_json::from_str(&self.body).expect("envelope body")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .expect("ascii header")
+    }
+
+    /// A 401 `unauthorized` envelope with the envelope's fixed headers.
+    #[track_caller]
+    pub fn assert_unauthorized(&self, challenge: &str) {
+        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{self:?}");
+        assert_eq!(
+            self.envelope().error.code,
+            tower_api_key::ErrorCode::Unauthorized
+        );
+        assert_eq!(self.header("www-authenticate"), challenge);
+        assert_eq!(self.header("content-type"), "application/json");
+        assert_eq!(self.header("cache-control"), "no-store");
+    }
+
+    /// 401 with `error="invalid_token"` and the generic body.
+    #[track_caller]
+    pub fn assert_invalid_token(&self) {
+        self.assert_unauthorized(r#"Bearer realm="api", error="invalid_token""#);
+        assert_eq!(self.body, INVALID_BODY);
+    }
+}

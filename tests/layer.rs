@@ -1,0 +1,539 @@
+//! The layer around real axum routers and plain tower services: principal, scopes,
+//! lifecycle, store failures, configuration and tower's readiness contract.
+
+mod common;
+
+use std::{
+    convert::Infallible,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::{Duration, SystemTime},
+};
+
+use axum::{body::Body, routing::get, Router};
+use bytes::Bytes;
+use common::{app, app_with, insert, Reply, INVALID_BODY};
+use http::{HeaderName, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_api_key::{
+    error::AuthErrorKind,
+    key::{KeyFormat, KeyPrefix},
+    store::{InsertRule, KeyId, KeyStore, StoreError},
+    ApiKey, ApiKeyLayer, Authenticator, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
+    RequireScopeLayer,
+};
+
+fn post_signal(key: Option<&str>) -> Request<Body> {
+    let mut request = Request::post("/api/signals");
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn scope_required_by_route_layer() {
+    let app = app().await;
+    let reply = app.send(post_signal(Some(app.full.expose_secret()))).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body, "demo");
+
+    let reply = app
+        .send(post_signal(Some(app.read_only.expose_secret())))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.envelope().error.code,
+        tower_api_key::ErrorCode::Forbidden
+    );
+    assert_eq!(
+        reply.header("www-authenticate"),
+        r#"Bearer realm="api", error="insufficient_scope", scope="signals:write""#
+    );
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(
+        app.calls(),
+        1,
+        "the read-only call never reached the handler"
+    );
+}
+
+#[tokio::test]
+async fn authentication_comes_before_authorization() {
+    let app = app().await;
+    let reply = app.send(post_signal(None)).await;
+    reply.assert_unauthorized(r#"Bearer realm="api""#);
+    let reply = app
+        .send(post_signal(Some(&format!("pk_live_{}", "0".repeat(64)))))
+        .await;
+    reply.assert_invalid_token();
+    assert_eq!(app.calls(), 0);
+}
+
+#[tokio::test]
+async fn scope_layer_without_api_key_layer_refuses_with_401() {
+    let router: Router = Router::new()
+        .route("/x", get(|| async { "secret" }))
+        .route_layer(RequireScopeLayer::new("admin"));
+    let reply = Reply::read(
+        router
+            .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply.assert_unauthorized(r#"Bearer realm="api""#);
+}
+
+#[tokio::test]
+#[should_panic(expected = "not a valid RFC 6749 scope")]
+async fn invalid_scope_is_a_configuration_error() {
+    let _ = RequireScopeLayer::new("bad \"scope\"");
+}
+
+#[tokio::test]
+async fn handler_can_require_a_scope_itself() {
+    let store = InMemoryKeyStore::new();
+    let key = common::mint(&store, "acme", &["leads:read"]).await;
+    let router: Router = Router::new()
+        .route(
+            "/leads",
+            get(|p: Principal| async move {
+                p.require_scope("leads:write")?;
+                Ok::<_, tower_api_key::AuthError>("written")
+            }),
+        )
+        .layer(ApiKeyLayer::new(
+            Authenticator::builder(store).realm("leads").build(),
+        ));
+    let request = Request::get("/leads")
+        .header("authorization", format!("Bearer {}", key.expose_secret()))
+        .body(Body::empty())
+        .unwrap();
+    let reply = Reply::read(router.oneshot(request).await.unwrap()).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        r#"Bearer realm="leads", error="insufficient_scope", scope="leads:write""#
+    );
+}
+
+#[tokio::test]
+async fn revoked_keys_are_refused_at_once() {
+    let app = app().await;
+    assert_eq!(
+        app.get_bearer(app.full.expose_secret()).await.status,
+        StatusCode::OK
+    );
+    let record = app
+        .store
+        .find_by_prefix(&app.full.prefix())
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .revoke(&record.id, SystemTime::now())
+        .await
+        .unwrap();
+
+    let reply = app.get_bearer(app.full.expose_secret()).await;
+    reply.assert_unauthorized(r#"Bearer realm="api", error="invalid_token""#);
+    assert_eq!(
+        reply.envelope().error.message,
+        "This API key has been revoked."
+    );
+    assert_eq!(app.calls(), 1);
+    // Other keys are unaffected.
+    assert_eq!(
+        app.get_bearer(app.read_only.expose_secret()).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn scheduled_revocation_takes_effect_at_its_time() {
+    let app = app().await;
+    let record = app
+        .store
+        .find_by_prefix(&app.full.prefix())
+        .await
+        .unwrap()
+        .unwrap();
+    let at = SystemTime::now() + Duration::from_millis(300);
+    app.store.revoke(&record.id, at).await.unwrap();
+    assert_eq!(
+        app.get_bearer(app.full.expose_secret()).await.status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        app.get_bearer(app.full.expose_secret()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn expired_keys_are_refused() {
+    let app = app().await;
+    let key = ApiKey::generate(KeyMode::Live).unwrap();
+    let past = SystemTime::now() - Duration::from_secs(1);
+    insert(
+        &app.store,
+        KeyRecord::builder(&key, "x").expires_at(past).build(),
+    )
+    .await;
+    let reply = app.get_bearer(key.expose_secret()).await;
+    reply.assert_unauthorized(r#"Bearer realm="api", error="invalid_token""#);
+    assert_eq!(reply.envelope().error.message, "This API key has expired.");
+    assert_eq!(app.calls(), 0);
+
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    let key = ApiKey::generate(KeyMode::Live).unwrap();
+    insert(
+        &app.store,
+        KeyRecord::builder(&key, "x").expires_at(future).build(),
+    )
+    .await;
+    assert_eq!(
+        app.get_bearer(key.expose_secret()).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn test_mode_keys_carry_their_mode() {
+    let app = app().await;
+    let key = ApiKey::generate(KeyMode::Test).unwrap();
+    insert(&app.store, KeyRecord::builder(&key, "sandbox").build()).await;
+    let reply = app.get_bearer(key.expose_secret()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["mode"], "test");
+}
+
+#[tokio::test]
+async fn last_use_is_recorded_and_coalesced() {
+    let app = app().await;
+    let before = SystemTime::now();
+    app.get_bearer(app.full.expose_secret()).await;
+    let first = app
+        .store
+        .find_by_prefix(&app.full.prefix())
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = first.last_used_at.expect("last use noted");
+    assert!(seen >= before);
+    // Within the interval (60 s by default) no further write happens.
+    app.get_bearer(app.full.expose_secret()).await;
+    let second = app
+        .store
+        .find_by_prefix(&app.full.prefix())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.last_used_at, Some(seen));
+}
+
+/// A store that is down.
+struct DownStore;
+
+#[async_trait::async_trait]
+impl KeyStore for DownStore {
+    async fn find_by_prefix(&self, _: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        Err(StoreError::backend("connection refused"))
+    }
+    async fn insert(&self, _: KeyRecord, _: InsertRule) -> Result<(), StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn revoke(&self, _: &KeyId, _: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn list_by_owner(&self, _: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn record_last_use(&self, _: &KeyId, _: SystemTime) -> Result<(), StoreError> {
+        Err(StoreError::Timeout)
+    }
+}
+
+#[tokio::test]
+async fn failing_store_fails_closed_with_503() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let auth = Authenticator::builder(DownStore)
+        .retry_after(Duration::from_secs(5))
+        .build();
+    let router = common::router(auth.clone(), calls.clone());
+    let key = ApiKey::generate(KeyMode::Live).unwrap();
+    let request = Request::get("/api/account")
+        .header("authorization", format!("Bearer {}", key.expose_secret()))
+        .body(Body::empty())
+        .unwrap();
+    let reply = Reply::read(router.oneshot(request).await.unwrap()).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        reply.envelope().error.code,
+        tower_api_key::ErrorCode::InternalError
+    );
+    assert_eq!(reply.header("retry-after"), "5");
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert!(reply.headers.get("www-authenticate").is_none());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // The cause is there for the operator's logs, and holds nothing secret.
+    let err = auth
+        .authenticate_key(key.expose_secret())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), AuthErrorKind::StoreUnavailable);
+    let cause = std::error::Error::source(&err)
+        .expect("store error kept")
+        .to_string();
+    assert_eq!(cause, "the key store failed");
+    assert!(!format!("{err:?}").contains(&key.expose_secret()[24..]));
+}
+
+#[tokio::test]
+async fn customised_realm_messages_header_and_namespace() {
+    let store = InMemoryKeyStore::new();
+    let format = KeyFormat::new("acme").unwrap();
+    let key = ApiKey::generate_in(&format, KeyMode::Live).unwrap();
+    insert(&store, KeyRecord::builder(&key, "o").build()).await;
+    let auth = Authenticator::builder(store.clone())
+        .realm("acme api")
+        .key_format(format)
+        .also_accept_header(HeaderName::from_static("x-api-key"))
+        .message(AuthErrorKind::MissingCredentials, "Send your key.")
+        .build();
+    let app = app_with(store, auth).await;
+
+    let reply = app.get_with(&[]).await;
+    reply.assert_unauthorized(r#"Bearer realm="acme api""#);
+    assert_eq!(
+        reply.body,
+        r#"{"error":{"code":"unauthorized","message":"Send your key."}}"#
+    );
+
+    let reply = app
+        .get_with(&[("x-api-key", key.expose_secret().as_bytes())])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["prefix"].as_str().unwrap().len(), 26);
+    assert_eq!(
+        app.get_bearer(key.expose_secret()).await.status,
+        StatusCode::OK
+    );
+    // `pk_` keys are not this service's format.
+    let reply = app.get_bearer(app.full.expose_secret()).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn extra_header_is_off_by_default() {
+    let app = app().await;
+    let reply = app
+        .get_with(&[("x-api-key", app.full.expose_secret().as_bytes())])
+        .await;
+    reply.assert_unauthorized(r#"Bearer realm="api""#);
+    assert_eq!(reply.body, INVALID_BODY);
+}
+
+#[tokio::test]
+async fn route_layer_guards_only_matched_routes() {
+    let store = InMemoryKeyStore::new();
+    let key = common::mint(&store, "o", &[]).await;
+    let router: Router = Router::new()
+        .route("/api/thing", get(|| async { "thing" }))
+        .route_layer(ApiKeyLayer::new(store))
+        .route("/health", get(|| async { "ok" }));
+    let get = |uri: &str, key: Option<&str>| {
+        let mut r = Request::get(uri);
+        if let Some(key) = key {
+            r = r.header("authorization", format!("Bearer {key}"));
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let status = |r: Response<Body>| r.status();
+    assert_eq!(
+        status(router.clone().oneshot(get("/health", None)).await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(router.clone().oneshot(get("/nope", None)).await.unwrap()),
+        404
+    );
+    assert_eq!(
+        status(
+            router
+                .clone()
+                .oneshot(get("/api/thing", None))
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    let ok = router
+        .oneshot(get("/api/thing", Some(key.expose_secret())))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn plain_tower_service_fn_without_axum() {
+    let store = InMemoryKeyStore::new();
+    let key = common::mint(&store, "hyper-user", &[]).await;
+    let service = ServiceBuilder::new()
+        .layer(ApiKeyLayer::new(store))
+        .service_fn(|req: Request<Full<Bytes>>| async move {
+            let owner = req
+                .extensions()
+                .get::<Principal>()
+                .unwrap()
+                .owner()
+                .to_owned();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(owner))))
+        });
+    let request = Request::get("/")
+        .header("authorization", format!("Bearer {}", key.expose_secret()))
+        .body(Full::default())
+        .unwrap();
+    let reply = Reply::read(service.clone().oneshot(request).await.unwrap()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "hyper-user");
+    let reply = Reply::read(
+        service
+            .oneshot(Request::new(Full::default()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.body, INVALID_BODY);
+}
+
+/// An inner service whose readiness belongs to each instance, like a buffer slot or a
+/// connection: a clone starts unready, and calling an instance that was not driven to
+/// readiness is a bug the test detects.
+#[derive(Default)]
+struct Picky {
+    ready: bool,
+    misuse: Arc<AtomicBool>,
+}
+
+impl Clone for Picky {
+    fn clone(&self) -> Self {
+        Picky {
+            ready: false,
+            misuse: self.misuse.clone(),
+        }
+    }
+}
+
+impl Service<Request<Body>> for Picky {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.ready = true;
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Body>) -> Self::Future {
+        if !std::mem::take(&mut self.ready) {
+            self.misuse.store(true, Ordering::SeqCst);
+        }
+        std::future::ready(Ok(Response::new(Body::from("ok"))))
+    }
+}
+
+#[tokio::test]
+async fn the_service_made_ready_is_the_one_called() {
+    let store = InMemoryKeyStore::new();
+    let key = common::mint(&store, "o", &[]).await;
+    let picky = Picky::default();
+    let misuse = picky.misuse.clone();
+    let mut service = tower::Layer::layer(&ApiKeyLayer::new(store), picky);
+    for _ in 0..3 {
+        let request = Request::get("/")
+            .header("authorization", format!("Bearer {}", key.expose_secret()))
+            .body(Body::empty())
+            .unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert!(
+        !misuse.load(Ordering::SeqCst),
+        "an instance that was never ready got called"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_each_get_their_own_principal() {
+    let store = InMemoryKeyStore::new();
+    let mut keys = Vec::new();
+    for i in 0..50 {
+        keys.push((
+            format!("owner-{i}"),
+            common::mint(&store, &format!("owner-{i}"), &[]).await,
+        ));
+    }
+    let router: Router = Router::new()
+        .route(
+            "/me",
+            get(|p: Principal| async move { p.owner().to_owned() }),
+        )
+        .layer(ApiKeyLayer::new(store));
+    let mut tasks = Vec::new();
+    for round in 0..4 {
+        for (owner, key) in &keys {
+            let router = router.clone();
+            let owner = owner.clone();
+            let secret = key.expose_secret().to_owned();
+            tasks.push(tokio::spawn(async move {
+                let request = Request::get("/me")
+                    .header("authorization", format!("Bearer {secret}"))
+                    .body(Body::empty())
+                    .unwrap();
+                let reply = Reply::read(router.oneshot(request).await.unwrap()).await;
+                assert_eq!(reply.status, 200, "round {round}");
+                assert_eq!(reply.body, owner);
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn debug_output_never_holds_a_secret() {
+    let app = app().await;
+    let secret = &app.full.expose_secret()[24..];
+    let record = app
+        .store
+        .find_by_prefix(&app.full.prefix())
+        .await
+        .unwrap()
+        .unwrap();
+    let auth = Authenticator::new(app.store.clone());
+    let principal = auth
+        .authenticate_key(app.full.expose_secret())
+        .await
+        .unwrap();
+    for text in [
+        format!("{:?}", app.full),
+        format!("{record:?}"),
+        format!("{principal:?}"),
+        format!("{auth:?}"),
+        format!("{:?}", app.store),
+    ] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    assert_eq!(principal.owner(), "demo");
+    assert_eq!(principal.key_id(), &record.id);
+}
