@@ -59,7 +59,9 @@ mod tests {
 
     use super::*;
 
-    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+    type Headers<'a> = &'a [(&'a str, &'a [u8])];
+
+    fn headers(pairs: Headers<'_>) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.append(
@@ -73,7 +75,7 @@ mod tests {
     #[test]
     fn bearer_rules() {
         let x = HeaderName::from_static("x-api-key");
-        let cases: &[(&[(&str, &[u8])], Credential<'_>)] = &[
+        let cases: &[(Headers<'_>, Credential<'_>)] = &[
             (&[], Credential::Missing),
             (
                 &[("authorization", b"Bearer abc")],
