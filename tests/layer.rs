@@ -537,3 +537,44 @@ async fn debug_output_never_holds_a_secret() {
     assert_eq!(principal.owner(), "demo");
     assert_eq!(principal.key_id(), &record.id);
 }
+
+#[tokio::test]
+async fn wraps_a_whole_router_as_a_tower_service() {
+    let store = InMemoryKeyStore::new();
+    let key = common::mint(&store, "o", &[]).await;
+    let router: Router = Router::new().route("/a", get(|| async { "a" }));
+    let service = ServiceBuilder::new()
+        .layer(ApiKeyLayer::new(store))
+        .service(router);
+    // Unmatched routes are guarded too: the layer sits outside the router.
+    let anonymous = Request::get("/nope").body(Body::empty()).unwrap();
+    assert_eq!(
+        service.clone().oneshot(anonymous).await.unwrap().status(),
+        401
+    );
+    let request = Request::get("/a")
+        .header("authorization", format!("Bearer {}", key.expose_secret()))
+        .body(Body::empty())
+        .unwrap();
+    let reply = Reply::read(service.oneshot(request).await.unwrap()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "a");
+}
+
+#[tokio::test]
+async fn optional_principal_outside_the_layer() {
+    let router: Router = Router::new().route(
+        "/maybe",
+        get(|p: Option<Principal>| async move {
+            p.map_or("anonymous".to_owned(), |p| p.owner().to_owned())
+        }),
+    );
+    let reply = Reply::read(
+        router
+            .oneshot(Request::get("/maybe").body(Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.body, "anonymous");
+}

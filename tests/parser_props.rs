@@ -7,9 +7,7 @@ use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
-use tower_api_key::{
-    key::KeyFormat, ApiKey, Authenticator, InMemoryKeyStore, KeyMode, KeyRecord,
-};
+use tower_api_key::{key::KeyFormat, ApiKey, Authenticator, InMemoryKeyStore, KeyMode, KeyRecord};
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
@@ -20,7 +18,9 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let store = InMemoryKeyStore::new();
         let keys = rt.block_on(async {
             let mut keys = Vec::new();
@@ -55,13 +55,13 @@ fn verify(value: &[u8]) -> Option<Result<String, ()>> {
 
 fn accepted_exactly(value: &[u8]) -> bool {
     let f = fixture();
-    f.keys
-        .iter()
-        .any(|k| value.len() > 7 && value[..6].eq_ignore_ascii_case(b"bearer") && {
+    f.keys.iter().any(|k| {
+        value.len() > 7 && value[..6].eq_ignore_ascii_case(b"bearer") && {
             let rest = &value[6..];
             let token = rest.trim_ascii_start();
             rest.first() == Some(&b' ') && token == k.as_bytes() && !rest.contains(&b'\t')
-        })
+        }
+    })
 }
 
 proptest! {

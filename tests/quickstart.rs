@@ -57,7 +57,11 @@ async fn start() -> Quickstart {
     let (mut full, mut read_only, mut base) = (None, None, None);
     let read = async {
         while let Some(line) = lines.next_line().await.expect("read stdout") {
-            let last = line.split_whitespace().last().unwrap_or_default().to_owned();
+            let last = line
+                .split_whitespace()
+                .last()
+                .unwrap_or_default()
+                .to_owned();
             if line.contains("full access") {
                 full = Some(last);
             } else if line.contains("read only") {
@@ -124,7 +128,10 @@ async fn quickstart_over_real_http() {
 
     let anonymous = qs.send(Method::GET, "/api/account", None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(anonymous.headers["www-authenticate"], r#"Bearer realm="api""#);
+    assert_eq!(
+        anonymous.headers["www-authenticate"],
+        r#"Bearer realm="api""#
+    );
     assert_eq!(anonymous.headers["content-type"], "application/json");
     assert_eq!(anonymous.headers["cache-control"], "no-store");
     assert_eq!(
@@ -132,19 +139,25 @@ async fn quickstart_over_real_http() {
         r#"{"error":{"code":"unauthorized","message":"Missing or invalid authentication credentials."}}"#
     );
 
-    let account = qs.send(Method::GET, "/api/account", Some(&bearer(&qs.full))).await;
+    let account = qs
+        .send(Method::GET, "/api/account", Some(&bearer(&qs.full)))
+        .await;
     assert_eq!(account.status, StatusCode::OK);
     let json: Value = serde_json::from_str(&account.body).expect("json");
     assert_eq!(json["account"], "demo");
     assert_eq!(json["key"]["prefix"], qs.full[..24]);
     assert!(!account.body.contains(&qs.full[24..]), "secret in the body");
 
-    let other = qs.send(Method::GET, "/api/account", Some(&bearer(&qs.read_only))).await;
+    let other = qs
+        .send(Method::GET, "/api/account", Some(&bearer(&qs.read_only)))
+        .await;
     assert_eq!(other.status, StatusCode::OK);
     let json: Value = serde_json::from_str(&other.body).expect("json");
     assert_ne!(json["account"], "demo");
 
-    let denied = qs.send(Method::POST, "/api/signals", Some(&bearer(&qs.read_only))).await;
+    let denied = qs
+        .send(Method::POST, "/api/signals", Some(&bearer(&qs.read_only)))
+        .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert!(denied.body.contains(r#""code":"forbidden""#));
     assert_eq!(
@@ -152,7 +165,9 @@ async fn quickstart_over_real_http() {
         r#"Bearer realm="api", error="insufficient_scope", scope="signals:write""#
     );
 
-    let created = qs.send(Method::POST, "/api/signals", Some(&bearer(&qs.full))).await;
+    let created = qs
+        .send(Method::POST, "/api/signals", Some(&bearer(&qs.full)))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
 
     let no_key = qs.send(Method::POST, "/api/signals", None).await;
@@ -160,7 +175,9 @@ async fn quickstart_over_real_http() {
 
     let flipped = if qs.full.ends_with('0') { '1' } else { '0' };
     let wrong = format!("{}{flipped}", &qs.full[..71]);
-    let wrong = qs.send(Method::GET, "/api/account", Some(&bearer(&wrong))).await;
+    let wrong = qs
+        .send(Method::GET, "/api/account", Some(&bearer(&wrong)))
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body, anonymous.body);
 
@@ -168,7 +185,13 @@ async fn quickstart_over_real_http() {
     let huge = qs.send(Method::GET, "/api/account", Some(&huge)).await;
     assert!(huge.status.is_client_error(), "{}", huge.status);
     let health = qs.send(Method::GET, "/health", None).await;
-    assert_eq!(health.status, StatusCode::OK, "still serving after a huge header");
-    let again = qs.send(Method::GET, "/api/account", Some(&bearer(&qs.full))).await;
+    assert_eq!(
+        health.status,
+        StatusCode::OK,
+        "still serving after a huge header"
+    );
+    let again = qs
+        .send(Method::GET, "/api/account", Some(&bearer(&qs.full)))
+        .await;
     assert_eq!(again.status, StatusCode::OK);
 }
