@@ -15,8 +15,8 @@ use std::{
 
 use axum::{body::Body, routing::get, Router};
 use bytes::Bytes;
-use common::{app, app_with, insert, Reply, INVALID_BODY};
-use http::{HeaderName, Request, Response, StatusCode};
+use common::{app, app_with, insert, request, Reply, INVALID_BODY};
+use http::{HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_key::{
@@ -28,11 +28,7 @@ use tower_api_key::{
 };
 
 fn post_signal(key: Option<&str>) -> Request<Body> {
-    let mut request = Request::post("/api/signals");
-    if let Some(key) = key {
-        request = request.header("authorization", format!("Bearer {key}"));
-    }
-    request.body(Body::empty()).unwrap()
+    request(Method::POST, "/api/signals", key)
 }
 
 #[tokio::test]
@@ -81,7 +77,7 @@ async fn scope_layer_without_api_key_layer_refuses_with_401() {
         .route_layer(RequireScopeLayer::new("admin"));
     let reply = Reply::read(
         router
-            .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+            .oneshot(request(Method::GET, "/x", None))
             .await
             .unwrap(),
     )
@@ -110,10 +106,7 @@ async fn handler_can_require_a_scope_itself() {
         .layer(ApiKeyLayer::new(
             Authenticator::builder(store).realm("leads").build(),
         ));
-    let request = Request::get("/leads")
-        .header("authorization", format!("Bearer {}", key.expose_secret()))
-        .body(Body::empty())
-        .unwrap();
+    let request = request(Method::GET, "/leads", Some(key.expose_secret()));
     let reply = Reply::read(router.oneshot(request).await.unwrap()).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     assert_eq!(
@@ -129,12 +122,7 @@ async fn revoked_keys_are_refused_at_once() {
         app.get_bearer(app.full.expose_secret()).await.status,
         StatusCode::OK
     );
-    let record = app
-        .store
-        .find_by_prefix(&app.full.prefix())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = app.record(&app.full).await;
     app.store
         .revoke(&record.id, SystemTime::now())
         .await
@@ -157,12 +145,7 @@ async fn revoked_keys_are_refused_at_once() {
 #[tokio::test]
 async fn scheduled_revocation_takes_effect_at_its_time() {
     let app = app().await;
-    let record = app
-        .store
-        .find_by_prefix(&app.full.prefix())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = app.record(&app.full).await;
     let at = SystemTime::now() + Duration::from_millis(300);
     app.store.revoke(&record.id, at).await.unwrap();
     assert_eq!(
@@ -219,22 +202,12 @@ async fn last_use_is_recorded_and_coalesced() {
     let app = app().await;
     let before = SystemTime::now();
     app.get_bearer(app.full.expose_secret()).await;
-    let first = app
-        .store
-        .find_by_prefix(&app.full.prefix())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = app.record(&app.full).await;
     let seen = first.last_used_at.expect("last use noted");
     assert!(seen >= before);
     // Within the interval (60 s by default) no further write happens.
     app.get_bearer(app.full.expose_secret()).await;
-    let second = app
-        .store
-        .find_by_prefix(&app.full.prefix())
-        .await
-        .unwrap()
-        .unwrap();
+    let second = app.record(&app.full).await;
     assert_eq!(second.last_used_at, Some(seen));
 }
 
@@ -268,10 +241,7 @@ async fn failing_store_fails_closed_with_503() {
         .build();
     let router = common::router(auth.clone(), calls.clone());
     let key = ApiKey::generate(KeyMode::Live).unwrap();
-    let request = Request::get("/api/account")
-        .header("authorization", format!("Bearer {}", key.expose_secret()))
-        .body(Body::empty())
-        .unwrap();
+    let request = request(Method::GET, "/api/account", Some(key.expose_secret()));
     let reply = Reply::read(router.oneshot(request).await.unwrap()).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -349,13 +319,7 @@ async fn route_layer_guards_only_matched_routes() {
         .route("/api/thing", get(|| async { "thing" }))
         .route_layer(ApiKeyLayer::new(store))
         .route("/health", get(|| async { "ok" }));
-    let get = |uri: &str, key: Option<&str>| {
-        let mut r = Request::get(uri);
-        if let Some(key) = key {
-            r = r.header("authorization", format!("Bearer {key}"));
-        }
-        r.body(Body::empty()).unwrap()
-    };
+    let get = |uri: &str, key: Option<&str>| request(Method::GET, uri, key);
     let status = |r: Response<Body>| r.status();
     assert_eq!(
         status(router.clone().oneshot(get("/health", None)).await.unwrap()),
@@ -459,10 +423,7 @@ async fn the_service_made_ready_is_the_one_called() {
     let misuse = picky.misuse.clone();
     let mut service = tower::Layer::layer(&ApiKeyLayer::new(store), picky);
     for _ in 0..3 {
-        let request = Request::get("/")
-            .header("authorization", format!("Bearer {}", key.expose_secret()))
-            .body(Body::empty())
-            .unwrap();
+        let request = request(Method::GET, "/", Some(key.expose_secret()));
         let response = service.ready().await.unwrap().call(request).await.unwrap();
         assert_eq!(response.status(), 200);
     }
@@ -495,10 +456,7 @@ async fn concurrent_requests_each_get_their_own_principal() {
             let owner = owner.clone();
             let secret = key.expose_secret().to_owned();
             tasks.push(tokio::spawn(async move {
-                let request = Request::get("/me")
-                    .header("authorization", format!("Bearer {secret}"))
-                    .body(Body::empty())
-                    .unwrap();
+                let request = request(Method::GET, "/me", Some(&secret));
                 let reply = Reply::read(router.oneshot(request).await.unwrap()).await;
                 assert_eq!(reply.status, 200, "round {round}");
                 assert_eq!(reply.body, owner);
@@ -514,12 +472,7 @@ async fn concurrent_requests_each_get_their_own_principal() {
 async fn debug_output_never_holds_a_secret() {
     let app = app().await;
     let secret = &app.full.expose_secret()[24..];
-    let record = app
-        .store
-        .find_by_prefix(&app.full.prefix())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = app.record(&app.full).await;
     let auth = Authenticator::new(app.store.clone());
     let principal = auth
         .authenticate_key(app.full.expose_secret())
@@ -547,15 +500,12 @@ async fn wraps_a_whole_router_as_a_tower_service() {
         .layer(ApiKeyLayer::new(store))
         .service(router);
     // Unmatched routes are guarded too: the layer sits outside the router.
-    let anonymous = Request::get("/nope").body(Body::empty()).unwrap();
+    let anonymous = request(Method::GET, "/nope", None);
     assert_eq!(
         service.clone().oneshot(anonymous).await.unwrap().status(),
         401
     );
-    let request = Request::get("/a")
-        .header("authorization", format!("Bearer {}", key.expose_secret()))
-        .body(Body::empty())
-        .unwrap();
+    let request = request(Method::GET, "/a", Some(key.expose_secret()));
     let reply = Reply::read(service.oneshot(request).await.unwrap()).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "a");
@@ -571,7 +521,7 @@ async fn optional_principal_outside_the_layer() {
     );
     let reply = Reply::read(
         router
-            .oneshot(Request::get("/maybe").body(Body::empty()).unwrap())
+            .oneshot(request(Method::GET, "/maybe", None))
             .await
             .unwrap(),
     )

@@ -12,7 +12,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -34,6 +34,15 @@ pub struct TestApp {
     /// `acme`, scope `account:read`.
     pub read_only: ApiKey,
     pub calls: Arc<AtomicUsize>,
+}
+
+/// A request with `Authorization: Bearer <key>` when a key is given.
+pub fn request(method: Method, uri: &str, key: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    request.body(Body::empty()).expect("request")
 }
 
 pub async fn insert(store: &InMemoryKeyStore, record: KeyRecord) {
@@ -101,6 +110,15 @@ pub async fn app_with(store: InMemoryKeyStore, auth: Authenticator) -> TestApp {
 }
 
 impl TestApp {
+    /// The stored record of one of this app's keys.
+    pub async fn record(&self, key: &ApiKey) -> Arc<KeyRecord> {
+        self.store
+            .find_by_prefix(&key.prefix())
+            .await
+            .expect("store")
+            .expect("record")
+    }
+
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
