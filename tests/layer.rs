@@ -15,7 +15,7 @@ use std::{
 
 use axum::{body::Body, routing::get, Router};
 use bytes::Bytes;
-use common::{app, app_with, insert, request, Reply, INVALID_BODY};
+use common::{app, app_with, insert, request, AsyncOnly, Reply, INVALID_BODY};
 use http::{HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -417,8 +417,10 @@ impl Service<Request<Body>> for Picky {
 
 #[tokio::test]
 async fn the_service_made_ready_is_the_one_called() {
-    let store = InMemoryKeyStore::new();
-    let key = common::mint(&store, "o", &[]).await;
+    // A store that makes the layer wait, so the inner service is called later, from
+    // the response future.
+    let store = AsyncOnly::default();
+    let key = common::mint(&store.0, "o", &[]).await;
     let picky = Picky::default();
     let misuse = picky.misuse.clone();
     let mut service = tower::Layer::layer(&ApiKeyLayer::new(store), picky);
@@ -527,4 +529,39 @@ async fn optional_principal_outside_the_layer() {
     )
     .await;
     assert_eq!(reply.body, "anonymous");
+}
+
+#[tokio::test]
+async fn a_store_that_makes_the_layer_wait_gives_the_same_answers() {
+    let store = AsyncOnly::default();
+    let app = app_with(store.0.clone(), Authenticator::new(store)).await;
+    let reply = app.get_bearer(app.full.expose_secret()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["account"], "demo");
+    assert!(app.record(&app.full).await.last_used_at.is_some());
+
+    let key = app.full.expose_secret();
+    let wrong = format!(
+        "{}{}",
+        &key[..71],
+        if key.ends_with('0') { '1' } else { '0' }
+    );
+    app.get_bearer(&wrong).await.assert_invalid_token();
+    app.get_bearer(&format!("pk_live_{}", "0".repeat(64)))
+        .await
+        .assert_invalid_token();
+
+    let reply = app
+        .send(post_signal(Some(app.read_only.expose_secret())))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    let id = app.record(&app.full).await.id.clone();
+    app.store.revoke(&id, SystemTime::now()).await.unwrap();
+    let reply = app.get_bearer(app.full.expose_secret()).await;
+    assert_eq!(
+        reply.envelope().error.message,
+        "This API key has been revoked."
+    );
+    assert_eq!(app.calls(), 1);
 }

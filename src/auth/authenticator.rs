@@ -5,13 +5,14 @@ use subtle::{Choice, ConstantTimeEq};
 
 use super::{
     credential::{extract, Credential},
+    future::VerifyFuture,
     Principal,
 };
 use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
     policy,
-    store::KeyStore,
+    store::{self, KeyRecord, KeyStore},
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -53,8 +54,28 @@ struct Config {
     last_use_interval: Duration,
 }
 
+/// How far [`Authenticator::start`] got without waiting.
+pub(crate) enum Started {
+    /// Verified: admit the request.
+    Verified(Principal),
+    /// Refused: answer with the error.
+    Refused(AuthError),
+    /// The store must be waited for.
+    Pending(VerifyFuture),
+}
+
+impl Started {
+    async fn finish(self) -> Result<Principal, AuthError> {
+        match self {
+            Started::Verified(principal) => Ok(principal),
+            Started::Refused(error) => Err(error),
+            Started::Pending(verify) => verify.await,
+        }
+    }
+}
+
 /// A well-formed key as presented: its prefix and digest, nothing secret.
-pub(crate) struct Presented {
+struct Presented {
     prefix: KeyPrefix,
     hash: KeyHash,
 }
@@ -80,18 +101,44 @@ impl Authenticator {
 
     /// Authenticates a request by its headers.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let presented = self.presented(headers)?;
-        self.verify(presented).await
+        self.start(headers).finish().await
     }
 
     /// Authenticates bare key text from somewhere other than HTTP headers.
     pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
-        let presented = self.check_shape(key.as_bytes())?;
-        self.verify(presented).await
+        match self.check_shape(key.as_bytes()) {
+            Ok(presented) => self.lookup(presented).finish().await,
+            Err(error) => Err(error),
+        }
     }
 
-    /// The synchronous half: read and shape-check the credential, hash it.
-    pub(crate) fn presented(&self, headers: &HeaderMap) -> Result<Presented, AuthError> {
+    /// Starts verifying a request: everything that needs no waiting happens here, and
+    /// with a store that answers at once (in memory, a cache hit) so does the rest.
+    pub(crate) fn start(&self, headers: &HeaderMap) -> Started {
+        match self.presented(headers) {
+            Ok(presented) => self.lookup(presented),
+            Err(error) => Started::Refused(error),
+        }
+    }
+
+    fn lookup(&self, presented: Presented) -> Started {
+        let Some(found) = self.config.store.find_by_prefix_now(&presented.prefix) else {
+            let auth = self.clone();
+            return Started::Pending(Box::pin(async move { auth.verify(presented).await }));
+        };
+        let now = SystemTime::now();
+        match self.check(&presented, found, now) {
+            Err(error) => Started::Refused(error),
+            Ok(record) if self.last_use_is_stale(&record, now) => {
+                let auth = self.clone();
+                Started::Pending(Box::pin(async move { Ok(auth.admit(record, now).await) }))
+            }
+            Ok(record) => Started::Verified(self.principal(record)),
+        }
+    }
+
+    /// Reads and shape-checks the credential, and hashes it. No I/O.
+    fn presented(&self, headers: &HeaderMap) -> Result<Presented, AuthError> {
         match extract(headers, self.config.extra_header.as_ref()) {
             Credential::Missing => Err(self.error(AuthErrorKind::MissingCredentials)),
             Credential::Malformed => Err(self.error(AuthErrorKind::InvalidCredentials)),
@@ -111,30 +158,50 @@ impl Authenticator {
         })
     }
 
-    /// The asynchronous half: one store lookup, constant-time check, policy.
-    pub(crate) async fn verify(&self, presented: Presented) -> Result<Principal, AuthError> {
-        let config = &self.config;
-        let found = config
-            .store
-            .find_by_prefix(&presented.prefix)
-            .await
-            .map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?;
+    /// The asynchronous path: one store lookup, then the same checks.
+    async fn verify(&self, presented: Presented) -> Result<Principal, AuthError> {
+        let found = self.config.store.find_by_prefix(&presented.prefix).await;
+        let now = SystemTime::now();
+        let record = self.check(&presented, found, now)?;
+        Ok(self.admit(record, now).await)
+    }
+
+    /// The store's answer, the constant-time comparison and the key's lifecycle.
+    fn check(
+        &self,
+        presented: &Presented,
+        found: store::Result<Option<Arc<KeyRecord>>>,
+        now: SystemTime,
+    ) -> Result<Arc<KeyRecord>, AuthError> {
+        let found =
+            found.map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?;
         let expected = found.as_deref().map_or(&DUMMY_HASH, |r| &r.hash);
         let matched = presented.hash.ct_eq(expected) & Choice::from(u8::from(found.is_some()));
         let record = match found {
             Some(record) if bool::from(matched) => record,
             _ => return Err(self.error(AuthErrorKind::InvalidCredentials)),
         };
-        let now = SystemTime::now();
         policy::check_lifecycle(&record, now).map_err(|kind| self.error(kind))?;
-        let stale = record.last_used_at.is_none_or(|seen| {
-            now.duration_since(seen).unwrap_or_default() >= config.last_use_interval
-        });
-        if stale {
+        Ok(record)
+    }
+
+    fn last_use_is_stale(&self, record: &KeyRecord, now: SystemTime) -> bool {
+        record.last_used_at.is_none_or(|seen| {
+            now.duration_since(seen).unwrap_or_default() >= self.config.last_use_interval
+        })
+    }
+
+    /// Notes the key's use when the stored time is stale, and admits it.
+    async fn admit(&self, record: Arc<KeyRecord>, now: SystemTime) -> Principal {
+        if self.last_use_is_stale(&record, now) {
             // Bookkeeping only: a failed write must not refuse a valid key.
-            let _ = config.store.record_last_use(&record.id, now).await;
+            let _ = self.config.store.record_last_use(&record.id, now).await;
         }
-        Ok(Principal::new(record, config.rejections.clone()))
+        self.principal(record)
+    }
+
+    fn principal(&self, record: Arc<KeyRecord>) -> Principal {
+        Principal::new(record, self.config.rejections.clone())
     }
 
     pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {

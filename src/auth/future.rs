@@ -38,8 +38,9 @@ pin_project! {
     {
         Verifying {
             verify: VerifyFuture,
-            // The ready inner service and the request, until verification succeeds.
-            pending: Option<(S, Request<B>)>,
+            // The ready inner service and the request, until verification succeeds;
+            // boxed so the future stays small on the common path, which never waits.
+            pending: Option<Box<(S, Request<B>)>>,
         },
         Inner {
             #[pin]
@@ -56,7 +57,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
         ResponseFuture {
             state: State::Verifying {
                 verify,
-                pending: Some((service, request)),
+                pending: Some(Box::new((service, request))),
             },
         }
     }
@@ -86,9 +87,10 @@ where
             match this.state.as_mut().project() {
                 StateProj::Verifying { verify, pending } => {
                     let outcome = ready!(verify.as_mut().poll(cx));
-                    let Some((mut service, mut request)) = pending.take() else {
+                    let Some(pair) = pending.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
+                    let (mut service, mut request) = *pair;
                     match outcome {
                         Ok(principal) => {
                             request.extensions_mut().insert(principal);

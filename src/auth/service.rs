@@ -3,7 +3,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower::Service;
 
-use super::{ApiKeyLayer, Authenticator, ResponseBody, ResponseFuture};
+use super::{authenticator::Started, ApiKeyLayer, Authenticator, ResponseBody, ResponseFuture};
 
 /// Middleware that admits only requests carrying a valid API key; see
 /// [`ApiKeyLayer`].
@@ -58,17 +58,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let presented = match self.auth.presented(request.headers()) {
-            Ok(presented) => presented,
-            Err(error) => return ResponseFuture::refused(error),
-        };
-        // The service that was driven to readiness is the one that will be called;
-        // the clone stays behind for the next `poll_ready`.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        let auth = self.auth.clone();
-        let verify = Box::pin(async move { auth.verify(presented).await });
-        ResponseFuture::verifying(verify, ready, request)
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        match self.auth.start(request.headers()) {
+            Started::Verified(principal) => {
+                request.extensions_mut().insert(principal);
+                ResponseFuture::inner(self.inner.call(request))
+            }
+            Started::Refused(error) => ResponseFuture::refused(error),
+            Started::Pending(verify) => {
+                // The inner service will be called later, from the future: take the one
+                // that was driven to readiness and leave a clone for the next
+                // `poll_ready`.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::verifying(verify, ready, request)
+            }
+        }
     }
 }

@@ -60,6 +60,10 @@ impl InMemoryKeyStore {
         self.len() == 0
     }
 
+    fn lookup(&self, prefix: &KeyPrefix) -> Option<Arc<KeyRecord>> {
+        self.read().by_prefix.get(prefix).cloned()
+    }
+
     // No code path panics while holding the lock, so poisoning cannot leave the maps
     // half-updated; recovering the guard is safe.
     fn read(&self) -> RwLockReadGuard<'_, Maps> {
@@ -94,7 +98,11 @@ impl std::fmt::Debug for InMemoryKeyStore {
 #[async_trait::async_trait]
 impl KeyStore for InMemoryKeyStore {
     async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
-        Ok(self.read().by_prefix.get(prefix).cloned())
+        Ok(self.lookup(prefix))
+    }
+
+    fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
+        Some(Ok(self.lookup(prefix)))
     }
 
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {

@@ -96,6 +96,16 @@ pub trait KeyStore: Send + Sync + 'static {
     /// no such record exists.
     async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>>;
 
+    /// The same answer as [`find_by_prefix`](Self::find_by_prefix), given at once
+    /// without waiting, by stores that hold records in memory (the in-memory store, a
+    /// cache on a hit). The layer asks this first and, when it answers, verifies the
+    /// request without allocating a future. `None` — the default — means "ask
+    /// `find_by_prefix`"; never block here.
+    fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
+        let _ = prefix;
+        None
+    }
+
     /// Stores a new record, checking `rule` atomically with the write.
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()>;
 
@@ -115,6 +125,10 @@ pub trait KeyStore: Send + Sync + 'static {
 impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
     async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
         (**self).find_by_prefix(prefix).await
+    }
+
+    fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
+        (**self).find_by_prefix_now(prefix)
     }
 
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {

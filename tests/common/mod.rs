@@ -209,3 +209,50 @@ impl Reply {
         assert_eq!(self.body, INVALID_BODY);
     }
 }
+
+/// A store that answers only asynchronously, after yielding once, as a database
+/// would: it exercises the layer's waiting path (the in-memory store answers at once).
+#[derive(Clone, Default)]
+pub struct AsyncOnly(pub InMemoryKeyStore);
+
+#[async_trait::async_trait]
+impl KeyStore for AsyncOnly {
+    async fn find_by_prefix(
+        &self,
+        prefix: &tower_api_key::key::KeyPrefix,
+    ) -> Result<Option<Arc<KeyRecord>>, tower_api_key::store::StoreError> {
+        tokio::task::yield_now().await;
+        self.0.find_by_prefix(prefix).await
+    }
+
+    async fn insert(
+        &self,
+        record: KeyRecord,
+        rule: InsertRule,
+    ) -> Result<(), tower_api_key::store::StoreError> {
+        self.0.insert(record, rule).await
+    }
+
+    async fn revoke(
+        &self,
+        id: &tower_api_key::store::KeyId,
+        at: std::time::SystemTime,
+    ) -> Result<Option<KeyRecord>, tower_api_key::store::StoreError> {
+        self.0.revoke(id, at).await
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<KeyRecord>, tower_api_key::store::StoreError> {
+        self.0.list_by_owner(owner).await
+    }
+
+    async fn record_last_use(
+        &self,
+        id: &tower_api_key::store::KeyId,
+        at: std::time::SystemTime,
+    ) -> Result<(), tower_api_key::store::StoreError> {
+        self.0.record_last_use(id, at).await
+    }
+}
