@@ -20,13 +20,11 @@
 //! cargo bench --bench layer
 //! ```
 
-use std::{
-    future::Future,
-    hint::black_box,
-    pin::pin,
-    sync::{Once, OnceLock},
-    task::{Context, Poll, Waker},
-};
+mod common;
+
+use std::hint::black_box;
+
+use common::block_on;
 
 use axum::{body::Body, routing::get, Router};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -39,34 +37,6 @@ use tower_api_key::{
 };
 
 const PATH: &str = "/api/account";
-
-/// Runs a future that is expected to complete on its first poll (a synchronous handler
-/// over the in-memory store never waits). Should one ever pend, it is finished on a
-/// current-thread tokio runtime instead, with a warning, rather than spinning.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => {
-            static WARN: Once = Once::new();
-            WARN.call_once(|| {
-                eprintln!("warning: a benchmarked future pended; falling back to a tokio runtime")
-            });
-            static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-            RUNTIME
-                .get_or_init(|| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("tokio runtime")
-                })
-                .block_on(future)
-        }
-    }
-}
 
 fn router() -> Router {
     Router::new().route(PATH, get(|| async { "acct_1" }))

@@ -19,13 +19,11 @@
 //! cargo bench --bench verify
 //! ```
 
-use std::{
-    future::Future,
-    hint::black_box,
-    pin::pin,
-    sync::{Once, OnceLock},
-    task::{Context, Poll, Waker},
-};
+mod common;
+
+use std::hint::black_box;
+
+use common::block_on;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
@@ -38,34 +36,6 @@ use tower_api_key::{
 
 /// How many stored keys the valid-key benchmarks rotate among.
 const ROTATION: usize = 8;
-
-/// Runs a future that is expected to complete on its first poll (everything here runs
-/// on the in-memory store, which never waits). Should one ever pend, it is finished on
-/// a current-thread tokio runtime instead, with a warning, rather than spinning.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => {
-            static WARN: Once = Once::new();
-            WARN.call_once(|| {
-                eprintln!("warning: a benchmarked future pended; falling back to a tokio runtime")
-            });
-            static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-            RUNTIME
-                .get_or_init(|| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("tokio runtime")
-                })
-                .block_on(future)
-        }
-    }
-}
 
 fn bearer(key_text: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();

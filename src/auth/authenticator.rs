@@ -27,9 +27,13 @@ const DUMMY_HASH: KeyHash = KeyHash::from_bytes([0x5a; 32]);
 ///
 /// For each request it: reads the credential (no I/O); checks the key's shape; makes
 /// one store lookup by prefix; hashes the presented key and compares the digest in
-/// constant time (against a fixed dummy digest when the prefix is unknown, so timing
-/// and answer are the same as for a wrong secret); refuses revoked and expired keys;
-/// and notes the key's last use at most once per [interval](AuthenticatorBuilder::last_use_interval).
+/// constant time (against a fixed dummy digest when the prefix is unknown, so the
+/// hashing, the comparison and the answer are the same as for a wrong secret); refuses
+/// revoked and expired keys; and notes the key's last use at most once per
+/// [interval](AuthenticatorBuilder::last_use_interval).
+///
+/// With a store that answers from memory ([`KeyStore::find_by_prefix_now`]) the whole
+/// check runs without allocating a future; other stores are awaited.
 ///
 /// ```
 /// use http::HeaderMap;

@@ -10,9 +10,9 @@
 //!    string and `Proxy-Authorization` are never read.
 //! 2. The key's shape is checked: length, namespace, `live`/`test`, lowercase hex.
 //! 3. One store lookup by the 24-character prefix; the presented key's SHA-256 is
-//!    compared with the stored digest in constant time. An unknown prefix is compared
-//!    against a dummy digest and gets a byte-identical 401, so neither timing nor body
-//!    tells which prefixes exist. A failing store gives 503 with `Retry-After`:
+//!    compared with the stored digest in constant time. An unknown prefix is hashed and
+//!    compared against a dummy digest and gets a byte-identical 401, so neither the
+//!    verifier's timing nor the body tells which prefixes exist. A failing store gives 503 with `Retry-After`:
 //!    the request fails closed.
 //! 4. Revoked or expired keys: 401.
 //! 5. The [`Principal`] goes into the request extensions and the inner service is
