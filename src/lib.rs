@@ -7,7 +7,6 @@
 pub mod auth;
 pub mod error;
 pub mod key;
-mod policy;
 pub mod store;
 
 #[cfg(feature = "axum")]

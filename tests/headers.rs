@@ -58,11 +58,24 @@ async fn assert_refused(app: &common::TestApp, value: &[u8], what: &str) {
     assert_eq!(app.calls(), before, "{what}: handler ran");
 }
 
+/// A credential that is not a bearer token at all (another scheme, nothing): 401 with
+/// the generic body and, per RFC 6750 §3.1, a challenge without an error code.
+async fn assert_not_bearer(app: &common::TestApp, value: &[u8], what: &str) {
+    let before = app.calls();
+    let reply = app.get_with(&[("authorization", value)]).await;
+    reply.assert_unauthorized(MISSING);
+    assert_eq!(reply.body, INVALID_BODY, "{what}");
+    assert_eq!(app.calls(), before, "{what}: handler ran");
+}
+
 #[tokio::test]
 async fn empty_or_whitespace_token() {
     let app = app().await;
-    for value in [&b""[..], b"Bearer", b"Bearer ", b"Bearer    ", b"   "] {
-        assert_refused(&app, value, "empty").await;
+    for value in [&b"Bearer"[..], b"Bearer ", b"Bearer    ", b"bearer  "] {
+        assert_refused(&app, value, "bearer without a token").await;
+    }
+    for value in [&b""[..], b" ", b"   "] {
+        assert_not_bearer(&app, value, "empty header").await;
     }
 }
 
@@ -70,16 +83,19 @@ async fn empty_or_whitespace_token() {
 async fn another_scheme() {
     let app = app().await;
     let key = app.full.expose_secret();
-    assert_refused(&app, b"Basic ZGVtbzpkZW1v", "basic").await;
-    assert_refused(&app, format!("Token {key}").as_bytes(), "token").await;
-    assert_refused(&app, format!("Bearer-{key}").as_bytes(), "glued").await;
-    assert_refused(&app, format!("Bearerx {key}").as_bytes(), "bearerx").await;
+    assert_not_bearer(&app, b"Basic ZGVtbzpkZW1v", "basic").await;
+    assert_not_bearer(&app, format!("Token {key}").as_bytes(), "token").await;
+    assert_not_bearer(&app, format!("Bearer-{key}").as_bytes(), "glued").await;
+    assert_not_bearer(&app, format!("Bearerx {key}").as_bytes(), "bearerx").await;
+    assert_not_bearer(&app, format!("Basic {key}").as_bytes(), "basic key").await;
 }
 
 #[tokio::test]
 async fn no_scheme() {
     let app = app().await;
-    assert_refused(&app, app.full.expose_secret().as_bytes(), "bare key").await;
+    assert_not_bearer(&app, app.full.expose_secret().as_bytes(), "bare key").await;
+    let value = format!(" {}", app.full.expose_secret());
+    assert_refused(&app, value.as_bytes(), "leading space").await;
 }
 
 #[tokio::test]

@@ -135,6 +135,15 @@ async fn revoked_keys_are_refused_at_once() {
         "This API key has been revoked."
     );
     assert_eq!(app.calls(), 1);
+    // Only the key's holder learns it was revoked: a wrong secret under its prefix
+    // still gets the generic answer.
+    let key = app.full.expose_secret();
+    let wrong = format!(
+        "{}{}",
+        &key[..71],
+        if key.ends_with('0') { '1' } else { '0' }
+    );
+    app.get_bearer(&wrong).await.assert_invalid_token();
     // Other keys are unaffected.
     assert_eq!(
         app.get_bearer(app.read_only.expose_secret()).await.status,
@@ -296,6 +305,15 @@ async fn customised_realm_messages_header_and_namespace() {
         app.get_bearer(key.expose_secret()).await.status,
         StatusCode::OK
     );
+    // Both headers at once is ambiguous: refused, whichever is right.
+    let both = format!("Bearer {}", key.expose_secret());
+    let reply = app
+        .get_with(&[
+            ("x-api-key", key.expose_secret().as_bytes()),
+            ("authorization", both.as_bytes()),
+        ])
+        .await;
+    reply.assert_unauthorized(r#"Bearer realm="acme api", error="invalid_token""#);
     // `pk_` keys are not this service's format.
     let reply = app.get_bearer(app.full.expose_secret()).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -564,4 +582,55 @@ async fn a_store_that_makes_the_layer_wait_gives_the_same_answers() {
         "This API key has been revoked."
     );
     assert_eq!(app.calls(), 1);
+}
+
+/// Answers lookups from memory but fails every last-use write, counting them.
+#[derive(Clone, Default)]
+struct WritesFail {
+    inner: InMemoryKeyStore,
+    writes: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl KeyStore for WritesFail {
+    async fn find_by_prefix(&self, p: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        self.inner.find_by_prefix(p).await
+    }
+    fn find_by_prefix_now(
+        &self,
+        p: &KeyPrefix,
+    ) -> Option<Result<Option<Arc<KeyRecord>>, StoreError>> {
+        self.inner.find_by_prefix_now(p)
+    }
+    async fn insert(&self, r: KeyRecord, rule: InsertRule) -> Result<(), StoreError> {
+        self.inner.insert(r, rule).await
+    }
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.revoke(id, at).await
+    }
+    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list_by_owner(owner).await
+    }
+    async fn record_last_use(&self, _: &KeyId, _: SystemTime) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::backend("read-only replica"))
+    }
+}
+
+#[tokio::test]
+async fn failing_last_use_writes_neither_refuse_nor_repeat() {
+    let store = WritesFail::default();
+    let writes = store.writes.clone();
+    let app = app_with(store.inner.clone(), Authenticator::new(store)).await;
+    for _ in 0..20 {
+        let reply = app.get_bearer(app.full.expose_secret()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        1,
+        "one attempt per key per interval"
+    );
+    app.get_bearer(app.read_only.expose_secret()).await;
+    assert_eq!(writes.load(Ordering::SeqCst), 2);
 }

@@ -1,17 +1,20 @@
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration, time::SystemTime};
 
-use http::{HeaderMap, HeaderName};
+use http::{
+    header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION},
+    HeaderMap, HeaderName,
+};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::{
     credential::{extract, Credential},
     future::VerifyFuture,
+    last_use::LastUse,
     Principal,
 };
 use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
-    policy,
     store::{self, KeyRecord, KeyStore},
 };
 
@@ -55,7 +58,7 @@ struct Config {
     format: KeyFormat,
     extra_header: Option<HeaderName>,
     rejections: Arc<Rejections>,
-    last_use_interval: Duration,
+    last_use: LastUse,
 }
 
 /// How far [`Authenticator::start`] got without waiting.
@@ -133,9 +136,11 @@ impl Authenticator {
         let now = SystemTime::now();
         match self.check(&presented, found, now) {
             Err(error) => Started::Refused(error),
-            Ok(record) if self.last_use_is_stale(&record, now) => {
+            Ok(record) if self.config.last_use.due(&record, now) => {
                 let auth = self.clone();
-                Started::Pending(Box::pin(async move { Ok(auth.admit(record, now).await) }))
+                Started::Pending(Box::pin(async move {
+                    Ok(auth.note_use_and_admit(record, now).await)
+                }))
             }
             Ok(record) => Started::Verified(self.principal(record)),
         }
@@ -167,7 +172,11 @@ impl Authenticator {
         let found = self.config.store.find_by_prefix(&presented.prefix).await;
         let now = SystemTime::now();
         let record = self.check(&presented, found, now)?;
-        Ok(self.admit(record, now).await)
+        if self.config.last_use.due(&record, now) {
+            Ok(self.note_use_and_admit(record, now).await)
+        } else {
+            Ok(self.principal(record))
+        }
     }
 
     /// The store's answer, the constant-time comparison and the key's lifecycle.
@@ -185,22 +194,19 @@ impl Authenticator {
             Some(record) if bool::from(matched) => record,
             _ => return Err(self.error(AuthErrorKind::InvalidCredentials)),
         };
-        policy::check_lifecycle(&record, now).map_err(|kind| self.error(kind))?;
+        if record.is_revoked_at(now) {
+            return Err(self.error(AuthErrorKind::Revoked));
+        }
+        if record.is_expired_at(now) {
+            return Err(self.error(AuthErrorKind::Expired));
+        }
         Ok(record)
     }
 
-    fn last_use_is_stale(&self, record: &KeyRecord, now: SystemTime) -> bool {
-        record.last_used_at.is_none_or(|seen| {
-            now.duration_since(seen).unwrap_or_default() >= self.config.last_use_interval
-        })
-    }
-
-    /// Notes the key's use when the stored time is stale, and admits it.
-    async fn admit(&self, record: Arc<KeyRecord>, now: SystemTime) -> Principal {
-        if self.last_use_is_stale(&record, now) {
-            // Bookkeeping only: a failed write must not refuse a valid key.
-            let _ = self.config.store.record_last_use(&record.id, now).await;
-        }
+    /// Writes the key's last use, then admits it. Bookkeeping only: a failed write
+    /// must not refuse a valid key.
+    async fn note_use_and_admit(&self, record: Arc<KeyRecord>, now: SystemTime) -> Principal {
+        let _ = self.config.store.record_last_use(&record.id, now).await;
         self.principal(record)
     }
 
@@ -224,7 +230,7 @@ impl fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("format", &self.config.format)
             .field("extra_header", &self.config.extra_header)
-            .field("last_use_interval", &self.config.last_use_interval)
+            .field("last_use_interval", &self.config.last_use.interval())
             .finish_non_exhaustive()
     }
 }
@@ -279,7 +285,16 @@ impl AuthenticatorBuilder {
 
     /// Also read the bare key from this header (e.g. `X-API-Key`). Off by default. A
     /// request carrying both this header and `Authorization` is refused.
+    ///
+    /// # Panics
+    ///
+    /// For `Authorization`, `Proxy-Authorization` and `Cookie`, which must never carry
+    /// a bare key: a configuration mistake, caught at start-up.
     pub fn also_accept_header(mut self, name: HeaderName) -> Self {
+        assert!(
+            ![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE].contains(&name),
+            "also_accept_header: `{name}` cannot carry a bare API key"
+        );
         self.extra_header = Some(name);
         self
     }
@@ -297,9 +312,10 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// A key's `last_used_at` is written to the store at most once per this interval
-    /// (when the stored value is older). Default 60 s; `Duration::ZERO` writes on every
-    /// request.
+    /// A key's `last_used_at` is written to the store when the stored value is older
+    /// than this interval, and at most once per key per interval from this
+    /// authenticator, even while the write fails. The write happens before the request
+    /// is passed on. Default 60 s; `Duration::ZERO` writes on every request.
     pub fn last_use_interval(mut self, interval: Duration) -> Self {
         self.last_use_interval = interval;
         self
@@ -317,7 +333,7 @@ impl AuthenticatorBuilder {
                     self.messages,
                     self.retry_after,
                 )),
-                last_use_interval: self.last_use_interval,
+                last_use: LastUse::new(self.last_use_interval),
             }),
         }
     }

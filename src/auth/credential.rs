@@ -1,18 +1,31 @@
 //! Reading the presented key out of the request headers. No I/O happens here.
 
+use std::fmt;
+
 use http::{header::AUTHORIZATION, HeaderMap, HeaderName};
 
 /// What the headers carry.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub(crate) enum Credential<'a> {
-    /// No credential header at all.
+    /// No bearer credential: no header, an empty one, or another scheme (`Basic …`).
+    /// RFC 6750 §3.1: the challenge then carries no error code.
     Missing,
-    /// A credential header that cannot be a single bearer token: another scheme, no
-    /// token, several headers, bad characters.
+    /// Something that tried to be a bearer credential and cannot be one: `Bearer`
+    /// without a token, several headers, characters no scheme may contain.
     Malformed,
     /// The token text after `Bearer` (or the whole extra header); its shape is checked
     /// against the key format next.
     Token(&'a [u8]),
+}
+
+impl fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Missing => f.write_str("Missing"),
+            Credential::Malformed => f.write_str("Malformed"),
+            Credential::Token(token) => write!(f, "Token({} bytes)", token.len()),
+        }
+    }
 }
 
 /// Extracts the credential from `Authorization: Bearer <key>` and, if configured, from
@@ -23,11 +36,12 @@ pub(crate) enum Credential<'a> {
 /// headers, or both `Authorization` and the extra header, are refused rather than
 /// guessed between. The query string and `Proxy-Authorization` are never read.
 pub(crate) fn extract<'a>(headers: &'a HeaderMap, extra: Option<&HeaderName>) -> Credential<'a> {
-    let from_authorization = single(headers, &AUTHORIZATION).map(|v| v.map(bearer_token));
-    let from_extra = extra.and_then(|name| single(headers, name));
-    match (from_authorization, from_extra) {
+    let authorization = single(headers, &AUTHORIZATION);
+    let extra = extra.and_then(|name| single(headers, name));
+    match (authorization, extra) {
         (None, None) => Credential::Missing,
-        (Some(Some(Some(token))), None) | (None, Some(Some(token))) => Credential::Token(token),
+        (Some(Some(value)), None) => authorization_credential(value),
+        (None, Some(Some(token))) => Credential::Token(token),
         _ => Credential::Malformed,
     }
 }
@@ -42,15 +56,29 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Option<&'a [u
     })
 }
 
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
-    const SCHEME: &[u8] = b"bearer";
-    if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
-        return None;
+fn authorization_credential(value: &[u8]) -> Credential<'_> {
+    let scheme_end = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
+    let (scheme, rest) = value.split_at(scheme_end);
+    if scheme.eq_ignore_ascii_case(b"bearer") {
+        let token = &rest[rest.iter().take_while(|&&b| b == b' ').count()..];
+        if token.is_empty() {
+            Credential::Malformed
+        } else {
+            Credential::Token(token)
+        }
+    } else if (!scheme.is_empty() && scheme.iter().all(|&b| is_tchar(b)))
+        || value.iter().all(|&b| b == b' ')
+    {
+        // Another scheme (RFC 9110 token), or an empty or all-space value.
+        Credential::Missing
+    } else {
+        Credential::Malformed
     }
-    let rest = &value[SCHEME.len()..];
-    let spaces = rest.iter().take_while(|&&b| b == b' ').count();
-    let token = &rest[spaces..];
-    (spaces > 0 && !token.is_empty()).then_some(token)
+}
+
+/// RFC 9110 `tchar`: what an authentication scheme name may contain.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -87,11 +115,22 @@ mod tests {
             ),
             (&[("authorization", b"Bearer")], Credential::Malformed),
             (&[("authorization", b"Bearer ")], Credential::Malformed),
-            (&[("authorization", b"Bearerabc")], Credential::Malformed),
             (&[("authorization", b"Bearer\tabc")], Credential::Malformed),
-            (&[("authorization", b"Basic abc")], Credential::Malformed),
-            (&[("authorization", b"abc")], Credential::Malformed),
-            (&[("authorization", b"")], Credential::Malformed),
+            (
+                &[("authorization", b"Bearer \"abc\"")],
+                Credential::Token(b"\"abc\""),
+            ),
+            (&[("authorization", b"Bearerabc")], Credential::Missing),
+            (&[("authorization", b"Basic abc")], Credential::Missing),
+            (&[("authorization", b"abc")], Credential::Missing),
+            (&[("authorization", b"")], Credential::Missing),
+            (&[("authorization", b"   ")], Credential::Missing),
+            (&[("authorization", b" Bearer abc")], Credential::Malformed),
+            (&[("authorization", b"Bea\"rer abc")], Credential::Malformed),
+            (
+                &[("authorization", b"Bearer,Basic abc")],
+                Credential::Malformed,
+            ),
             (
                 &[
                     ("authorization", b"Bearer a"),
@@ -120,6 +159,14 @@ mod tests {
         assert_eq!(
             extract(&headers(&[("x-api-key", b"abc")]), None),
             Credential::Missing
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        assert_eq!(
+            format!("{:?}", Credential::Token(b"pk_live_secret")),
+            "Token(14 bytes)"
         );
     }
 }

@@ -25,12 +25,6 @@ impl ApiKeyLayer {
     }
 }
 
-impl From<Authenticator> for ApiKeyLayer {
-    fn from(auth: Authenticator) -> Self {
-        ApiKeyLayer { auth }
-    }
-}
-
 impl<S> Layer<S> for ApiKeyLayer {
     type Service = ApiKeyService<S>;
 

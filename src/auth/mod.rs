@@ -59,6 +59,7 @@ mod authenticator;
 mod body;
 mod credential;
 mod future;
+mod last_use;
 mod layer;
 mod principal;
 mod scope;

@@ -73,7 +73,8 @@ impl Principal {
     }
 
     /// `Ok` if the key carries `scope`; otherwise the 403 `insufficient_scope` refusal,
-    /// rendered with the layer's realm and messages.
+    /// rendered with the layer's realm and messages. The challenge names the scope
+    /// when it is a valid RFC 6749 scope token.
     pub fn require_scope(&self, scope: impl Into<Cow<'static, str>>) -> Result<(), AuthError> {
         let scope = scope.into();
         if self.has_scope(&scope) {

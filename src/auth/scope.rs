@@ -36,9 +36,9 @@ impl RequireScopeLayer {
     ///
     /// # Panics
     ///
-    /// If `scope` is empty or has characters RFC 6749 does not allow in a scope
-    /// (control characters, `"`, `\`, non-ASCII) — a configuration mistake, caught
-    /// when the router is built.
+    /// If `scope` is not one RFC 6749 scope token: empty, or with a space (one layer
+    /// per required scope), a control character, `"`, `\` or non-ASCII — a
+    /// configuration mistake, caught when the router is built.
     pub fn new(scope: impl Into<Cow<'static, str>>) -> Self {
         let scope = scope.into();
         assert!(

@@ -28,8 +28,10 @@ pub enum AuthErrorKind {
     Expired,
     /// The key is valid but lacks a required scope: 403, `error="insufficient_scope"`.
     InsufficientScope,
-    /// The key store failed or timed out; the request fails closed: 503 with
-    /// `Retry-After`.
+    /// The key store answered with an error (including [`StoreError::Timeout`] from a
+    /// store that bounds its calls); the request fails closed: 503 with `Retry-After`.
+    ///
+    /// [`StoreError::Timeout`]: crate::store::StoreError::Timeout
     StoreUnavailable,
 }
 
@@ -183,12 +185,12 @@ impl Rejections {
     }
 }
 
-/// RFC 6749 §3.3 scope-token characters (and space, which separates tokens).
+/// One RFC 6749 §3.3 scope-token: printable ASCII but space, `"` and `\`.
 pub(crate) fn is_scope_token(scope: &str) -> bool {
     !scope.is_empty()
         && scope
             .bytes()
-            .all(|b| matches!(b, b' ' | 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// A refused request: what the layer, a scope check or the [`Authenticator`] returns.

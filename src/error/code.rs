@@ -23,7 +23,8 @@ pub enum ErrorCode {
     /// 422: well-formed, but the content fails validation (RFC 9110 "Unprocessable
     /// Content"); on the wire `unprocessable_content`.
     UnprocessableContent,
-    /// 429: too many requests; sent with `Retry-After`.
+    /// 429: too many requests; add `Retry-After` with
+    /// [`ApiError::with_retry_after`](crate::error::ApiError::with_retry_after).
     RateLimited,
     /// 500 (503 when a dependency such as the key store is down, with `Retry-After`).
     InternalError,

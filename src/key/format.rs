@@ -113,15 +113,10 @@ impl KeyFormat {
             return None;
         }
         let ns = self.len as usize;
-        let (namespace, rest) = key.split_at(ns);
-        if namespace != &self.namespace[..ns] || rest[0] != b'_' || rest[5] != b'_' {
+        if key[..ns] != self.namespace[..ns] {
             return None;
         }
-        let mode = KeyMode::from_bytes(&rest[1..5])?;
-        let secret = &rest[6..];
-        if !is_lower_hex(secret) {
-            return None;
-        }
+        let mode = mode_and_hex(&key[ns..], SECRET_HEX)?;
         let prefix = KeyPrefix::from_validated(&key[..self.prefix_len()]);
         Some((prefix, mode))
     }
@@ -151,6 +146,16 @@ pub(crate) fn is_valid_namespace(bytes: &[u8]) -> bool {
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Checks `_<live|test>_<hex_len lowercase hex digits>`, the part of a key or prefix
+/// after its namespace, and returns the mode.
+pub(crate) fn mode_and_hex(tail: &[u8], hex_len: usize) -> Option<KeyMode> {
+    if tail.len() != 6 + hex_len || tail[0] != b'_' || tail[5] != b'_' {
+        return None;
+    }
+    let mode = KeyMode::from_bytes(&tail[1..5])?;
+    is_lower_hex(&tail[6..]).then_some(mode)
 }
 
 /// Lowercase hex check without early exit, so its timing does not depend on where a

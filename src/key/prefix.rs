@@ -1,7 +1,7 @@
 use std::{fmt, str::FromStr};
 
 use super::{
-    format::{is_lower_hex, is_valid_namespace},
+    format::{is_valid_namespace, mode_and_hex},
     KeyMode, PREFIX_HEX,
 };
 
@@ -73,14 +73,8 @@ impl FromStr for KeyPrefix {
         if b.len() < PREFIX_HEX + 7 || b.len() > MAX_PREFIX {
             return Err(InvalidPrefix);
         }
-        let (head, hex) = b.split_at(b.len() - PREFIX_HEX);
-        let (head, mode) = head.split_at(head.len() - 6);
-        if !is_valid_namespace(head)
-            || mode[0] != b'_'
-            || mode[5] != b'_'
-            || KeyMode::from_bytes(&mode[1..5]).is_none()
-            || !is_lower_hex(hex)
-        {
+        let (namespace, tail) = b.split_at(b.len() - PREFIX_HEX - 6);
+        if !is_valid_namespace(namespace) || mode_and_hex(tail, PREFIX_HEX).is_none() {
             return Err(InvalidPrefix);
         }
         Ok(KeyPrefix::from_validated(b))

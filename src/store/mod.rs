@@ -31,6 +31,8 @@
 //! - `insert` is atomic with its [`InsertRule`]: two concurrent inserts for one owner
 //!   under [`InsertRule::NoOtherActiveKey`] must not both succeed.
 //! - `revoke` is immediate and durable when it returns.
+//! - Every call is bounded in time: a store backed by a network service sets its own
+//!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
 
 mod memory;
 mod record;

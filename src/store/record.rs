@@ -57,8 +57,12 @@ impl Borrow<str> for KeyId {
 
 /// Everything a server keeps about one key — never the key itself, only its hash.
 ///
-/// Fields are public so store implementations can build records from their rows.
+/// Fields are public to read and update. To create one, use [`KeyRecord::builder`] for
+/// a freshly minted key, or [`KeyRecord::from_parts`] in a store that reads records
+/// back; the struct is `#[non_exhaustive]` so that fields added later (restrictions,
+/// limits) do not break stores written against this version.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyRecord {
     /// Stable identifier.
     pub id: KeyId,
@@ -72,7 +76,7 @@ pub struct KeyRecord {
     pub name: String,
     /// What the key may do, e.g. `["leads:read", "signals:write"]`.
     pub scopes: Vec<String>,
-    /// Live or test.
+    /// Live or test; always the prefix's mode.
     pub mode: KeyMode,
     /// When it was minted.
     pub created_at: SystemTime,
@@ -80,23 +84,37 @@ pub struct KeyRecord {
     pub expires_at: Option<SystemTime>,
     /// When it was (or will be) revoked.
     pub revoked_at: Option<SystemTime>,
-    /// When it was last seen on a request (coalesced; see the layer docs).
+    /// When it was last seen on a request, written at most once per
+    /// [`last_use_interval`](crate::auth::AuthenticatorBuilder::last_use_interval).
     pub last_used_at: Option<SystemTime>,
 }
 
 impl KeyRecord {
-    /// Starts a record for a freshly minted key owned by `owner`.
+    /// Starts a record for a freshly minted key owned by `owner`: id derived from the
+    /// key ([`KeyId::for_key`]), created now, no scopes.
     pub fn builder(key: &ApiKey, owner: impl Into<String>) -> KeyRecordBuilder {
         let hash = key.hash();
+        Self::from_parts(KeyId::for_key(&hash), key.prefix(), hash, owner)
+    }
+
+    /// Starts a record from stored parts, for [`KeyStore`](super::KeyStore)
+    /// implementations reading a row back. The mode is the prefix's; set the rest with
+    /// the builder (`created_at`, `revoked_at`… accept `Option`s as read).
+    pub fn from_parts(
+        id: KeyId,
+        prefix: KeyPrefix,
+        hash: KeyHash,
+        owner: impl Into<String>,
+    ) -> KeyRecordBuilder {
         KeyRecordBuilder {
             record: KeyRecord {
-                id: KeyId::for_key(&hash),
-                prefix: key.prefix(),
+                id,
+                prefix,
                 hash,
                 owner: owner.into(),
                 name: String::new(),
                 scopes: Vec::new(),
-                mode: key.mode(),
+                mode: prefix.mode(),
                 created_at: SystemTime::now(),
                 expires_at: None,
                 revoked_at: None,
@@ -157,15 +175,27 @@ impl KeyRecordBuilder {
         self
     }
 
-    /// When the key stops working by itself.
-    pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.record.expires_at = Some(at);
+    /// When the key stops working by itself (`None`: never).
+    pub fn expires_at(mut self, at: impl Into<Option<SystemTime>>) -> Self {
+        self.record.expires_at = at.into();
         self
     }
 
-    /// Overrides the creation time (defaults to now).
+    /// When it was minted (defaults to now).
     pub fn created_at(mut self, at: SystemTime) -> Self {
         self.record.created_at = at;
+        self
+    }
+
+    /// When it was, or will be, revoked (stores reading a row back).
+    pub fn revoked_at(mut self, at: impl Into<Option<SystemTime>>) -> Self {
+        self.record.revoked_at = at.into();
+        self
+    }
+
+    /// When it was last used (stores reading a row back).
+    pub fn last_used_at(mut self, at: impl Into<Option<SystemTime>>) -> Self {
+        self.record.last_used_at = at.into();
         self
     }
 
@@ -206,5 +236,24 @@ mod tests {
         assert!(r.id.as_str().starts_with("key_") && r.id.as_str().len() == 28);
         assert_eq!(r.id, KeyId::for_key(&key.hash()));
         assert!(!format!("{r:?}").contains(&key.expose_secret()[24..]));
+
+        let t = now - Duration::from_secs(5);
+        let back = KeyRecord::from_parts(r.id.clone(), r.prefix, r.hash, "acct")
+            .name("ci")
+            .scopes(["a", "b", "c"])
+            .created_at(r.created_at)
+            .expires_at(r.expires_at)
+            .revoked_at(t)
+            .last_used_at(None)
+            .build();
+        assert_eq!(back.mode, KeyMode::Test);
+        assert!(back.is_revoked_at(now) && !back.is_active_key_at(now));
+        assert_eq!(
+            KeyRecord {
+                revoked_at: None,
+                ..back
+            },
+            r
+        );
     }
 }
