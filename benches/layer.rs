@@ -24,17 +24,13 @@ mod common;
 
 use std::hint::black_box;
 
-use common::block_on;
+use common::{block_on, filled_store};
 
 use axum::{body::Body, routing::get, Router};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header::AUTHORIZATION, HeaderValue, Request, StatusCode};
 use tower::{Layer, Service, ServiceExt};
-use tower_api_key::{
-    key::{ApiKey, KeyMode},
-    store::{InMemoryKeyStore, InsertRule, KeyRecord, KeyStore},
-    ApiKeyLayer,
-};
+use tower_api_key::ApiKeyLayer;
 
 const PATH: &str = "/api/account";
 
@@ -59,24 +55,10 @@ where
     service.ready().await?.call(request).await
 }
 
-/// A store of 1 000 keys and the `Authorization` value of one of them.
-fn store_and_header() -> (InMemoryKeyStore, HeaderValue) {
-    let store = InMemoryKeyStore::with_capacity(1_000);
-    let mut header = None;
-    for i in 0..1_000 {
-        let key = ApiKey::generate(KeyMode::Live).expect("OS random source");
-        let record = KeyRecord::builder(&key, format!("acct_{i}")).build();
-        block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
-        if i == 500 {
-            let value = format!("Bearer {}", key.expose_secret());
-            header = Some(HeaderValue::from_str(&value).expect("header value"));
-        }
-    }
-    (store, header.expect("kept one key"))
-}
-
 fn layer(c: &mut Criterion) {
-    let (store, header) = store_and_header();
+    let (store, kept) = filled_store(1_000, 1);
+    let value = format!("Bearer {}", kept[0].expose_secret());
+    let header = HeaderValue::from_str(&value).expect("header value");
     let bare = router();
     let guarded = router().layer(ApiKeyLayer::new(store.clone()));
 

@@ -23,7 +23,7 @@ mod common;
 
 use std::hint::black_box;
 
-use common::block_on;
+use common::{block_on, filled_store};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
@@ -31,7 +31,7 @@ use tower_api_key::{
     auth::Authenticator,
     error::AuthErrorKind,
     key::{ApiKey, KeyHash, KeyMode},
-    store::{InMemoryKeyStore, InsertRule, KeyRecord, KeyStore},
+    store::KeyRecord,
 };
 
 /// How many stored keys the valid-key benchmarks rotate among.
@@ -42,26 +42,6 @@ fn bearer(key_text: &str) -> HeaderMap {
     let value = HeaderValue::from_str(&format!("Bearer {key_text}")).expect("header value");
     headers.insert(AUTHORIZATION, value);
     headers
-}
-
-/// A store of `n` freshly minted keys, and the headers of `ROTATION` of them spread
-/// evenly across the insertion order.
-fn filled_store(n: usize) -> (InMemoryKeyStore, Vec<ApiKey>) {
-    let store = InMemoryKeyStore::with_capacity(n);
-    let step = n / ROTATION;
-    let mut kept = Vec::with_capacity(ROTATION);
-    for i in 0..n {
-        let key = ApiKey::generate(KeyMode::Live).expect("OS random source");
-        let record = KeyRecord::builder(&key, format!("acct_{}", i / 2))
-            .scope("account:read")
-            .build();
-        block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
-        if i % step == step / 2 && kept.len() < ROTATION {
-            kept.push(key);
-        }
-    }
-    assert_eq!(store.len(), n);
-    (store, kept)
 }
 
 /// Benchmarks `authenticate` on the given headers, cycling through them.
@@ -92,13 +72,13 @@ fn verify(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
 
     {
-        let (store, keys) = filled_store(10_000);
+        let (store, keys) = filled_store(10_000, ROTATION);
         let auth = Authenticator::new(store);
         let headers: Vec<_> = keys.iter().map(|k| bearer(k.expose_secret())).collect();
         bench_headers(&mut group, "with_10k_keys", &auth, &headers, Ok(()));
     }
 
-    let (store, keys) = filled_store(1_000_000);
+    let (store, keys) = filled_store(1_000_000, ROTATION);
     let auth = Authenticator::new(store);
     let valid: Vec<_> = keys.iter().map(|k| bearer(k.expose_secret())).collect();
     bench_headers(&mut group, "with_1m_keys", &auth, &valid, Ok(()));

@@ -4,8 +4,9 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! It mints two demo keys and prints them (the only time a raw key is ever shown),
-//! then serves on `ADDR` (default `127.0.0.1:3000`):
+//! It mints two demo keys and prints them (the only time a raw key is ever shown):
+//! `full access` for the account `demo`, `read only` for the account `acme`. Then it
+//! serves on `ADDR` (default `127.0.0.1:3000`):
 //!
 //! - `GET /health` — no key needed;
 //! - `GET /api/account` — any valid key; names the caller's key by its prefix;
@@ -45,8 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let read_only = mint(&store, "acme", "read only", &["account:read"]).await?;
     // Shown once, as a dashboard would right after minting. Servers log prefixes only.
-    println!("full access (account demo): {}", full.expose_secret());
-    println!("read only (account acme): {}", read_only.expose_secret());
+    println!("full access: {}", full.expose_secret());
+    println!("read only: {}", read_only.expose_secret());
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -104,6 +105,6 @@ async fn mint(
         .scopes(scopes.iter().copied())
         .build();
     store.insert(record, InsertRule::Unconditional).await?;
-    eprintln!("minted {} ({name}) for {owner}", key.prefix());
+    eprintln!("minted {} ({name}) for account {owner}", key.prefix());
     Ok(key)
 }

@@ -1,11 +1,14 @@
 //! Starts the quickstart example as a real process and talks HTTP to it with a real
 //! client, as a user following the README would.
 
+mod common;
+
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use bytes::Bytes;
+use common::{Reply, INVALID_BODY};
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
@@ -16,25 +19,29 @@ use tokio::{
     process::{Child, Command},
 };
 
-/// `target/<profile>/examples/quickstart`, built if `cargo test` has not built it.
+/// `target/<profile>/examples/quickstart`, built (or brought up to date) first: a
+/// filtered `cargo test --test quickstart` does not build examples by itself.
 fn quickstart_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", "quickstart"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the quickstart failed");
+    let mut build = std::process::Command::new(env!("CARGO"));
+    build
+        .args(["build", "--example", "quickstart"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
     }
-    binary
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "building the quickstart failed");
+    profile_dir
+        .join("examples")
+        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX))
 }
 
 struct Quickstart {
@@ -62,9 +69,9 @@ async fn start() -> Quickstart {
                 .last()
                 .unwrap_or_default()
                 .to_owned();
-            if line.contains("full access") {
+            if line.starts_with("full access: ") {
                 full = Some(last);
-            } else if line.contains("read only") {
+            } else if line.starts_with("read only: ") {
                 read_only = Some(last);
             } else if line.contains("listening") {
                 base = Some(last);
@@ -89,14 +96,8 @@ async fn start() -> Quickstart {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
 impl Quickstart {
-    async fn send(&self, method: Method, path: &str, auth: Option<&str>) -> Answer {
+    async fn send(&self, method: Method, path: &str, auth: Option<&str>) -> Reply {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -108,13 +109,7 @@ impl Quickstart {
             .request(request.body(Full::default()).unwrap())
             .await
             .expect("HTTP request");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8(body.to_vec()).expect("utf-8"),
-        }
+        Reply::read(response).await
     }
 }
 
@@ -134,10 +129,7 @@ async fn quickstart_over_real_http() {
     );
     assert_eq!(anonymous.headers["content-type"], "application/json");
     assert_eq!(anonymous.headers["cache-control"], "no-store");
-    assert_eq!(
-        anonymous.body,
-        r#"{"error":{"code":"unauthorized","message":"Missing or invalid authentication credentials."}}"#
-    );
+    assert_eq!(anonymous.body, INVALID_BODY);
 
     let account = qs
         .send(Method::GET, "/api/account", Some(&bearer(&qs.full)))

@@ -1,10 +1,17 @@
-//! Shared by the benches: drive a future that never waits without a runtime.
+//! Shared by the benches: a store full of real keys, and a way to drive a future that
+//! never waits without a runtime.
+#![allow(dead_code)]
 
 use std::{
     future::Future,
     pin::pin,
     sync::{Once, OnceLock},
     task::{Context, Poll, Waker},
+};
+
+use tower_api_key::{
+    key::{ApiKey, KeyMode},
+    store::{InMemoryKeyStore, InsertRule, KeyRecord, KeyStore},
 };
 
 /// Runs a future that is expected to complete on its first poll (a synchronous handler
@@ -34,4 +41,24 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
                 .block_on(future)
         }
     }
+}
+
+/// A store of `n` freshly minted keys (scope `account:read`, two per account), and
+/// `keep` of them spread evenly across the insertion order.
+pub fn filled_store(n: usize, keep: usize) -> (InMemoryKeyStore, Vec<ApiKey>) {
+    let store = InMemoryKeyStore::with_capacity(n);
+    let step = (n / keep).max(1);
+    let mut kept = Vec::with_capacity(keep);
+    for i in 0..n {
+        let key = ApiKey::generate(KeyMode::Live).expect("OS random source");
+        let record = KeyRecord::builder(&key, format!("acct_{}", i / 2))
+            .scope("account:read")
+            .build();
+        block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
+        if i % step == step / 2 && kept.len() < keep {
+            kept.push(key);
+        }
+    }
+    assert_eq!(store.len(), n);
+    (store, kept)
 }
