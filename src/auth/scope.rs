@@ -14,8 +14,9 @@ use crate::error::{is_scope_token, AuthError, AuthErrorKind};
 ///
 /// A key without the scope gets 403 `forbidden` with
 /// `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"`. A request that
-/// reached it without a verified key (the `ApiKeyLayer` is missing or outside) gets 401:
-/// authentication always comes before authorization.
+/// reached it without a verified key (the `ApiKeyLayer` is missing or outside) gets 401
+/// — with the default realm, as no layer configured one: authentication always comes
+/// before authorization.
 ///
 /// ```
 /// use axum::{routing::post, Router};
