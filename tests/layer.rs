@@ -15,7 +15,7 @@ use std::{
 
 use axum::{body::Body, routing::get, Router};
 use bytes::Bytes;
-use common::{app, app_with, insert, request, AsyncOnly, Reply, INVALID_BODY};
+use common::{app, app_with, insert, request, wrong_secret, AsyncOnly, Reply, INVALID_BODY};
 use http::{HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -118,10 +118,7 @@ async fn handler_can_require_a_scope_itself() {
 #[tokio::test]
 async fn revoked_keys_are_refused_at_once() {
     let app = app().await;
-    assert_eq!(
-        app.get_bearer(app.full.expose_secret()).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.status(&app.full).await, StatusCode::OK);
     let record = app.record(&app.full).await;
     app.store
         .revoke(&record.id, SystemTime::now())
@@ -138,17 +135,10 @@ async fn revoked_keys_are_refused_at_once() {
     // Only the key's holder learns it was revoked: a wrong secret under its prefix
     // still gets the generic answer.
     let key = app.full.expose_secret();
-    let wrong = format!(
-        "{}{}",
-        &key[..71],
-        if key.ends_with('0') { '1' } else { '0' }
-    );
+    let wrong = wrong_secret(key);
     app.get_bearer(&wrong).await.assert_invalid_token();
     // Other keys are unaffected.
-    assert_eq!(
-        app.get_bearer(app.read_only.expose_secret()).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.status(&app.read_only).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -157,15 +147,9 @@ async fn scheduled_revocation_takes_effect_at_its_time() {
     let record = app.record(&app.full).await;
     let at = SystemTime::now() + Duration::from_millis(300);
     app.store.revoke(&record.id, at).await.unwrap();
-    assert_eq!(
-        app.get_bearer(app.full.expose_secret()).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.status(&app.full).await, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        app.get_bearer(app.full.expose_secret()).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.status(&app.full).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -190,10 +174,7 @@ async fn expired_keys_are_refused() {
         KeyRecord::builder(&key, "x").expires_at(future).build(),
     )
     .await;
-    assert_eq!(
-        app.get_bearer(key.expose_secret()).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.status(&key).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -301,10 +282,7 @@ async fn customised_realm_messages_header_and_namespace() {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["prefix"].as_str().unwrap().len(), 26);
-    assert_eq!(
-        app.get_bearer(key.expose_secret()).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.status(&key).await, StatusCode::OK);
     // Both headers at once is ambiguous: refused, whichever is right.
     let both = format!("Bearer {}", key.expose_secret());
     let reply = app
@@ -559,11 +537,7 @@ async fn a_store_that_makes_the_layer_wait_gives_the_same_answers() {
     assert!(app.record(&app.full).await.last_used_at.is_some());
 
     let key = app.full.expose_secret();
-    let wrong = format!(
-        "{}{}",
-        &key[..71],
-        if key.ends_with('0') { '1' } else { '0' }
-    );
+    let wrong = wrong_secret(key);
     app.get_bearer(&wrong).await.assert_invalid_token();
     app.get_bearer(&format!("pk_live_{}", "0".repeat(64)))
         .await

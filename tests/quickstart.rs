@@ -165,8 +165,7 @@ async fn quickstart_over_real_http() {
     let no_key = qs.send(Method::POST, "/api/signals", None).await;
     assert_eq!(no_key.status, StatusCode::UNAUTHORIZED);
 
-    let flipped = if qs.full.ends_with('0') { '1' } else { '0' };
-    let wrong = format!("{}{flipped}", &qs.full[..71]);
+    let wrong = common::wrong_secret(&qs.full);
     let wrong = qs
         .send(Method::GET, "/api/account", Some(&bearer(&wrong)))
         .await;

@@ -36,6 +36,12 @@ pub struct TestApp {
     pub calls: Arc<AtomicUsize>,
 }
 
+/// The same key text with its last hex digit changed: right prefix, wrong secret.
+pub fn wrong_secret(key: &str) -> String {
+    let (head, last) = key.split_at(key.len() - 1);
+    format!("{head}{}", if last == "0" { '1' } else { '0' })
+}
+
 /// A request with `Authorization: Bearer <key>` when a key is given.
 pub fn request(method: Method, uri: &str, key: Option<&str>) -> Request<Body> {
     let mut request = Request::builder().method(method).uri(uri);
@@ -117,6 +123,11 @@ impl TestApp {
             .await
             .expect("store")
             .expect("record")
+    }
+
+    /// The status of `GET /api/account` with this key.
+    pub async fn status(&self, key: &ApiKey) -> StatusCode {
+        self.get_bearer(key.expose_secret()).await.status
     }
 
     pub fn calls(&self) -> usize {
