@@ -22,7 +22,7 @@ const MAX_PREFIX: usize = 8 + 6 + PREFIX_HEX;
 /// assert_eq!(prefix.to_string(), "pk_live_0123456789abcdef");
 /// assert!("pk_live_0123".parse::<KeyPrefix>().is_err());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KeyPrefix {
     bytes: [u8; MAX_PREFIX],
     len: u8,
@@ -61,6 +61,37 @@ impl KeyPrefix {
         let s = self.as_str().as_bytes();
         let start = s.len() - PREFIX_HEX - 5;
         KeyMode::from_bytes(&s[start..start + 4]).unwrap_or(KeyMode::Live)
+    }
+}
+
+impl std::hash::Hash for KeyPrefix {
+    /// Hashes one word folded from the mode and the 16 random hex digits — all the
+    /// entropy a prefix has — so hashing costs a single `write_u64`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint());
+    }
+}
+
+impl KeyPrefix {
+    /// The mode and the 16 hex digits folded into one word. Equal prefixes have equal
+    /// fingerprints; for minted keys the value is close to uniformly random.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let len = self.len as usize;
+        let word = |at: usize| {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(&self.bytes[at..at + 8]);
+            u64::from_le_bytes(buf)
+        };
+        // Each lowercase hex digit to its value, eight at a time: `0`–`9` keep their
+        // low nibble, `a`–`f` (bit 6 set) add 9 to theirs.
+        let nibbles = |w: u64| {
+            const LOW: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+            (w & LOW) + ((w >> 6) & 0x0101_0101_0101_0101) * 9
+        };
+        // 16 digits, 64 bits: a bijection, whatever the order of the nibbles.
+        let digits = nibbles(word(len - 16)) | (nibbles(word(len - 8)) << 4);
+        // The last letter of the mode: `e` (live) or `t` (test).
+        digits ^ u64::from(self.bytes[len - 18])
     }
 }
 
@@ -134,6 +165,22 @@ mod tests {
         ] {
             assert_eq!(bad.parse::<KeyPrefix>(), Err(InvalidPrefix), "{bad}");
         }
+    }
+
+    #[test]
+    fn fingerprint_is_the_hex_value_and_mode() {
+        let a: KeyPrefix = "pk_live_0000000000000000".parse().unwrap();
+        let b: KeyPrefix = "pk_live_000000000000000a".parse().unwrap();
+        let c: KeyPrefix = "pk_live_0000000000000001".parse().unwrap();
+        let t: KeyPrefix = "pk_test_0000000000000000".parse().unwrap();
+        let all = [a, b, c, t];
+        for (i, x) in all.iter().enumerate() {
+            for y in &all[i + 1..] {
+                assert_ne!(x.fingerprint(), y.fingerprint(), "{x} {y}");
+            }
+        }
+        let f: KeyPrefix = "pk_live_ffffffffffffffff".parse().unwrap();
+        assert_eq!(f.fingerprint() ^ u64::from(b'e'), u64::MAX);
     }
 
     #[test]
