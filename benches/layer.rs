@@ -4,6 +4,9 @@
 //! - `layer/bare_router`: the router alone.
 //! - `layer/with_api_key_layer`: the same router `.layer(ApiKeyLayer::new(store))`, with
 //!   a valid key. Target: at most 0.5 µs more than `bare_router`.
+//! - `layer/tower_http_static_bearer`: for reference, the same router behind
+//!   tower-http's `ValidateRequestHeaderLayer::bearer` (one static token compared with
+//!   `==`: no store, no hashing, no principal).
 //! - `layer/with_layer_rejected`: the same, without an `Authorization` header (401 with
 //!   the JSON envelope; the handler is never called).
 //! - `layer/service_bare_ready_call`, `layer/service_with_layer_ready_call`: a service
@@ -31,6 +34,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header::AUTHORIZATION, HeaderValue, Request, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_api_key::ApiKeyLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 const PATH: &str = "/api/account";
 
@@ -61,6 +65,11 @@ fn layer(c: &mut Criterion) {
     let header = HeaderValue::from_str(&value).expect("header value");
     let bare = router();
     let guarded = router().layer(ApiKeyLayer::new(store.clone()));
+    // For reference: tower-http's bearer check against one static token (a plain `==`
+    // on the header, no store, no principal, no challenge), on the same request.
+    // (Deprecated upstream as "too basic for real applications", which is the point.)
+    #[allow(deprecated)]
+    let static_token = router().layer(ValidateRequestHeaderLayer::bearer(kept[0].expose_secret()));
 
     // Check once, outside the measurement, that each case answers as its name says.
     let status = |app: &Router, auth: Option<&HeaderValue>| {
@@ -71,6 +80,7 @@ fn layer(c: &mut Criterion) {
     assert_eq!(status(&bare, Some(&header)), StatusCode::OK);
     assert_eq!(status(&guarded, Some(&header)), StatusCode::OK);
     assert_eq!(status(&guarded, None), StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&static_token, Some(&header)), StatusCode::OK);
 
     let mut group = c.benchmark_group("layer");
     group.bench_function("bare_router", |b| {
@@ -78,6 +88,15 @@ fn layer(c: &mut Criterion) {
     });
     group.bench_function("with_api_key_layer", |b| {
         b.iter(|| block_on(guarded.clone().oneshot(request(Some(black_box(&header))))))
+    });
+    group.bench_function("tower_http_static_bearer", |b| {
+        b.iter(|| {
+            block_on(
+                static_token
+                    .clone()
+                    .oneshot(request(Some(black_box(&header)))),
+            )
+        })
     });
     group.bench_function("with_layer_rejected", |b| {
         b.iter(|| block_on(guarded.clone().oneshot(request(black_box(None)))))
