@@ -100,6 +100,15 @@ impl Hasher for PrefixHasher {
 }
 
 impl Maps {
+    /// The owner's records.
+    fn owned<'a>(&'a self, owner: &str) -> impl Iterator<Item = &'a Arc<KeyRecord>> + 'a {
+        self.by_owner
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|prefix| self.by_prefix.get(prefix))
+    }
+
     /// Replaces the record with this id by `update(record)`.
     fn update(&mut self, id: &KeyId, update: impl FnOnce(&mut KeyRecord)) -> Option<KeyRecord> {
         let prefix = self.prefix_by_id.get(id)?;
@@ -135,15 +144,26 @@ impl KeyStore for InMemoryKeyStore {
         {
             return Err(StoreError::Duplicate);
         }
-        let owned = maps.by_owner.get(&record.owner);
-        if rule == InsertRule::NoOtherActiveKey
-            && owned.into_iter().flatten().any(|prefix| {
-                maps.by_prefix
-                    .get(prefix)
-                    .is_some_and(|r| r.is_active_key_at(record.created_at))
-            })
-        {
-            return Err(StoreError::ActiveKeyExists);
+        match rule {
+            InsertRule::NoOtherActiveKey => {
+                let now = record.created_at;
+                if maps.owned(&record.owner).any(|r| r.is_active_key_at(now)) {
+                    return Err(StoreError::ActiveKeyExists);
+                }
+            }
+            InsertRule::Replace { old, revoke_at } => {
+                let current = maps
+                    .prefix_by_id
+                    .get(&old)
+                    .and_then(|prefix| maps.by_prefix.get(prefix))
+                    .filter(|r| r.owner == record.owner)
+                    .ok_or(StoreError::NotFound)?;
+                if current.revoked_at.is_some() {
+                    return Err(StoreError::AlreadyRevoked);
+                }
+                maps.update(&old, |r| r.revoked_at = Some(revoke_at));
+            }
+            _ => {}
         }
         maps.prefix_by_id.insert(record.id.clone(), record.prefix);
         maps.by_owner
@@ -161,13 +181,9 @@ impl KeyStore for InMemoryKeyStore {
     }
 
     async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>> {
-        let maps = self.read();
-        let mut records: Vec<KeyRecord> = maps
-            .by_owner
-            .get(owner)
-            .into_iter()
-            .flatten()
-            .filter_map(|prefix| maps.by_prefix.get(prefix))
+        let mut records: Vec<KeyRecord> = self
+            .read()
+            .owned(owner)
             .map(|r| KeyRecord::clone(r))
             .collect();
         records.sort_by_key(|r| r.created_at);

@@ -57,6 +57,14 @@ pub enum StoreError {
     /// [`InsertRule::NoOtherActiveKey`] was asked for and the owner has an active key.
     #[error("the owner already has an active key")]
     ActiveKeyExists,
+    /// [`InsertRule::Replace`] named a key that does not exist or belongs to another
+    /// owner.
+    #[error("no such key for this owner")]
+    NotFound,
+    /// [`InsertRule::Replace`] named a key that is already revoked, or already being
+    /// replaced (its revocation is scheduled).
+    #[error("the key is already revoked or being replaced")]
+    AlreadyRevoked,
     /// The backend did not answer in time.
     #[error("the key store did not answer in time")]
     Timeout,
@@ -76,7 +84,7 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The condition an [`insert`](KeyStore::insert) must check atomically.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InsertRule {
     /// Insert unless the id or prefix is taken.
@@ -86,6 +94,18 @@ pub enum InsertRule {
     /// revocation scheduled in the future (a rotation's grace period) does not count.
     /// Fails with [`StoreError::ActiveKeyExists`].
     NoOtherActiveKey,
+    /// Rotation: in one atomic step, schedule the revocation of the key `old` at
+    /// `revoke_at` and insert the new record. `old` must belong to the new record's
+    /// owner ([`StoreError::NotFound`]) and have no revocation yet, not even a scheduled
+    /// one ([`StoreError::AlreadyRevoked`]), so two concurrent rotations of one key
+    /// cannot both succeed.
+    Replace {
+        /// The key being replaced.
+        old: KeyId,
+        /// When it stops working: now for an immediate switch, later for a grace
+        /// period.
+        revoke_at: SystemTime,
+    },
 }
 
 /// Storage for key records, shared by the layer and key management.
