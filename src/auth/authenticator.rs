@@ -9,13 +9,12 @@ use subtle::{Choice, ConstantTimeEq};
 use super::{
     credential::{extract, Credential},
     future::VerifyFuture,
-    last_use::LastUse,
     Principal,
 };
 use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
-    store::{self, KeyRecord, KeyStore},
+    store::{self, KeyRecord, KeyStore, LastUse},
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -32,8 +31,8 @@ const DUMMY_HASH: KeyHash = KeyHash::from_bytes([0x5a; 32]);
 /// one store lookup by prefix; hashes the presented key and compares the digest in
 /// constant time (against a fixed dummy digest when the prefix is unknown, so the
 /// hashing, the comparison and the answer are the same as for a wrong secret); refuses
-/// revoked and expired keys; and notes the key's last use at most once per
-/// [interval](AuthenticatorBuilder::last_use_interval).
+/// revoked and expired keys; and notes the key's last use in memory ([`LastUse`]),
+/// writing it to the store at most once per key per interval.
 ///
 /// With a store that answers from memory ([`KeyStore::find_by_prefix_now`]) the whole
 /// check runs without allocating a future; other stores are awaited.
@@ -102,7 +101,7 @@ impl Authenticator {
             realm: "api".into(),
             messages: Messages::default(),
             retry_after: Duration::from_secs(1),
-            last_use_interval: Duration::from_secs(60),
+            last_use: None,
         }
     }
 
@@ -136,7 +135,7 @@ impl Authenticator {
         let now = SystemTime::now();
         match self.check(&presented, found, now) {
             Err(error) => Started::Refused(error),
-            Ok(record) if self.config.last_use.due(&record, now) => {
+            Ok(record) if self.config.last_use.note(&record, now) => {
                 let auth = self.clone();
                 Started::Pending(Box::pin(async move {
                     Ok(auth.note_use_and_admit(record, now).await)
@@ -172,7 +171,7 @@ impl Authenticator {
         let found = self.config.store.find_by_prefix(&presented.prefix).await;
         let now = SystemTime::now();
         let record = self.check(&presented, found, now)?;
-        if self.config.last_use.due(&record, now) {
+        if self.config.last_use.note(&record, now) {
             Ok(self.note_use_and_admit(record, now).await)
         } else {
             Ok(self.principal(record))
@@ -214,6 +213,16 @@ impl Authenticator {
         Principal::new(record, self.config.rejections.clone())
     }
 
+    /// The log of last uses this authenticator notes into.
+    pub fn last_use(&self) -> &LastUse {
+        &self.config.last_use
+    }
+
+    /// Writes the last uses noted here but not yet stored; call on graceful shutdown.
+    pub async fn flush_last_use(&self) -> store::Result<usize> {
+        self.config.last_use.flush(&*self.config.store).await
+    }
+
     pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {
         AuthError::with_rejections(kind, self.config.rejections.clone())
     }
@@ -230,7 +239,7 @@ impl fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("format", &self.config.format)
             .field("extra_header", &self.config.extra_header)
-            .field("last_use_interval", &self.config.last_use.interval())
+            .field("last_use", &self.config.last_use)
             .finish_non_exhaustive()
     }
 }
@@ -246,7 +255,7 @@ impl fmt::Debug for Authenticator {
 ///     auth::{ApiKeyLayer, Authenticator},
 ///     error::AuthErrorKind,
 ///     key::KeyFormat,
-///     store::InMemoryKeyStore,
+///     store::{InMemoryKeyStore, LastUse},
 /// };
 ///
 /// let auth = Authenticator::builder(InMemoryKeyStore::new())
@@ -254,7 +263,7 @@ impl fmt::Debug for Authenticator {
 ///     .key_format(KeyFormat::new("acme").unwrap())
 ///     .also_accept_header(HeaderName::from_static("x-api-key"))
 ///     .message(AuthErrorKind::Expired, "This key has expired; mint a new one in Settings.")
-///     .last_use_interval(Duration::from_secs(300))
+///     .last_use(LastUse::new(Duration::from_secs(300)))
 ///     .build();
 /// let layer = ApiKeyLayer::new(auth);
 /// ```
@@ -266,7 +275,7 @@ pub struct AuthenticatorBuilder {
     realm: String,
     messages: Messages,
     retry_after: Duration,
-    last_use_interval: Duration,
+    last_use: Option<LastUse>,
 }
 
 impl AuthenticatorBuilder {
@@ -312,12 +321,11 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// A key's `last_used_at` is written to the store when the stored value is older
-    /// than this interval, and at most once per key per interval from this
-    /// authenticator, even while the write fails. The write happens before the request
-    /// is passed on. Default 60 s; `Duration::ZERO` writes on every request.
-    pub fn last_use_interval(mut self, interval: Duration) -> Self {
-        self.last_use_interval = interval;
+    /// Where the layer notes each key's last use; see [`LastUse`]. Default: a log of
+    /// its own with a 60 s write interval. Pass a shared one to show the merged value
+    /// in management views; reach it later with [`Authenticator::last_use`].
+    pub fn last_use(mut self, last_use: LastUse) -> Self {
+        self.last_use = Some(last_use);
         self
     }
 
@@ -333,7 +341,7 @@ impl AuthenticatorBuilder {
                     self.messages,
                     self.retry_after,
                 )),
-                last_use: LastUse::new(self.last_use_interval),
+                last_use: self.last_use.unwrap_or_default(),
             }),
         }
     }

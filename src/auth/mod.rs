@@ -59,7 +59,6 @@ mod authenticator;
 mod body;
 mod credential;
 mod future;
-mod last_use;
 mod layer;
 mod principal;
 mod scope;

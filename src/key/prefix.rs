@@ -1,4 +1,4 @@
-use std::{fmt, str::FromStr};
+use std::{fmt, hash::Hasher, str::FromStr};
 
 use super::{
     format::{is_valid_namespace, mode_and_hex},
@@ -94,6 +94,33 @@ impl KeyPrefix {
         digits ^ u64::from(self.bytes[len - 18])
     }
 }
+
+/// Hashes a [`KeyPrefix`] by its fingerprint, mixed once, for maps keyed by the
+/// prefixes of stored keys. No keyed hash is needed there: those prefixes come from the
+/// OS random source, not from callers, so a caller cannot aim lookups at a crowded part
+/// of the table.
+#[derive(Default)]
+pub(crate) struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `KeyPrefix`; correct for anything else all the same.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// The hasher to key maps of stored prefixes with.
+pub(crate) type PrefixHashing = std::hash::BuildHasherDefault<PrefixHasher>;
 
 impl FromStr for KeyPrefix {
     type Err = InvalidPrefix;

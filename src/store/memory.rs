@@ -1,12 +1,11 @@
 use std::{
     collections::HashMap,
-    hash::{BuildHasherDefault, Hasher},
     sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::SystemTime,
 };
 
 use super::{InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError};
-use crate::key::KeyPrefix;
+use crate::key::{KeyPrefix, PrefixHashing};
 
 /// The embedded store: records in a hash map behind a read-write lock.
 ///
@@ -29,7 +28,7 @@ pub struct InMemoryKeyStore {
 
 #[derive(Default)]
 struct Maps {
-    by_prefix: HashMap<KeyPrefix, Arc<KeyRecord>, BuildHasherDefault<PrefixHasher>>,
+    by_prefix: HashMap<KeyPrefix, Arc<KeyRecord>, PrefixHashing>,
     prefix_by_id: HashMap<KeyId, KeyPrefix>,
     by_owner: HashMap<String, Vec<KeyPrefix>>,
 }
@@ -73,29 +72,6 @@ impl InMemoryKeyStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, Maps> {
         self.maps.write().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Hashes a [`KeyPrefix`] by its fingerprint, mixed once. No keyed hash is needed: the
-/// stored prefixes come from the OS random source, not from callers, so a caller
-/// cannot aim lookups at a crowded part of the table.
-#[derive(Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `KeyPrefix`; correct for anything else all the same.
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
     }
 }
 

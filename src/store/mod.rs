@@ -34,11 +34,13 @@
 //! - Every call is bounded in time: a store backed by a network service sets its own
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
 
+mod last_use;
 mod memory;
 mod record;
 
 use std::{sync::Arc, time::SystemTime};
 
+pub use last_use::LastUse;
 pub use memory::InMemoryKeyStore;
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
 

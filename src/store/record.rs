@@ -84,8 +84,8 @@ pub struct KeyRecord {
     pub expires_at: Option<SystemTime>,
     /// When it was (or will be) revoked.
     pub revoked_at: Option<SystemTime>,
-    /// When it was last seen on a request, written at most once per
-    /// [`last_use_interval`](crate::auth::AuthenticatorBuilder::last_use_interval).
+    /// When it was last seen on a request, as stored; written at most once per key per
+    /// interval (see [`LastUse`](super::LastUse), which also has the unwritten value).
     pub last_used_at: Option<SystemTime>,
 }
 

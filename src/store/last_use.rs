@@ -1,0 +1,266 @@
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, PoisonError, RwLock,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use super::{KeyId, KeyRecord, KeyStore, Result};
+use crate::key::{KeyPrefix, PrefixHashing};
+
+/// Above this many keys, idle keys with nothing left to write are forgotten.
+const PRUNE_AT: usize = 4096;
+
+/// The last use of each key, kept in memory and written back to the store at most once
+/// per key per interval.
+///
+/// The layer notes every successful request here — a few atomic operations, no store
+/// write. A write to the store ([`KeyStore::record_last_use`]) happens when the stored
+/// time is older than the interval, and at most once per key per interval from this
+/// process even while writes fail. Management views read the merged value
+/// ([`LastUse::last_used_at`]), so the instance that served a request shows the use at
+/// once; [`LastUse::flush`] writes what is still pending, e.g. on graceful shutdown.
+///
+/// Only verified keys are noted, so memory is bounded by the keys in use, never by what
+/// callers send. Cloning is cheap and clones share the same log.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_api_key::{auth::Authenticator, store::{InMemoryKeyStore, LastUse}};
+///
+/// let last_use = LastUse::new(Duration::from_secs(300));
+/// let auth = Authenticator::builder(InMemoryKeyStore::new())
+///     .last_use(last_use.clone())
+///     .build();
+/// ```
+#[derive(Clone)]
+pub struct LastUse {
+    inner: Arc<Log>,
+}
+
+struct Log {
+    interval_ms: u64,
+    keys: RwLock<HashMap<KeyPrefix, Entry, PrefixHashing>>,
+}
+
+struct Entry {
+    id: KeyId,
+    /// Latest use seen here, in ms since the epoch (0: none).
+    seen: AtomicU64,
+    /// Latest time written (or being written) to the store from here.
+    written: AtomicU64,
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_millis(ms: u64) -> Option<SystemTime> {
+    (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+impl LastUse {
+    /// A log that writes each key's last use at most once per `interval`.
+    /// `Duration::ZERO` writes on every request.
+    pub fn new(interval: Duration) -> Self {
+        LastUse {
+            inner: Arc::new(Log {
+                interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+                keys: RwLock::new(HashMap::default()),
+            }),
+        }
+    }
+
+    /// The write interval.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.inner.interval_ms)
+    }
+
+    /// Notes a use of `record`'s key at `now`; `true` when the caller should write it
+    /// to the store now (the write is then counted as done for this interval).
+    pub(crate) fn note(&self, record: &KeyRecord, now: SystemTime) -> bool {
+        let ms = millis(now);
+        if let Some(entry) = self.read().get(&record.prefix) {
+            return entry.note(ms, record, self.inner.interval_ms);
+        }
+        let mut keys = self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if keys.len() >= PRUNE_AT {
+            let horizon = ms.saturating_sub(self.inner.interval_ms);
+            keys.retain(|_, e| {
+                let seen = e.seen.load(Relaxed);
+                seen > horizon || seen > e.written.load(Relaxed)
+            });
+        }
+        keys.entry(record.prefix)
+            .or_insert_with(|| Entry {
+                id: record.id.clone(),
+                seen: AtomicU64::new(0),
+                written: AtomicU64::new(0),
+            })
+            .note(ms, record, self.inner.interval_ms)
+    }
+
+    /// The key's last use: the later of the stored value and what this process has
+    /// seen but not yet written.
+    pub fn last_used_at(&self, record: &KeyRecord) -> Option<SystemTime> {
+        let seen = self
+            .read()
+            .get(&record.prefix)
+            .and_then(|e| from_millis(e.seen.load(Relaxed)));
+        seen.max(record.last_used_at)
+    }
+
+    /// Writes every use seen here and not yet written; returns how many keys were
+    /// written. Call it on graceful shutdown so nothing is lost. Stops at the first
+    /// store error (what was not written stays pending).
+    pub async fn flush(&self, store: &dyn KeyStore) -> Result<usize> {
+        let pending: Vec<(KeyPrefix, KeyId, u64)> = self
+            .read()
+            .iter()
+            .filter_map(|(prefix, e)| {
+                let seen = e.seen.load(Relaxed);
+                (seen > e.written.load(Relaxed)).then(|| (*prefix, e.id.clone(), seen))
+            })
+            .collect();
+        for (prefix, id, seen) in &pending {
+            if let Some(at) = from_millis(*seen) {
+                store.record_last_use(id, at).await?;
+            }
+            if let Some(entry) = self.read().get(prefix) {
+                entry.written.fetch_max(*seen, Relaxed);
+            }
+        }
+        Ok(pending.len())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyPrefix, Entry, PrefixHashing>> {
+        // No code path panics while holding the lock.
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Entry {
+    fn note(&self, ms: u64, record: &KeyRecord, interval: u64) -> bool {
+        self.seen.fetch_max(ms, Relaxed);
+        // What the store already has counts as written.
+        let stored = record.last_used_at.map_or(0, millis);
+        let written = self.written.fetch_max(stored, Relaxed).max(stored);
+        if ms.saturating_sub(stored) < interval {
+            return false;
+        }
+        ms.saturating_sub(written) >= interval
+            && self
+                .written
+                .compare_exchange(written, ms, Relaxed, Relaxed)
+                .is_ok()
+    }
+}
+
+impl Default for LastUse {
+    /// Writes at most once per key per 60 s.
+    fn default() -> Self {
+        LastUse::new(Duration::from_secs(60))
+    }
+}
+
+impl fmt::Debug for LastUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LastUse")
+            .field("interval", &self.interval())
+            .field("keys", &self.read().len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        key::{ApiKey, KeyMode},
+        store::{InMemoryKeyStore, InsertRule},
+    };
+
+    fn record() -> KeyRecord {
+        KeyRecord::builder(&ApiKey::generate(KeyMode::Live).unwrap(), "o").build()
+    }
+
+    #[test]
+    fn one_write_per_interval_even_if_the_write_never_lands() {
+        let last_use = LastUse::new(Duration::from_secs(60));
+        let r = record();
+        let t = SystemTime::now();
+        assert!(last_use.note(&r, t));
+        // The store was not updated (write failed or still in flight): no new attempt.
+        assert!(!last_use.note(&r, t + Duration::from_secs(1)));
+        assert!(!last_use.note(&r, t + Duration::from_secs(59)));
+        assert!(last_use.note(&r, t + Duration::from_secs(60)));
+        // Another key is independent.
+        assert!(last_use.note(&record(), t));
+    }
+
+    #[test]
+    fn fresh_stored_time_needs_no_write_but_the_view_sees_the_use() {
+        let last_use = LastUse::new(Duration::from_secs(60));
+        let t = SystemTime::now();
+        let mut r = record();
+        r.last_used_at = Some(t);
+        let later = t + Duration::from_secs(30);
+        assert!(!last_use.note(&r, later));
+        let seen = last_use.last_used_at(&r).unwrap();
+        assert_eq!(millis(seen), millis(later));
+        assert!(last_use.note(&r, t + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn zero_interval_writes_every_time() {
+        let last_use = LastUse::new(Duration::ZERO);
+        let r = record();
+        let t = SystemTime::now();
+        assert!(last_use.note(&r, t));
+        assert!(last_use.note(&r, t + Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten() {
+        let last_use = LastUse::new(Duration::from_secs(1));
+        let t = SystemTime::now();
+        for _ in 0..PRUNE_AT {
+            let mut r = record();
+            r.last_used_at = Some(t);
+            last_use.note(&r, t);
+        }
+        // Those were seen but already stored: nothing pending, so once idle they go.
+        last_use.note(&record(), t + Duration::from_secs(2));
+        assert_eq!(last_use.read().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn flush_writes_what_is_pending() {
+        let store = InMemoryKeyStore::new();
+        let r = record();
+        store
+            .insert(r.clone(), InsertRule::Unconditional)
+            .await
+            .unwrap();
+        let last_use = LastUse::new(Duration::from_secs(60));
+        let t = SystemTime::now();
+        let mut stored = r.clone();
+        stored.last_used_at = Some(t);
+        last_use.note(&stored, t + Duration::from_secs(5));
+        assert_eq!(last_use.flush(&store).await.unwrap(), 1);
+        let back = store.find_by_prefix(&r.prefix).await.unwrap().unwrap();
+        assert_eq!(back.last_used_at.map(millis), Some(millis(t) + 5000));
+        assert_eq!(last_use.flush(&store).await.unwrap(), 0, "nothing left");
+    }
+}
