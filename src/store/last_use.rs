@@ -152,12 +152,20 @@ impl LastUse {
 
 impl Entry {
     fn note(&self, ms: u64, record: &KeyRecord, interval: u64) -> bool {
-        self.seen.fetch_max(ms, Relaxed);
-        // What the store already has counts as written.
-        let stored = record.last_used_at.map_or(0, millis);
-        let written = self.written.fetch_max(stored, Relaxed).max(stored);
-        if ms.saturating_sub(stored) < interval {
+        // Plain loads first: most requests land in a millisecond already noted, or
+        // within an interval of the last write, and then need no read-modify-write.
+        if self.seen.load(Relaxed) < ms {
+            self.seen.fetch_max(ms, Relaxed);
+        }
+        let mut written = self.written.load(Relaxed);
+        if ms.saturating_sub(written) < interval {
             return false;
+        }
+        // Once per interval: what the store already has (maybe from another
+        // instance) counts as written.
+        let stored = record.last_used_at.map_or(0, millis);
+        if written < stored {
+            written = self.written.fetch_max(stored, Relaxed).max(stored);
         }
         ms.saturating_sub(written) >= interval
             && self
