@@ -1,5 +1,5 @@
-//! axum integration (feature `axum`): [`Principal`] is an extractor, and [`AuthError`]
-//! and [`ApiError`] implement `IntoResponse`.
+//! axum integration (feature `axum`): [`Principal`] and [`SessionUser`] are
+//! extractors, and [`AuthError`] and [`ApiError`] implement `IntoResponse`.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -21,7 +21,8 @@ use axum_core::{
 use http::request::Parts;
 
 use crate::{
-    error::{ApiError, AuthError, AuthErrorKind},
+    error::{ApiError, AuthError, AuthErrorKind, ErrorCode},
+    session::SessionUser,
     Principal,
 };
 
@@ -46,6 +47,25 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionUser {
+    /// 401 if no [`SessionGuardLayer`](crate::session::SessionGuardLayer) admitted this
+    /// request.
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<SessionUser>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "This route needs a browser session.",
+                )
+            })
     }
 }
 

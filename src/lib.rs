@@ -7,6 +7,8 @@
 pub mod auth;
 pub mod error;
 pub mod key;
+pub mod middleware;
+pub mod session;
 pub mod store;
 
 #[cfg(feature = "axum")]

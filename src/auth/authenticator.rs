@@ -1,4 +1,11 @@
-use std::{borrow::Cow, fmt, sync::Arc, time::Duration, time::SystemTime};
+use std::{
+    borrow::Cow,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use http::{
     header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION},
@@ -8,7 +15,6 @@ use subtle::{Choice, ConstantTimeEq};
 
 use super::{
     credential::{extract, Credential},
-    future::VerifyFuture,
     Principal,
 };
 use crate::{
@@ -67,7 +73,7 @@ pub(crate) enum Started {
     /// Refused: answer with the error.
     Refused(AuthError),
     /// The store must be waited for.
-    Pending(VerifyFuture),
+    Pending(Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>),
 }
 
 impl Started {

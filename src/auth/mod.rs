@@ -56,17 +56,14 @@
 //! through `tower::ServiceBuilder`, for instance; see `examples/hyper.rs`.
 
 mod authenticator;
-mod body;
 mod credential;
-mod future;
 mod layer;
 mod principal;
 mod scope;
 mod service;
 
+pub use crate::middleware::{ResponseBody, ResponseFuture};
 pub use authenticator::{Authenticator, AuthenticatorBuilder};
-pub use body::ResponseBody;
-pub use future::ResponseFuture;
 pub use layer::ApiKeyLayer;
 pub use principal::Principal;
 pub use scope::{RequireScope, RequireScopeLayer};

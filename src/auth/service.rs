@@ -3,7 +3,10 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower::Service;
 
-use super::{authenticator::Started, ApiKeyLayer, Authenticator, ResponseBody, ResponseFuture};
+use super::{
+    authenticator::Started, ApiKeyLayer, Authenticator, Principal, ResponseBody, ResponseFuture,
+};
+use crate::error::AuthError;
 
 /// Middleware that admits only requests carrying a valid API key; see
 /// [`ApiKeyLayer`].
@@ -52,7 +55,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
+    type Future = ResponseFuture<S, ReqBody, Principal>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -64,13 +67,15 @@ where
                 request.extensions_mut().insert(principal);
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Started::Refused(error) => ResponseFuture::refused(error),
+            Started::Refused(error) => ResponseFuture::refused(error.into_response()),
             Started::Pending(verify) => {
                 // The inner service will be called later, from the future: take the one
                 // that was driven to readiness and leave a clone for the next
                 // `poll_ready`.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
+                let verify =
+                    Box::pin(async move { verify.await.map_err(AuthError::into_response) });
                 ResponseFuture::verifying(verify, ready, request)
             }
         }

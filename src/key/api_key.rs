@@ -29,7 +29,7 @@ pub struct KeyParseError;
 /// The operating system's random source failed, so no key was minted.
 #[derive(Debug, thiserror::Error)]
 #[error("the OS random number generator failed: {0}")]
-pub struct MintError(#[source] rand::rngs::SysError);
+pub struct MintError(#[source] pub(crate) rand::rngs::SysError);
 
 impl ApiKey {
     /// Mints a key in the default `pk` namespace from 32 bytes of the OS random source.

@@ -9,8 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// The response body of [`ApiKeyService`](super::ApiKeyService) and
-    /// [`RequireScope`](super::RequireScope): the inner service's body, or the JSON
+    /// The response body of the crate's guards: the inner service's body, or the JSON
     /// envelope of a refusal.
     pub struct ResponseBody<B> {
         #[pin]

@@ -5,39 +5,45 @@ use std::{
     task::{ready, Context, Poll},
 };
 
+use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::{Principal, ResponseBody};
-use crate::error::AuthError;
+use super::ResponseBody;
 
-/// The store lookup and checks, owned so it can outlive `call`.
-pub(crate) type VerifyFuture = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
+/// A refusal, already rendered as the envelope response.
+pub(crate) type Refusal = Response<Bytes>;
+
+/// The part of a check that must wait (a store lookup, a session lookup), owned so
+/// it can outlive `call`; yields what goes into the request's extensions.
+pub(crate) type Admission<T> = Pin<Box<dyn Future<Output = Result<T, Refusal>> + Send>>;
 
 pin_project! {
-    /// Response future of [`ApiKeyService`](super::ApiKeyService) and
-    /// [`RequireScope`](super::RequireScope).
+    /// Response future of the crate's guards ([`ApiKeyService`](crate::auth::ApiKeyService),
+    /// [`RequireScope`](crate::auth::RequireScope), the session guard).
     ///
-    /// Verifies the key, then drives the inner service's future (not boxed), or
-    /// answers with the refusal without ever calling the inner service.
-    pub struct ResponseFuture<S, B>
+    /// Finishes the check if it had to wait, puts the verified `T` (a
+    /// [`Principal`](crate::Principal), a session user) into the request's extensions
+    /// and drives the inner service's future (not boxed) — or answers with the refusal
+    /// without ever calling the inner service.
+    pub struct ResponseFuture<S, B, T>
     where
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S, B>,
+        state: State<S, B, T>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, B>
+    enum State<S, B, T>
     where
         S: Service<Request<B>>,
     {
         Verifying {
-            verify: VerifyFuture,
+            verify: Admission<T>,
             // The ready inner service and the request, until verification succeeds;
             // boxed so the future stays small on the common path, which never waits.
             pending: Option<Box<(S, Request<B>)>>,
@@ -47,13 +53,13 @@ pin_project! {
             future: S::Future,
         },
         Refused {
-            error: Option<AuthError>,
+            refusal: Option<Refusal>,
         },
     }
 }
 
-impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
-    pub(crate) fn verifying(verify: VerifyFuture, service: S, request: Request<B>) -> Self {
+impl<S: Service<Request<B>>, B, T> ResponseFuture<S, B, T> {
+    pub(crate) fn verifying(verify: Admission<T>, service: S, request: Request<B>) -> Self {
         ResponseFuture {
             state: State::Verifying {
                 verify,
@@ -68,16 +74,19 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
         }
     }
 
-    pub(crate) fn refused(error: AuthError) -> Self {
+    pub(crate) fn refused(refusal: Refusal) -> Self {
         ResponseFuture {
-            state: State::Refused { error: Some(error) },
+            state: State::Refused {
+                refusal: Some(refusal),
+            },
         }
     }
 }
 
-impl<S, B, ResBody> Future for ResponseFuture<S, B>
+impl<S, B, T, ResBody> Future for ResponseFuture<S, B, T>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    T: Clone + Send + Sync + 'static,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -92,12 +101,14 @@ where
                     };
                     let (mut service, mut request) = *pair;
                     match outcome {
-                        Ok(principal) => {
-                            request.extensions_mut().insert(principal);
+                        Ok(admitted) => {
+                            request.extensions_mut().insert(admitted);
                             let future = service.call(request);
                             this.state.set(State::Inner { future });
                         }
-                        Err(error) => return Poll::Ready(Ok(error.into_response())),
+                        Err(refusal) => {
+                            return Poll::Ready(Ok(refusal.map(ResponseBody::envelope)))
+                        }
                     }
                 }
                 StateProj::Inner { future } => {
@@ -105,18 +116,18 @@ where
                         .poll(cx)
                         .map(|result| result.map(|res| res.map(ResponseBody::inner)));
                 }
-                StateProj::Refused { error } => {
-                    let Some(error) = error.take() else {
+                StateProj::Refused { refusal } => {
+                    let Some(refusal) = refusal.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    return Poll::Ready(Ok(error.into_response()));
+                    return Poll::Ready(Ok(refusal.map(ResponseBody::envelope)));
                 }
             }
         }
     }
 }
 
-impl<S: Service<Request<B>>, B> fmt::Debug for ResponseFuture<S, B> {
+impl<S: Service<Request<B>>, B, T> fmt::Debug for ResponseFuture<S, B, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -1,0 +1,199 @@
+use http::{header, HeaderMap, Method};
+
+/// Refuses cross-origin requests with unsafe methods, after the rules of Go 1.25's
+/// `net/http.CrossOriginProtection`:
+///
+/// 1. `GET`, `HEAD` and `OPTIONS` always pass (they must not change anything).
+/// 2. `Sec-Fetch-Site: same-origin` or `none` passes; `cross-site` or `same-site` is
+///    refused (unless `Origin` is a trusted origin).
+/// 3. Without `Sec-Fetch-Site` (older browsers): an `Origin` header that is present
+///    must be exactly this server's origin — scheme, host and port; `null` and
+///    look-alike hosts such as `http://127.0.0.1:3000.attacker.example` are refused —
+///    or a trusted origin.
+/// 4. Neither header: passes (not a browser, so no ambient cookies to abuse).
+///
+/// This server's origin is the one set with [`CrossOriginProtection::server_origin`];
+/// when none is set, an `Origin` passes if its `host[:port]` is exactly the request's
+/// `Host` and its scheme is `http` or `https` (as Go does).
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, Method};
+/// use tower_api_key::session::CrossOriginProtection;
+///
+/// let csrf = CrossOriginProtection::new().server_origin("https://app.example.com");
+/// let mut headers = HeaderMap::new();
+/// headers.insert("origin", HeaderValue::from_static("https://evil.example"));
+/// assert!(csrf.check(&Method::POST, &headers).is_err());
+/// assert!(csrf.check(&Method::GET, &headers).is_ok());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct CrossOriginProtection {
+    server_origin: Option<String>,
+    trusted: Vec<String>,
+}
+
+/// A request refused by [`CrossOriginProtection`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cross-origin request refused")]
+pub struct CrossOriginRequest;
+
+impl CrossOriginProtection {
+    /// The default rules, with this server's origin taken from `Host`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// This server's origin, e.g. `https://app.example.com` (no path, no trailing
+    /// slash). Recommended behind proxies that rewrite `Host`.
+    pub fn server_origin(mut self, origin: impl Into<String>) -> Self {
+        self.server_origin = Some(origin.into());
+        self
+    }
+
+    /// Also admit unsafe requests from this origin (exact match), e.g. a separate
+    /// front-end at `https://dashboard.example.com`.
+    pub fn trusted_origin(mut self, origin: impl Into<String>) -> Self {
+        self.trusted.push(origin.into());
+        self
+    }
+
+    /// `Ok` if the request may proceed.
+    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), CrossOriginRequest> {
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return Ok(());
+        }
+        let origin = single(headers, &header::ORIGIN);
+        match single(headers, &http::HeaderName::from_static("sec-fetch-site")) {
+            Some(Some(b"same-origin" | b"none")) => return Ok(()),
+            None => {}
+            // cross-site, same-site, anything unknown, or several values
+            Some(_) => {
+                return match origin {
+                    Some(Some(o)) if self.is_trusted(o) => Ok(()),
+                    _ => Err(CrossOriginRequest),
+                }
+            }
+        }
+        match origin {
+            None => Ok(()),
+            Some(Some(o)) if self.is_this_server(o, headers) || self.is_trusted(o) => Ok(()),
+            Some(_) => Err(CrossOriginRequest),
+        }
+    }
+
+    fn is_trusted(&self, origin: &[u8]) -> bool {
+        self.trusted.iter().any(|t| t.as_bytes() == origin)
+    }
+
+    fn is_this_server(&self, origin: &[u8], headers: &HeaderMap) -> bool {
+        if let Some(server) = &self.server_origin {
+            return server.as_bytes() == origin;
+        }
+        let authority = origin
+            .strip_prefix(b"https://")
+            .or_else(|| origin.strip_prefix(b"http://"));
+        match (authority, single(headers, &header::HOST)) {
+            (Some(authority), Some(Some(host))) => !authority.is_empty() && authority == host,
+            _ => false,
+        }
+    }
+}
+
+/// `None` if absent, `Some(None)` if repeated, else the one value.
+fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<Option<&'a [u8]>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    Some(values.next().is_none().then(|| first.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn go_rules() {
+        let csrf = CrossOriginProtection::new().trusted_origin("https://trusted.example");
+        let host = ("host", "127.0.0.1:3000");
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[host], true),
+            (&[host, ("sec-fetch-site", "same-origin")], true),
+            (&[host, ("sec-fetch-site", "none")], true),
+            (&[host, ("sec-fetch-site", "cross-site")], false),
+            (&[host, ("sec-fetch-site", "same-site")], false),
+            (&[host, ("sec-fetch-site", "bogus")], false),
+            (
+                &[
+                    host,
+                    ("sec-fetch-site", "cross-site"),
+                    ("origin", "https://trusted.example"),
+                ],
+                true,
+            ),
+            (&[host, ("origin", "http://127.0.0.1:3000")], true),
+            (&[host, ("origin", "https://127.0.0.1:3000")], true),
+            (&[host, ("origin", "http://127.0.0.1:3001")], false),
+            (
+                &[host, ("origin", "http://127.0.0.1:3000.attacker.example")],
+                false,
+            ),
+            (&[host, ("origin", "http://attacker.example")], false),
+            (&[host, ("origin", "null")], false),
+            (&[host, ("origin", "ftp://127.0.0.1:3000")], false),
+            (&[host, ("origin", "http://")], false),
+            (&[("origin", "http://127.0.0.1:3000")], false),
+            (&[host, ("origin", "https://trusted.example")], true),
+            (&[host, ("origin", "https://trusted.example.evil")], false),
+            (
+                &[
+                    host,
+                    ("origin", "http://127.0.0.1:3000"),
+                    ("origin", "http://127.0.0.1:3000"),
+                ],
+                false,
+            ),
+            // Sec-Fetch-Site wins over a matching Origin.
+            (
+                &[
+                    host,
+                    ("sec-fetch-site", "cross-site"),
+                    ("origin", "http://127.0.0.1:3000"),
+                ],
+                false,
+            ),
+        ];
+        for (pairs, ok) in cases {
+            let h = headers(pairs);
+            for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+                assert_eq!(csrf.check(&method, &h).is_ok(), *ok, "{method} {pairs:?}");
+            }
+            for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+                assert!(csrf.check(&method, &h).is_ok(), "{method} {pairs:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn configured_origin_is_compared_exactly() {
+        let csrf = CrossOriginProtection::new().server_origin("https://app.example.com");
+        let ok = headers(&[
+            ("host", "internal:8080"),
+            ("origin", "https://app.example.com"),
+        ]);
+        assert!(csrf.check(&Method::POST, &ok).is_ok());
+        let wrong_scheme = headers(&[
+            ("host", "app.example.com"),
+            ("origin", "http://app.example.com"),
+        ]);
+        assert!(csrf.check(&Method::POST, &wrong_scheme).is_err());
+    }
+}
