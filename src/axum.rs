@@ -75,6 +75,12 @@ impl IntoResponse for AuthError {
     }
 }
 
+impl IntoResponse for crate::manage::ManageError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         ApiError::into_response(self)

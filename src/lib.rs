@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod key;
+pub mod manage;
 pub mod middleware;
 pub mod session;
 pub mod store;

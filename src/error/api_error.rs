@@ -44,7 +44,8 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: Cow<'static, str>,
-    headers: HeaderMap,
+    /// Extra headers; a `Vec` keeps the error small (most have none).
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -54,7 +55,7 @@ impl ApiError {
             status: code.status(),
             code,
             message: message.into(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -72,7 +73,8 @@ impl ApiError {
     /// Adds a response header. `content-type` and `cache-control` are always the
     /// envelope's own and cannot be changed.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name, value));
         self
     }
 
@@ -94,10 +96,11 @@ impl ApiError {
     /// The envelope as an HTTP response, with any body type that can be made from
     /// `Bytes` (`axum::body::Body`, `http_body_util::Full<Bytes>`, `Bytes` itself…).
     pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
+        let headers: HeaderMap = self.headers.into_iter().collect();
         envelope_response(
             self.status,
             envelope_json(self.code, &self.message),
-            self.headers,
+            headers,
         )
     }
 }

@@ -1,0 +1,287 @@
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use super::{ActiveKey, KeyView, ManageError, MintedKey, NewKey};
+use crate::{
+    key::{ApiKey, KeyFormat, KeyMode},
+    store::{InsertRule, KeyId, KeyRecord, KeyStore, LastUse},
+};
+
+/// Key lifecycle over any [`KeyStore`]: mint, view, rotate and revoke, under the
+/// policy you pick — [`Keys::one_active`] (one key per owner) or [`Keys::named`] (many
+/// named keys per owner).
+///
+/// Owners are whatever your app calls accounts: usually the session user's id. An
+/// owner never sees or touches another owner's keys; they are "not found". Cloning is
+/// cheap.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_api_key::{auth::Authenticator, manage::{Keys, NewKey}, store::InMemoryKeyStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = InMemoryKeyStore::new();
+/// let auth = Authenticator::new(store.clone());
+/// let keys = Keys::new(store).last_use(auth.last_use().clone());
+///
+/// let minted = keys.one_active().create("acct_42", NewKey::default()).await?;
+/// println!("shown once: {}", minted.api_key().expose_secret());
+/// assert!(keys.one_active().create("acct_42", NewKey::default()).await.is_err()); // 409
+///
+/// let next = keys.one_active().rotate("acct_42", Duration::from_secs(3600)).await?;
+/// assert_eq!(keys.one_active().view("acct_42").await?.retiring.len(), 1);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Keys {
+    store: Arc<dyn KeyStore>,
+    format: KeyFormat,
+    last_use: Option<LastUse>,
+    default_scopes: Vec<String>,
+}
+
+impl Keys {
+    /// Key management over `store`, minting `pk_` keys.
+    pub fn new(store: impl KeyStore) -> Self {
+        Keys {
+            store: Arc::new(store),
+            format: KeyFormat::default(),
+            last_use: None,
+            default_scopes: Vec::new(),
+        }
+    }
+
+    /// Mint keys in this format (the layer must accept the same one).
+    pub fn key_format(mut self, format: KeyFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Show last uses from this log (usually the layer's: `auth.last_use().clone()`),
+    /// including uses not yet written to the store.
+    pub fn last_use(mut self, last_use: LastUse) -> Self {
+        self.last_use = Some(last_use);
+        self
+    }
+
+    /// Scopes a new key gets when its request names none.
+    pub fn default_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.default_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The one-active-key policy: an owner has at most one working key, plus old ones
+    /// in a rotation's grace period.
+    pub fn one_active(&self) -> OneActiveKeys {
+        OneActiveKeys { keys: self.clone() }
+    }
+
+    /// The many-named-keys policy: an owner has as many keys as they create.
+    pub fn named(&self) -> NamedKeys {
+        NamedKeys { keys: self.clone() }
+    }
+
+    fn view(&self, record: &KeyRecord, now: SystemTime) -> KeyView {
+        let last_used = match &self.last_use {
+            Some(log) => log.last_used_at(record),
+            None => record.last_used_at,
+        };
+        KeyView::of(record, last_used, now)
+    }
+
+    async fn mint(
+        &self,
+        owner: &str,
+        new: NewKey,
+        rule: InsertRule,
+    ) -> Result<MintedKey, ManageError> {
+        let now = SystemTime::now();
+        new.validate(now)?;
+        let mode = new.mode.unwrap_or(KeyMode::Live);
+        let key = ApiKey::generate_in(&self.format, mode).map_err(ManageError::Mint)?;
+        let scopes = if new.scopes.is_empty() {
+            self.default_scopes.clone()
+        } else {
+            new.scopes
+        };
+        let record = KeyRecord::builder(&key, owner)
+            .name(new.name)
+            .scopes(scopes)
+            .expires_at(new.expires_at)
+            .created_at(now)
+            .build();
+        let view = self.view(&record, now);
+        self.store.insert(record, rule).await?;
+        Ok(MintedKey { key, view })
+    }
+
+    async fn owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
+        Ok(self.store.list_by_owner(owner).await?)
+    }
+
+    async fn revoke_record(
+        &self,
+        record: &KeyRecord,
+        now: SystemTime,
+    ) -> Result<KeyView, ManageError> {
+        let revoked = self
+            .store
+            .revoke(&record.id, now)
+            .await?
+            .ok_or(ManageError::NotFound)?;
+        Ok(self.view(&revoked, now))
+    }
+
+    async fn rotate_record(
+        &self,
+        old: &KeyRecord,
+        grace: Duration,
+    ) -> Result<MintedKey, ManageError> {
+        let new = NewKey {
+            name: old.name.clone(),
+            scopes: old.scopes.clone(),
+            expires_at: None,
+            mode: Some(old.mode),
+        };
+        let revoke_at = SystemTime::now() + grace;
+        let rule = InsertRule::Replace {
+            old: old.id.clone(),
+            revoke_at,
+        };
+        self.mint(&old.owner, new, rule).await
+    }
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys")
+            .field("format", &self.format)
+            .field("default_scopes", &self.default_scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One active key per owner; see [`Keys::one_active`].
+#[derive(Clone, Debug)]
+pub struct OneActiveKeys {
+    keys: Keys,
+}
+
+impl OneActiveKeys {
+    /// Mints the owner's key; [`ManageError::ActiveKeyExists`] (409) while one is
+    /// active. The check and the insert are one atomic store operation, so of two
+    /// concurrent creates exactly one succeeds.
+    pub async fn create(&self, owner: &str, new: NewKey) -> Result<MintedKey, ManageError> {
+        self.keys
+            .mint(owner, new, InsertRule::NoOtherActiveKey)
+            .await
+    }
+
+    /// The owner's active key and any retiring ones; [`ManageError::NotFound`] (404)
+    /// when there is no active key.
+    pub async fn view(&self, owner: &str) -> Result<ActiveKey, ManageError> {
+        let now = SystemTime::now();
+        let mut active = None;
+        let mut retiring = Vec::new();
+        for record in self.keys.owned(owner).await? {
+            if record.is_active_key_at(now) {
+                active = Some(self.keys.view(&record, now));
+            } else if !record.is_revoked_at(now) && !record.is_expired_at(now) {
+                retiring.push(self.keys.view(&record, now));
+            }
+        }
+        let key = active.ok_or(ManageError::NotFound)?;
+        Ok(ActiveKey { key, retiring })
+    }
+
+    /// Revokes, at once, every key of the owner that still works (the active one and
+    /// any retiring ones); [`ManageError::NotFound`] (404) when none does. When it
+    /// returns, requests with those keys are refused.
+    pub async fn revoke(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
+        let now = SystemTime::now();
+        let mut revoked = Vec::new();
+        for record in self.keys.owned(owner).await? {
+            if !record.is_revoked_at(now) && !record.is_expired_at(now) {
+                revoked.push(self.keys.revoke_record(&record, now).await?);
+            }
+        }
+        if revoked.is_empty() {
+            return Err(ManageError::NotFound);
+        }
+        Ok(revoked)
+    }
+
+    /// Mints a successor to the active key (same name, scopes and mode) and lets the
+    /// old key work for `grace` more (zero: refused at once). Atomic: of two
+    /// concurrent rotations one wins, the other gets [`ManageError::AlreadyRevoked`].
+    pub async fn rotate(&self, owner: &str, grace: Duration) -> Result<MintedKey, ManageError> {
+        let now = SystemTime::now();
+        let active = self
+            .keys
+            .owned(owner)
+            .await?
+            .into_iter()
+            .find(|r| r.is_active_key_at(now))
+            .ok_or(ManageError::NotFound)?;
+        self.keys.rotate_record(&active, grace).await
+    }
+}
+
+/// Many named keys per owner; see [`Keys::named`].
+#[derive(Clone, Debug)]
+pub struct NamedKeys {
+    keys: Keys,
+}
+
+impl NamedKeys {
+    /// Mints a key for the owner.
+    pub async fn create(&self, owner: &str, new: NewKey) -> Result<MintedKey, ManageError> {
+        self.keys.mint(owner, new, InsertRule::Unconditional).await
+    }
+
+    /// The owner's keys that are not revoked (expired ones included, marked so),
+    /// oldest first.
+    pub async fn list(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
+        let now = SystemTime::now();
+        Ok(self
+            .keys
+            .owned(owner)
+            .await?
+            .iter()
+            .filter(|r| !r.is_revoked_at(now))
+            .map(|r| self.keys.view(r, now))
+            .collect())
+    }
+
+    /// Revokes one of the owner's keys at once; another owner's key, or an unknown id,
+    /// is [`ManageError::NotFound`] (404). Revoking a revoked key is not an error.
+    pub async fn revoke(&self, owner: &str, id: &KeyId) -> Result<KeyView, ManageError> {
+        let record = self.find(owner, id).await?;
+        self.keys.revoke_record(&record, SystemTime::now()).await
+    }
+
+    /// Mints a successor to one of the owner's keys (same name, scopes and mode) and
+    /// lets the old one work for `grace` more.
+    pub async fn rotate(
+        &self,
+        owner: &str,
+        id: &KeyId,
+        grace: Duration,
+    ) -> Result<MintedKey, ManageError> {
+        let record = self.find(owner, id).await?;
+        self.keys.rotate_record(&record, grace).await
+    }
+
+    async fn find(&self, owner: &str, id: &KeyId) -> Result<KeyRecord, ManageError> {
+        self.keys
+            .owned(owner)
+            .await?
+            .into_iter()
+            .find(|r| &r.id == id)
+            .ok_or(ManageError::NotFound)
+    }
+}

@@ -1,0 +1,22 @@
+//! Key management: mint, view, rotate and revoke keys for their owners, as plain async
+//! functions over any [`KeyStore`](crate::store::KeyStore) and, with the `axum`
+//! feature, as a ready router behind the session guard.
+//!
+//! Two policies: [`OneActiveKeys`] (one key per owner — create answers 409 while one
+//! is active) and [`NamedKeys`] (many named keys per owner). Rotation mints a
+//! successor and lets the old key work for a grace period, so "create the new key,
+//! update your services, then the old one stops" works under either policy.
+//!
+//! The raw key exists only in the [`MintedKey`] a create or rotate returns; every view
+//! after that shows the prefix only.
+
+mod keys;
+#[cfg(feature = "axum")]
+mod router;
+mod types;
+
+pub use keys::{Keys, NamedKeys, OneActiveKeys};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use router::{router, ManagementRoutes};
+pub use types::{ActiveKey, KeyStatus, KeyView, ManageError, MintedKey, NewKey};

@@ -1,0 +1,261 @@
+use std::time::Duration;
+
+use axum::{
+    extract::{Path, Request, State},
+    handler::Handler,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::{json, Value};
+
+use super::{Keys, MintedKey, NewKey};
+use crate::{
+    auth::Authenticator,
+    error::{ApiError, ErrorCode},
+    session::{SessionGuardLayer, SessionUser},
+    store::KeyId,
+};
+
+/// What the create and rotate answers say next to the raw key.
+const SHOWN_ONCE: &str =
+    "Save this key now: it is shown only once. Later views show its prefix only.";
+
+/// The management endpoints, mounted behind the session guard (feature `axum`).
+///
+/// | route | does | answers |
+/// | --- | --- | --- |
+/// | `GET /api/v1/partners/api-key` | the owner's active key and retiring ones | 200, 404 |
+/// | `POST /api/v1/partners/api-key` | mint the owner's one key (body optional: [`NewKey`]) | 201 with `api_key` (once), 409 while one is active |
+/// | `DELETE /api/v1/partners/api-key` | revoke it at once; also with the key's own `Authorization: Bearer` | 200, 404 |
+/// | `POST /api/v1/partners/api-key/rotate` | successor key; old one works `grace_seconds` more | 201, 404, 409 |
+/// | `GET /api/user/keys` | the owner's named keys | 200 |
+/// | `POST /api/user/keys` | mint a named key (`{"name":…}`) | 201 with `api_key` (once) |
+/// | `DELETE /api/user/keys/{id}` | revoke one | 200, 404 (also for another owner's key) |
+/// | `POST /api/user/keys/{id}/rotate` | successor key with a grace period | 201, 404, 409 |
+///
+/// Every route but the self-revoking `DELETE` needs a browser session (a bearer key is
+/// never enough), and unsafe methods pass the guard's cross-origin rules. Every answer
+/// has `Cache-Control: no-store`; errors are the crate's envelope. Both paths are
+/// configurable, and either shape can be left out.
+#[derive(Clone, Debug)]
+pub struct ManagementRoutes {
+    keys: Keys,
+    guard: SessionGuardLayer,
+    auth: Authenticator,
+    one_active: Option<String>,
+    named: Option<String>,
+}
+
+/// The default [`ManagementRoutes`] as a router: both shapes at their default paths.
+///
+/// ```
+/// use axum::Router;
+/// use tower_api_key::{auth::Authenticator, manage::{self, Keys}, session::{CookieSessions, SessionGuardLayer}, store::InMemoryKeyStore};
+///
+/// let store = InMemoryKeyStore::new();
+/// let auth = Authenticator::new(store.clone());
+/// let keys = Keys::new(store).last_use(auth.last_use().clone());
+/// let guard = SessionGuardLayer::new(CookieSessions::new(&[9u8; 64]).unwrap());
+/// let app: Router = Router::new().merge(manage::router(keys, guard, auth));
+/// ```
+pub fn router<S: Clone + Send + Sync + 'static>(
+    keys: Keys,
+    guard: SessionGuardLayer,
+    auth: Authenticator,
+) -> Router<S> {
+    ManagementRoutes::new(keys, guard, auth).into_router()
+}
+
+impl ManagementRoutes {
+    /// Both shapes at their default paths: `/api/v1/partners/api-key` (one active
+    /// key) and `/api/user/keys` (named keys). `auth` verifies the bearer key of a
+    /// self-revoking `DELETE`.
+    pub fn new(keys: Keys, guard: SessionGuardLayer, auth: Authenticator) -> Self {
+        ManagementRoutes {
+            keys,
+            guard,
+            auth,
+            one_active: Some("/api/v1/partners/api-key".into()),
+            named: Some("/api/user/keys".into()),
+        }
+    }
+
+    /// Mounts the one-active-key shape at `path`, or leaves it out with `None`.
+    pub fn one_active_path(mut self, path: Option<&str>) -> Self {
+        self.one_active = path.map(Into::into);
+        self
+    }
+
+    /// Mounts the named-keys shape at `path`, or leaves it out with `None`.
+    pub fn named_path(mut self, path: Option<&str>) -> Self {
+        self.named = path.map(Into::into);
+        self
+    }
+
+    /// The router, to `merge` into your app.
+    pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
+        let guard = self.guard.clone();
+        let mut router = Router::new();
+        if let Some(path) = &self.one_active {
+            router = router
+                .route(
+                    path,
+                    get(view_active.layer(guard.clone()))
+                        .post(create_active.layer(guard.clone()))
+                        .delete(revoke_active),
+                )
+                .route(
+                    &format!("{path}/rotate"),
+                    post(rotate_active.layer(guard.clone())),
+                );
+        }
+        if let Some(path) = &self.named {
+            router = router
+                .route(
+                    path,
+                    get(list_named.layer(guard.clone())).post(create_named.layer(guard.clone())),
+                )
+                .route(
+                    &format!("{path}/{{id}}"),
+                    axum::routing::delete(revoke_named.layer(guard.clone())),
+                )
+                .route(
+                    &format!("{path}/{{id}}/rotate"),
+                    post(rotate_named.layer(guard.clone())),
+                );
+        }
+        router.with_state(self)
+    }
+}
+
+/// A JSON answer that is never cached.
+fn answer(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn minted(minted: MintedKey) -> Response {
+    let mut body = serde_json::to_value(minted.view()).unwrap_or_default();
+    if let Value::Object(fields) = &mut body {
+        fields.insert("api_key".into(), minted.api_key().expose_secret().into());
+        fields.insert("message".into(), SHOWN_ONCE.into());
+    }
+    answer(StatusCode::CREATED, body)
+}
+
+/// Parses an optional JSON body; an empty body is the default value.
+fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The request body is not the JSON this endpoint expects.",
+        )
+    })
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Rotation {
+    /// How long the old key keeps working.
+    grace_seconds: u64,
+}
+
+type Answer = Result<Response, ApiError>;
+
+async fn view_active(State(r): State<ManagementRoutes>, user: SessionUser) -> Answer {
+    let view = r.keys.one_active().view(user.id()).await?;
+    Ok(answer(StatusCode::OK, json!(view)))
+}
+
+async fn create_active(
+    State(r): State<ManagementRoutes>,
+    user: SessionUser,
+    bytes: Bytes,
+) -> Answer {
+    let new: NewKey = body(&bytes)?;
+    Ok(minted(r.keys.one_active().create(user.id(), new).await?))
+}
+
+async fn rotate_active(
+    State(r): State<ManagementRoutes>,
+    user: SessionUser,
+    bytes: Bytes,
+) -> Answer {
+    let rotation: Rotation = body(&bytes)?;
+    let grace = Duration::from_secs(rotation.grace_seconds);
+    Ok(minted(r.keys.one_active().rotate(user.id(), grace).await?))
+}
+
+/// With `Authorization`, the key revokes itself (a leaked key can be killed by whoever
+/// holds it); otherwise the session user revokes their keys.
+async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> Answer {
+    let (parts, _) = request.into_parts();
+    let revoked = if parts.headers.contains_key(header::AUTHORIZATION) {
+        let principal = match r.auth.authenticate(&parts.headers).await {
+            Ok(principal) => principal,
+            Err(refused) => return Ok(refused.into_response()),
+        };
+        vec![
+            r.keys
+                .named()
+                .revoke(principal.owner(), principal.key_id())
+                .await?,
+        ]
+    } else {
+        let user = r.guard.admit(&parts).await?;
+        r.keys.one_active().revoke(user.id()).await?
+    };
+    Ok(answer(StatusCode::OK, json!({ "revoked": revoked })))
+}
+
+async fn list_named(State(r): State<ManagementRoutes>, user: SessionUser) -> Answer {
+    let keys = r.keys.named().list(user.id()).await?;
+    Ok(answer(StatusCode::OK, json!({ "keys": keys })))
+}
+
+async fn create_named(
+    State(r): State<ManagementRoutes>,
+    user: SessionUser,
+    bytes: Bytes,
+) -> Answer {
+    let new: NewKey = body(&bytes)?;
+    Ok(minted(r.keys.named().create(user.id(), new).await?))
+}
+
+async fn revoke_named(
+    State(r): State<ManagementRoutes>,
+    user: SessionUser,
+    Path(id): Path<String>,
+) -> Answer {
+    let view = r.keys.named().revoke(user.id(), &KeyId::new(id)).await?;
+    Ok(answer(StatusCode::OK, json!(view)))
+}
+
+async fn rotate_named(
+    State(r): State<ManagementRoutes>,
+    user: SessionUser,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Answer {
+    let rotation: Rotation = body(&bytes)?;
+    let grace = Duration::from_secs(rotation.grace_seconds);
+    Ok(minted(
+        r.keys
+            .named()
+            .rotate(user.id(), &KeyId::new(id), grace)
+            .await?,
+    ))
+}
