@@ -1,4 +1,5 @@
-//! A small axum API guarded by `tower-api-key`, on the embedded in-memory store.
+//! A small axum API guarded by `tower-api-key`, on the embedded in-memory store, with
+//! browser-session key management.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -11,23 +12,34 @@
 //! - `GET /health` — no key needed;
 //! - `GET /api/account` — any valid key; names the caller's key by its prefix;
 //! - `POST /api/signals` — needs the `signals:write` scope (the full-access key has it,
-//!   the read-only key gets 403).
+//!   the read-only key gets 403);
+//! - `POST /login` with `{"username":"demo","password":"demo"}` — sets the session
+//!   cookie; `POST /logout` clears it;
+//! - key management for the logged-in user (a session, never a bearer key):
+//!   `GET|POST|DELETE /api/v1/partners/api-key`, `POST /api/v1/partners/api-key/rotate`,
+//!   `GET|POST /api/user/keys`, `DELETE /api/user/keys/{id}`.
 //!
-//! ```text
-//! curl -H "Authorization: Bearer $KEY" http://127.0.0.1:3000/api/account
-//! ```
+//! Plain http on localhost: the session cookie drops `Secure` and the `__Host-` prefix
+//! (browsers refuse both without TLS). Serve over https and remove
+//! `insecure_for_local_http()` in production.
 
 use std::net::SocketAddr;
 
 use axum::{
-    http::StatusCode,
+    http::{header::SET_COOKIE, StatusCode},
+    response::IntoResponse,
     routing::{get, post},
     Json, Router,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_api_key::{
+    auth::Authenticator,
+    manage::{self, Keys},
+    session::{CookieSessions, SessionGuardLayer, SessionUser},
     store::{InsertRule, KeyStore},
-    ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, Principal, RequireScopeLayer,
+    ApiError, ApiKey, ApiKeyLayer, ErrorCode, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
+    RequireScopeLayer,
 };
 
 #[tokio::main]
@@ -49,28 +61,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("full access: {}", full.expose_secret());
     println!("read only: {}", read_only.expose_secret());
 
+    let auth = Authenticator::new(store.clone());
+    let keys = Keys::new(store)
+        .last_use(auth.last_use().clone())
+        .default_scopes(["account:read", "signals:write"]);
+    let sessions = CookieSessions::with_random_key()?.insecure_for_local_http();
+    let guard = SessionGuardLayer::new(sessions.clone());
+
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(store))
+    axum::serve(listener, app(auth.clone(), keys, sessions, guard))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    // Write the last uses noted in memory since the last write.
+    auth.flush_last_use().await?;
     Ok(())
 }
 
-/// The whole service: public health check, key-guarded API.
-fn app(store: InMemoryKeyStore) -> Router {
+/// The whole service: public health check and login, key-guarded API, and key
+/// management behind the browser session.
+fn app(
+    auth: Authenticator,
+    keys: Keys,
+    sessions: CookieSessions,
+    guard: SessionGuardLayer,
+) -> Router {
     let api = Router::new()
         .route("/api/account", get(account))
         .route(
             "/api/signals",
             post(create_signal).layer(RequireScopeLayer::new("signals:write")),
         )
-        .layer(ApiKeyLayer::new(store));
+        .layer(ApiKeyLayer::new(auth.clone()));
+    let login = Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .with_state(sessions);
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(api)
+        .merge(login)
+        .merge(manage::router(keys, guard, auth))
 }
 
 async fn account(caller: Principal) -> Json<Value> {
@@ -91,6 +124,39 @@ async fn create_signal(caller: Principal) -> (StatusCode, Json<Value>) {
         StatusCode::CREATED,
         Json(json!({ "accepted": true, "account": caller.owner() })),
     )
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// A stand-in for your real login: one demo user, password `demo`.
+async fn login(
+    axum::extract::State(sessions): axum::extract::State<CookieSessions>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let credentials: Credentials = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            r#"Send {"username":"…","password":"…"} as JSON."#,
+        )
+    })?;
+    if credentials.username != "demo" || credentials.password != "demo" {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "Wrong username or password.",
+        ));
+    }
+    let cookie = sessions.login(&SessionUser::new(credentials.username));
+    Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": "demo" }))))
+}
+
+async fn logout(
+    axum::extract::State(sessions): axum::extract::State<CookieSessions>,
+) -> impl IntoResponse {
+    ([(SET_COOKIE, sessions.logout())], StatusCode::NO_CONTENT)
 }
 
 async fn mint(
