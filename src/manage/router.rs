@@ -41,6 +41,10 @@ const SHOWN_ONCE: &str =
 /// never enough), and unsafe methods pass the guard's cross-origin rules. Every answer
 /// has `Cache-Control: no-store`; errors are the crate's envelope. Both paths are
 /// configurable, and either shape can be left out.
+///
+/// Both shapes manage the same owner's keys: with both mounted, an owner can hold named
+/// keys next to the one-active key (the one-active view shows the newest active key).
+/// To enforce one key per owner, mount only that shape: `.named_path(None)`.
 #[derive(Clone, Debug)]
 pub struct ManagementRoutes {
     keys: Keys,

@@ -11,6 +11,10 @@ use rand::{rngs::SysRng, TryRng};
 use super::{SessionError, SessionResolver, SessionUser};
 use crate::key::MintError;
 
+/// Starts every signed value, so a value the app signs with the same key for another
+/// purpose can never pass for a session.
+const PURPOSE: &str = "tower-api-key.session.v1:";
+
 /// A session key shorter than 64 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a session signing key needs at least 64 bytes")]
@@ -109,7 +113,7 @@ impl CookieSessions {
         let mut jar = CookieJar::new();
         jar.signed_mut(&self.key).add(Cookie::new(
             self.name.clone(),
-            format!("{expires}.{}", user.id()),
+            format!("{PURPOSE}{expires}.{}", user.id()),
         ));
         let signed = jar
             .get(&self.name)
@@ -154,7 +158,7 @@ impl CookieSessions {
         let mut jar = CookieJar::new();
         jar.add_original(found?);
         let verified = jar.signed(&self.key).get(&self.name)?;
-        let (expires, id) = verified.value().split_once('.')?;
+        let (expires, id) = verified.value().strip_prefix(PURPOSE)?.split_once('.')?;
         let expires = UNIX_EPOCH + Duration::from_secs(expires.parse().ok()?);
         (SystemTime::now() < expires && !id.is_empty()).then(|| SessionUser::new(id))
     }
@@ -249,6 +253,15 @@ mod tests {
         // Two session cookies.
         let both = format!("{good}; {good}");
         assert!(sessions.user(&parts_with_cookie(&both)).is_none());
+        // A value the app signed with the same key for something else.
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&sessions.key)
+            .add(Cookie::new("__Host-session", "9999999999.admin"));
+        let other_purpose = format!(
+            "__Host-session={}",
+            jar.get("__Host-session").unwrap().value()
+        );
+        assert!(sessions.user(&parts_with_cookie(&other_purpose)).is_none());
         // Unsigned.
         assert!(sessions
             .user(&parts_with_cookie("__Host-session=9999999999.demo"))

@@ -1,4 +1,4 @@
-use http::{header, HeaderMap, Method};
+use http::{header, request::Parts, HeaderMap, Method};
 
 /// Refuses cross-origin requests with unsafe methods, after the rules of Go 1.25's
 /// `net/http.CrossOriginProtection`:
@@ -14,7 +14,8 @@ use http::{header, HeaderMap, Method};
 ///
 /// This server's origin is the one set with [`CrossOriginProtection::server_origin`];
 /// when none is set, an `Origin` passes if its `host[:port]` is exactly the request's
-/// `Host` and its scheme is `http` or `https` (as Go does).
+/// host (`Host`, or the URI's authority over HTTP/2) and its scheme is `http` or
+/// `https`, as Go does. An empty header counts as absent, as in Go.
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue, Method};
@@ -57,15 +58,40 @@ impl CrossOriginProtection {
         self
     }
 
-    /// `Ok` if the request may proceed.
+    /// `Ok` if the request may proceed. This server's host is the `Host` header.
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), CrossOriginRequest> {
+        let host = match single(headers, &header::HOST) {
+            Some(Some(host)) => Some(host),
+            _ => None,
+        };
+        self.check_with_host(method, headers, host)
+    }
+
+    /// [`check`](Self::check) for a whole request head: the host is the `Host` header
+    /// or, for HTTP/2 requests which carry none, the URI's authority.
+    pub fn check_request(&self, parts: &Parts) -> Result<(), CrossOriginRequest> {
+        let host = match single(&parts.headers, &header::HOST) {
+            Some(Some(host)) => Some(host),
+            Some(None) => None,
+            None => parts.uri.authority().map(|a| a.as_str().as_bytes()),
+        };
+        self.check_with_host(&parts.method, &parts.headers, host)
+    }
+
+    fn check_with_host(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        host: Option<&[u8]>,
+    ) -> Result<(), CrossOriginRequest> {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return Ok(());
         }
         let origin = single(headers, &header::ORIGIN);
         match single(headers, &http::HeaderName::from_static("sec-fetch-site")) {
             Some(Some(b"same-origin" | b"none")) => return Ok(()),
-            None => {}
+            // Absent, or empty as Go treats it: fall back to `Origin`.
+            None | Some(Some(b"")) => {}
             // cross-site, same-site, anything unknown, or several values
             Some(_) => {
                 return match origin {
@@ -75,8 +101,8 @@ impl CrossOriginProtection {
             }
         }
         match origin {
-            None => Ok(()),
-            Some(Some(o)) if self.is_this_server(o, headers) || self.is_trusted(o) => Ok(()),
+            None | Some(Some(b"")) => Ok(()),
+            Some(Some(o)) if self.is_this_server(o, host) || self.is_trusted(o) => Ok(()),
             Some(_) => Err(CrossOriginRequest),
         }
     }
@@ -85,15 +111,15 @@ impl CrossOriginProtection {
         self.trusted.iter().any(|t| t.as_bytes() == origin)
     }
 
-    fn is_this_server(&self, origin: &[u8], headers: &HeaderMap) -> bool {
+    fn is_this_server(&self, origin: &[u8], host: Option<&[u8]>) -> bool {
         if let Some(server) = &self.server_origin {
             return server.as_bytes() == origin;
         }
         let authority = origin
             .strip_prefix(b"https://")
             .or_else(|| origin.strip_prefix(b"http://"));
-        match (authority, single(headers, &header::HOST)) {
-            (Some(authority), Some(Some(host))) => !authority.is_empty() && authority == host,
+        match (authority, host) {
+            (Some(authority), Some(host)) => !authority.is_empty() && authority == host,
             _ => false,
         }
     }
@@ -180,6 +206,25 @@ mod tests {
                 assert!(csrf.check(&method, &h).is_ok(), "{method} {pairs:?}");
             }
         }
+    }
+
+    #[test]
+    fn http2_authority_and_empty_headers() {
+        let csrf = CrossOriginProtection::new();
+        // HTTP/2: no Host header, the authority is in the URI.
+        let (mut parts, ()) = http::Request::post("https://127.0.0.1:3000/keys")
+            .header("origin", "https://127.0.0.1:3000")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert!(csrf.check_request(&parts).is_ok());
+        parts
+            .headers
+            .insert("origin", HeaderValue::from_static("https://evil.example"));
+        assert!(csrf.check_request(&parts).is_err());
+        // Empty headers count as absent, as in Go.
+        let empty = headers(&[("host", "a"), ("origin", ""), ("sec-fetch-site", "")]);
+        assert!(csrf.check(&Method::POST, &empty).is_ok());
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl SessionGuardLayer {
     }
 
     fn check_origin(&self, parts: &Parts) -> Result<(), ApiError> {
-        self.csrf.check(&parts.method, &parts.headers).map_err(|_| {
+        self.csrf.check_request(parts).map_err(|_| {
             ApiError::new(
                 ErrorCode::Forbidden,
                 "Cross-origin request refused for this session route.",

@@ -6,7 +6,7 @@ use tower_sessions::Session;
 use super::{SessionError, SessionResolver, SessionUser};
 
 /// Uses a `tower-sessions` session (feature `tower-sessions`): the user id is the
-/// string your login handler stored under a key (default `"user_id"`).
+/// string or number your login handler stored under a key (default `"user_id"`).
 ///
 /// Put `tower_sessions::SessionManagerLayer` outside the session guard, so the
 /// `Session` is in the request's extensions when the guard runs; its cookie settings
@@ -57,10 +57,15 @@ impl SessionResolver for TowerSessions {
         let Some(session) = parts.extensions.get::<Session>() else {
             return Ok(None);
         };
-        let id: Option<String> = session
+        let value: Option<serde_json::Value> = session
             .get(&self.key)
             .await
             .map_err(|e| SessionError(Box::new(e)))?;
-        Ok(id.filter(|id| !id.is_empty()).map(SessionUser::new))
+        let id = match value {
+            Some(serde_json::Value::String(id)) if !id.is_empty() => Some(id),
+            Some(serde_json::Value::Number(id)) => Some(id.to_string()),
+            _ => None,
+        };
+        Ok(id.map(SessionUser::new))
     }
 }
