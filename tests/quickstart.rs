@@ -3,7 +3,12 @@
 
 mod common;
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use common::{Reply, INVALID_BODY};
@@ -46,6 +51,8 @@ fn quickstart_binary() -> PathBuf {
 
 struct Quickstart {
     _child: Child,
+    /// What the server logged (stderr), line by line.
+    logs: Arc<Mutex<Vec<String>>>,
     base: String,
     full: String,
     read_only: String,
@@ -56,10 +63,18 @@ async fn start() -> Quickstart {
     let mut child = Command::new(quickstart_binary())
         .env("ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start quickstart");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let (mut full, mut read_only, mut base) = (None, None, None);
     let read = async {
@@ -89,6 +104,7 @@ async fn start() -> Quickstart {
     }
     Quickstart {
         _child: child,
+        logs,
         base: base.expect("listening line has the address"),
         full,
         read_only,
@@ -98,18 +114,126 @@ async fn start() -> Quickstart {
 
 impl Quickstart {
     async fn send(&self, method: Method, path: &str, auth: Option<&str>) -> Reply {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        self.send_with(method, path, &headers, "").await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = self
             .client
-            .request(request.body(Full::default()).unwrap())
+            .request(request.body(Full::from(body.to_owned())).unwrap())
             .await
             .expect("HTTP request");
         Reply::read(response).await
+    }
+}
+
+/// The README's walk-through, over real HTTP: log in, view, try to create (409),
+/// revoke, create, use the new key.
+#[tokio::test]
+async fn key_management_walk_through() {
+    let qs = start().await;
+    let json = [("content-type", "application/json")];
+
+    let wrong = qs
+        .send_with(
+            Method::POST,
+            "/login",
+            &json,
+            r#"{"username":"demo","password":"nope"}"#,
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.headers.get("set-cookie").is_none(),
+        "no cookie for a wrong password"
+    );
+
+    let login = qs
+        .send_with(
+            Method::POST,
+            "/login",
+            &json,
+            r#"{"username":"demo","password":"demo"}"#,
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let set_cookie = login.header("set-cookie");
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let session = [("cookie", cookie.as_str())];
+    const PATH: &str = "/api/v1/partners/api-key";
+
+    let view = qs.send_with(Method::GET, PATH, &session, "").await;
+    assert_eq!(view.status, StatusCode::OK);
+    let view: Value = serde_json::from_str(&view.body).unwrap();
+    assert_eq!(
+        view["prefix"],
+        qs.full[..24],
+        "the printed full-access key is demo's"
+    );
+
+    let conflict = qs.send_with(Method::POST, PATH, &session, "").await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    // A bearer key never opens a session route.
+    let bearer = format!("Bearer {}", qs.full);
+    let refused = qs.send(Method::POST, PATH, Some(&bearer)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    // A cross-site form post with the victim's cookie changes nothing.
+    let cross = [
+        ("cookie", cookie.as_str()),
+        ("sec-fetch-site", "cross-site"),
+    ];
+    let forged = qs.send_with(Method::DELETE, PATH, &cross, "").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        qs.send(Method::GET, "/api/account", Some(&bearer))
+            .await
+            .status,
+        200
+    );
+
+    let revoked = qs.send_with(Method::DELETE, PATH, &session, "").await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(
+        qs.send(Method::GET, "/api/account", Some(&bearer))
+            .await
+            .status,
+        401
+    );
+
+    let created = qs.send_with(Method::POST, PATH, &session, "").await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.header("cache-control"), "no-store");
+    let created: Value = serde_json::from_str(&created.body).unwrap();
+    let new_key = created["api_key"].as_str().unwrap();
+    let new_bearer = format!("Bearer {new_key}");
+    let account = qs
+        .send(Method::GET, "/api/account", Some(&new_bearer))
+        .await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.body.contains(&new_key[..24]));
+    // Later views: the prefix only.
+    let later = qs.send_with(Method::GET, PATH, &session, "").await;
+    assert!(later.body.contains(&new_key[..24]) && !later.body.contains(&new_key[24..]));
+
+    // The server's log names keys by prefix and never holds a secret.
+    let logs = qs.logs.lock().unwrap().join("\n");
+    assert!(logs.contains(&qs.full[..24]), "{logs}");
+    for key in [qs.full.as_str(), qs.read_only.as_str(), new_key] {
+        assert!(!logs.contains(&key[24..]), "{logs}");
     }
 }
 
