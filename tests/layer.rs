@@ -608,3 +608,49 @@ async fn failing_last_use_writes_neither_refuse_nor_repeat() {
     app.get_bearer(app.read_only.expose_secret()).await;
     assert_eq!(writes.load(Ordering::SeqCst), 2);
 }
+
+/// The in-memory store whose last-use writes take a while, as over a network.
+#[derive(Clone, Default)]
+struct SlowWrites(InMemoryKeyStore);
+
+#[async_trait::async_trait]
+impl KeyStore for SlowWrites {
+    async fn find_by_prefix(&self, p: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        self.0.find_by_prefix(p).await
+    }
+    async fn insert(&self, r: KeyRecord, rule: InsertRule) -> Result<(), StoreError> {
+        self.0.insert(r, rule).await
+    }
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        self.0.revoke(id, at).await
+    }
+    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.0.list_by_owner(owner).await
+    }
+    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.0.record_last_use(id, at).await
+    }
+}
+
+#[tokio::test]
+async fn a_request_racing_a_revoke_is_refused_once_the_revoke_returned() {
+    let store = SlowWrites::default();
+    let app = app_with(store.0.clone(), Authenticator::new(store)).await;
+    let key = app.full.expose_secret().to_owned();
+    let id = app.record(&app.full).await.id.clone();
+    // The first request of the interval writes its last use (slowly)...
+    let request = app.get_bearer(&key);
+    let revoke = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        app.store.revoke(&id, SystemTime::now()).await.unwrap();
+    };
+    // ...and the key is revoked while that write is under way.
+    let (reply, ()) = tokio::join!(request, revoke);
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.envelope().error.message,
+        "This API key has been revoked."
+    );
+    assert_eq!(app.calls(), 0, "the handler never ran");
+}

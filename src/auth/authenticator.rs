@@ -144,7 +144,7 @@ impl Authenticator {
             Ok(record) if self.config.last_use.note(&record, now) => {
                 let auth = self.clone();
                 Started::Pending(Box::pin(async move {
-                    Ok(auth.note_use_and_admit(record, now).await)
+                    auth.note_use_and_admit(record, now).await
                 }))
             }
             Ok(record) => Started::Verified(self.principal(record)),
@@ -178,7 +178,7 @@ impl Authenticator {
         let now = SystemTime::now();
         let record = self.check(&presented, found, now)?;
         if self.config.last_use.note(&record, now) {
-            Ok(self.note_use_and_admit(record, now).await)
+            self.note_use_and_admit(record, now).await
         } else {
             Ok(self.principal(record))
         }
@@ -208,11 +208,30 @@ impl Authenticator {
         Ok(record)
     }
 
-    /// Writes the key's last use, then admits it. Bookkeeping only: a failed write
-    /// must not refuse a valid key.
-    async fn note_use_and_admit(&self, record: Arc<KeyRecord>, now: SystemTime) -> Principal {
-        let _ = self.config.store.record_last_use(&record.id, now).await;
-        self.principal(record)
+    /// Writes the key's last use, then admits it — unless the key was revoked while
+    /// the write was under way, so that no request is let through after a revoke
+    /// returned. A failed write does not refuse a valid key (the use stays pending for
+    /// the next write or [`LastUse::flush`]).
+    async fn note_use_and_admit(
+        &self,
+        record: Arc<KeyRecord>,
+        now: SystemTime,
+    ) -> Result<Principal, AuthError> {
+        let store = &self.config.store;
+        if store.record_last_use(&record.id, now).await.is_ok() {
+            self.config.last_use.stored(&record, now);
+        }
+        let current = match store.find_by_prefix_now(&record.prefix) {
+            Some(found) => found,
+            None => store.find_by_prefix(&record.prefix).await,
+        };
+        match current {
+            Ok(Some(current)) if current.is_revoked_at(SystemTime::now()) => {
+                Err(self.error(AuthErrorKind::Revoked))
+            }
+            Ok(_) => Ok(self.principal(record)),
+            Err(e) => Err(self.error(AuthErrorKind::StoreUnavailable).with_source(e)),
+        }
     }
 
     fn principal(&self, record: Arc<KeyRecord>) -> Principal {

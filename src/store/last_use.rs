@@ -50,8 +50,10 @@ struct Entry {
     id: KeyId,
     /// Latest use seen here, in ms since the epoch (0: none).
     seen: AtomicU64,
-    /// Latest time written (or being written) to the store from here.
-    written: AtomicU64,
+    /// When a write was last started from here (or found unnecessary): the throttle.
+    attempted: AtomicU64,
+    /// Latest use known to be in the store.
+    stored: AtomicU64,
 }
 
 fn millis(at: SystemTime) -> u64 {
@@ -96,16 +98,24 @@ impl LastUse {
             let horizon = ms.saturating_sub(self.inner.interval_ms);
             keys.retain(|_, e| {
                 let seen = e.seen.load(Relaxed);
-                seen > horizon || seen > e.written.load(Relaxed)
+                seen > horizon || seen > e.stored.load(Relaxed)
             });
         }
         keys.entry(record.prefix)
             .or_insert_with(|| Entry {
                 id: record.id.clone(),
                 seen: AtomicU64::new(0),
-                written: AtomicU64::new(0),
+                attempted: AtomicU64::new(0),
+                stored: AtomicU64::new(0),
             })
             .note(ms, record, self.inner.interval_ms)
+    }
+
+    /// Records that `at` was written to the store for this key.
+    pub(crate) fn stored(&self, record: &KeyRecord, at: SystemTime) {
+        if let Some(entry) = self.read().get(&record.prefix) {
+            entry.stored.fetch_max(millis(at), Relaxed);
+        }
     }
 
     /// The key's last use: the later of the stored value and what this process has
@@ -118,16 +128,16 @@ impl LastUse {
         seen.max(record.last_used_at)
     }
 
-    /// Writes every use seen here and not yet written; returns how many keys were
-    /// written. Call it on graceful shutdown so nothing is lost. Stops at the first
-    /// store error (what was not written stays pending).
+    /// Writes every use seen here and not yet in the store (failed writes included);
+    /// returns how many keys were written. Call it on graceful shutdown so nothing is
+    /// lost. Stops at the first store error (what was not written stays pending).
     pub async fn flush(&self, store: &dyn KeyStore) -> Result<usize> {
         let pending: Vec<(KeyPrefix, KeyId, u64)> = self
             .read()
             .iter()
             .filter_map(|(prefix, e)| {
                 let seen = e.seen.load(Relaxed);
-                (seen > e.written.load(Relaxed)).then(|| (*prefix, e.id.clone(), seen))
+                (seen > e.stored.load(Relaxed)).then(|| (*prefix, e.id.clone(), seen))
             })
             .collect();
         for (prefix, id, seen) in &pending {
@@ -135,7 +145,7 @@ impl LastUse {
                 store.record_last_use(id, at).await?;
             }
             if let Some(entry) = self.read().get(prefix) {
-                entry.written.fetch_max(*seen, Relaxed);
+                entry.stored.fetch_max(*seen, Relaxed);
             }
         }
         Ok(pending.len())
@@ -153,25 +163,25 @@ impl LastUse {
 impl Entry {
     fn note(&self, ms: u64, record: &KeyRecord, interval: u64) -> bool {
         // Plain loads first: most requests land in a millisecond already noted, or
-        // within an interval of the last write, and then need no read-modify-write.
+        // within an interval of the last attempt, and then need no read-modify-write.
         if self.seen.load(Relaxed) < ms {
             self.seen.fetch_max(ms, Relaxed);
         }
-        let mut written = self.written.load(Relaxed);
-        if ms.saturating_sub(written) < interval {
+        let attempted = self.attempted.load(Relaxed);
+        if ms.saturating_sub(attempted) < interval {
             return false;
         }
         // Once per interval: what the store already has (maybe from another
-        // instance) counts as written.
-        let stored = record.last_used_at.map_or(0, millis);
-        if written < stored {
-            written = self.written.fetch_max(stored, Relaxed).max(stored);
-        }
-        ms.saturating_sub(written) >= interval
-            && self
-                .written
-                .compare_exchange(written, ms, Relaxed, Relaxed)
-                .is_ok()
+        // instance) needs no write.
+        let in_store = record.last_used_at.map_or(0, millis);
+        self.stored.fetch_max(in_store, Relaxed);
+        let due = ms.saturating_sub(in_store) >= interval;
+        let mark = if due { ms } else { in_store };
+        // One caller wins the attempt; a fresh store just moves the throttle.
+        self.attempted
+            .compare_exchange(attempted, mark, Relaxed, Relaxed)
+            .is_ok()
+            && due
     }
 }
 
@@ -251,6 +261,26 @@ mod tests {
         // Those were seen but already stored: nothing pending, so once idle they go.
         last_use.note(&record(), t + Duration::from_secs(2));
         assert_eq!(last_use.read().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_retried_by_flush() {
+        let store = InMemoryKeyStore::new();
+        let r = record();
+        store
+            .insert(r.clone(), InsertRule::Unconditional)
+            .await
+            .unwrap();
+        let last_use = LastUse::new(Duration::from_secs(60));
+        let t = SystemTime::now();
+        // The write was due, and then failed: nothing marked stored.
+        assert!(last_use.note(&r, t));
+        assert_eq!(last_use.flush(&store).await.unwrap(), 1);
+        let back = store.find_by_prefix(&r.prefix).await.unwrap().unwrap();
+        assert_eq!(back.last_used_at.map(millis), Some(millis(t)));
+        // A successful write is not repeated.
+        last_use.stored(&back, t);
+        assert_eq!(last_use.flush(&store).await.unwrap(), 0);
     }
 
     #[tokio::test]
