@@ -316,11 +316,11 @@ async fn expiry_is_enforced_and_validated() {
             Method::POST,
             NAMED,
             Some("demo"),
-            Some(json!({"name": "y", "expires_at": "2999-01-01T00:00:00Z", "mode": "test"})),
+            Some(json!({"name": "y", "expires_at": "2099-01-01T00:00:00Z", "mode": "test"})),
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
-    assert_eq!(reply.json()["expires_at"], "2999-01-01T00:00:00Z");
+    assert_eq!(reply.json()["expires_at"], "2099-01-01T00:00:00Z");
     assert!(reply.json()["api_key"]
         .as_str()
         .unwrap()
@@ -521,4 +521,88 @@ async fn no_secret_in_debug_errors_or_later_views() {
     let reply = f.manage(Method::GET, NAMED, None, None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_ne!(reply.body, INVALID_BODY);
+}
+
+#[tokio::test]
+async fn owners_cannot_grant_themselves_scopes_or_absurd_times() {
+    let f = fixture();
+    let cases = [
+        (json!({"name": "x", "scopes": ["admin"]}), "scope"),
+        (
+            json!({"name": "x", "expires_at": "2999-01-01T00:00:00Z"}),
+            "100 years",
+        ),
+        (json!({}), "needs a name"),
+        (json!({"name": "   "}), "needs a name"),
+    ];
+    for (body, says) in cases {
+        let reply = f
+            .manage(Method::POST, NAMED, Some("demo"), Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(reply.envelope().error.message.contains(says), "{reply:?}");
+    }
+    assert!(f.keys.named().list("demo").await.unwrap().is_empty());
+    // A grantable scope is fine.
+    let keys = f.keys.clone().grantable_scopes(["leads:read"]);
+    let minted = keys
+        .named()
+        .create("demo", NewKey::named("ok").scope("leads:read"))
+        .await
+        .unwrap();
+    assert_eq!(minted.view().scopes, ["leads:read"]);
+
+    // Rotation: a grace beyond 30 days is refused, however large (no overflow).
+    f.create_one("rot").await;
+    for grace in [31 * 24 * 3600, u64::MAX] {
+        let reply = f
+            .manage(
+                Method::POST,
+                &format!("{ONE}/rotate"),
+                Some("rot"),
+                Some(json!({ "grace_seconds": grace })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{grace}");
+    }
+    assert_eq!(
+        f.manage(Method::GET, ONE, Some("rot"), None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn rotation_keeps_scopes_and_expiry_and_refuses_dead_keys() {
+    let f = fixture();
+    let expiry = SystemTime::now() + Duration::from_secs(3600);
+    let keys = f.keys.clone().grantable_scopes(["leads:read"]);
+    let old = keys
+        .named()
+        .create(
+            "demo",
+            NewKey::named("ci").scope("leads:read").expires_at(expiry),
+        )
+        .await
+        .unwrap();
+    let new = keys
+        .named()
+        .rotate("demo", &old.view().id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(new.view().name, "ci");
+    assert_eq!(new.view().scopes, ["leads:read"]);
+    assert_eq!(new.view().expires_at, Some(expiry));
+
+    let soon = SystemTime::now() + Duration::from_millis(100);
+    let short = keys
+        .named()
+        .create("demo", NewKey::named("short").expires_at(soon))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let dead = keys
+        .named()
+        .rotate("demo", &short.view().id, Duration::ZERO)
+        .await;
+    assert!(matches!(dead, Err(ManageError::AlreadyRevoked)));
 }

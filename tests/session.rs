@@ -496,7 +496,16 @@ async fn cross_origin_revokes_and_rotations_change_nothing() {
         ("cookie", other.as_str()),
         ("sec-fetch-site", "same-origin"),
     ];
-    let named = app.send(Method::POST, NAMED, &other_same_origin).await;
+    let named = send(
+        &app.router,
+        request_with_body(
+            Method::POST,
+            NAMED,
+            &other_same_origin,
+            Body::from(r#"{"name":"ci"}"#),
+        ),
+    )
+    .await;
     assert_eq!(named.status, StatusCode::CREATED, "{named:?}");
     let named_id = named.json()["id"].as_str().expect("id").to_owned();
 

@@ -4,7 +4,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::{ActiveKey, KeyView, ManageError, MintedKey, NewKey};
+use super::{types::MAX_GRACE, ActiveKey, KeyView, ManageError, MintedKey, NewKey};
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
     store::{InsertRule, KeyId, KeyRecord, KeyStore, LastUse},
@@ -42,6 +42,7 @@ pub struct Keys {
     format: KeyFormat,
     last_use: Option<LastUse>,
     default_scopes: Vec<String>,
+    grantable_scopes: Vec<String>,
 }
 
 impl Keys {
@@ -52,6 +53,7 @@ impl Keys {
             format: KeyFormat::default(),
             last_use: None,
             default_scopes: Vec::new(),
+            grantable_scopes: Vec::new(),
         }
     }
 
@@ -68,10 +70,25 @@ impl Keys {
         self
     }
 
-    /// Scopes a new key gets when its request names none.
+    /// Scopes a new key gets when its request names none. They are grantable too.
     pub fn default_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.default_scopes = scopes.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Further scopes an owner may ask for when minting (besides the default ones).
+    /// A request naming any other scope is refused (422): owners cannot grant
+    /// themselves `admin`. Default: none.
+    pub fn grantable_scopes<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        scopes: I,
+    ) -> Self {
+        self.grantable_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub(crate) fn has_last_use(&self) -> bool {
+        self.last_use.is_some()
     }
 
     /// The one-active-key policy: an owner has at most one working key, plus old ones
@@ -101,6 +118,14 @@ impl Keys {
     ) -> Result<MintedKey, ManageError> {
         let now = SystemTime::now();
         new.validate(now)?;
+        let grantable = |scope: &String| {
+            self.default_scopes.contains(scope) || self.grantable_scopes.contains(scope)
+        };
+        if !new.scopes.iter().all(grantable) {
+            return Err(ManageError::Invalid(
+                "A requested scope is not one this service lets owners grant.",
+            ));
+        }
         let mode = new.mode.unwrap_or(KeyMode::Live);
         let key = ApiKey::generate_in(&self.format, mode).map_err(ManageError::Mint)?;
         let scopes = if new.scopes.is_empty() {
@@ -136,23 +161,36 @@ impl Keys {
         Ok(self.view(&revoked, now))
     }
 
+    /// Mints a successor (same name, scopes, mode and expiry) and schedules the old
+    /// key's revocation `grace` from now, in one atomic store operation.
     async fn rotate_record(
         &self,
         old: &KeyRecord,
         grace: Duration,
     ) -> Result<MintedKey, ManageError> {
+        if grace > MAX_GRACE {
+            return Err(ManageError::Invalid("The grace period is at most 30 days."));
+        }
+        let now = SystemTime::now();
+        if !old.works_at(now) {
+            return Err(ManageError::AlreadyRevoked);
+        }
         let new = NewKey {
             name: old.name.clone(),
             scopes: old.scopes.clone(),
-            expires_at: None,
+            expires_at: old.expires_at,
             mode: Some(old.mode),
         };
-        let revoke_at = SystemTime::now() + grace;
         let rule = InsertRule::Replace {
             old: old.id.clone(),
-            revoke_at,
+            revoke_at: now + grace,
         };
-        self.mint(&old.owner, new, rule).await
+        // The successor keeps exactly the old key's scopes, granted before.
+        let keys = Keys {
+            grantable_scopes: old.scopes.clone(),
+            ..self.clone()
+        };
+        keys.mint(&old.owner, new, rule).await
     }
 }
 
@@ -161,6 +199,7 @@ impl fmt::Debug for Keys {
         f.debug_struct("Keys")
             .field("format", &self.format)
             .field("default_scopes", &self.default_scopes)
+            .field("grantable_scopes", &self.grantable_scopes)
             .finish_non_exhaustive()
     }
 }
@@ -190,7 +229,7 @@ impl OneActiveKeys {
         for record in self.keys.owned(owner).await? {
             if record.is_active_key_at(now) {
                 active = Some(self.keys.view(&record, now));
-            } else if !record.is_revoked_at(now) && !record.is_expired_at(now) {
+            } else if record.works_at(now) {
                 retiring.push(self.keys.view(&record, now));
             }
         }
@@ -200,13 +239,26 @@ impl OneActiveKeys {
 
     /// Revokes, at once, every key of the owner that still works (the active one and
     /// any retiring ones); [`ManageError::NotFound`] (404) when none does. When it
-    /// returns, requests with those keys are refused.
+    /// returns, requests with those keys are refused — including a successor that a
+    /// concurrent rotation inserted meanwhile.
     pub async fn revoke(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
-        let now = SystemTime::now();
         let mut revoked = Vec::new();
-        for record in self.keys.owned(owner).await? {
-            if !record.is_revoked_at(now) && !record.is_expired_at(now) {
-                revoked.push(self.keys.revoke_record(&record, now).await?);
+        // Until a listing finds nothing left that works (bounded, in case of a
+        // rotation storm; each pass revokes what it finds).
+        for _ in 0..8 {
+            let now = SystemTime::now();
+            let working: Vec<KeyRecord> = self
+                .keys
+                .owned(owner)
+                .await?
+                .into_iter()
+                .filter(|r| r.works_at(now))
+                .collect();
+            if working.is_empty() {
+                break;
+            }
+            for record in &working {
+                revoked.push(self.keys.revoke_record(record, now).await?);
             }
         }
         if revoked.is_empty() {
@@ -238,8 +290,11 @@ pub struct NamedKeys {
 }
 
 impl NamedKeys {
-    /// Mints a key for the owner.
+    /// Mints a key for the owner; it must have a name (422 otherwise).
     pub async fn create(&self, owner: &str, new: NewKey) -> Result<MintedKey, ManageError> {
+        if new.name.trim().is_empty() {
+            return Err(ManageError::Invalid("A named key needs a name."));
+        }
         self.keys.mint(owner, new, InsertRule::Unconditional).await
     }
 

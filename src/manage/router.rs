@@ -12,7 +12,7 @@ use http::{header, HeaderValue, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 
-use super::{Keys, MintedKey, NewKey};
+use super::{Keys, ManageError, MintedKey};
 use crate::{
     auth::Authenticator,
     error::{ApiError, ErrorCode},
@@ -77,8 +77,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(
 impl ManagementRoutes {
     /// Both shapes at their default paths: `/api/v1/partners/api-key` (one active
     /// key) and `/api/user/keys` (named keys). `auth` verifies the bearer key of a
-    /// self-revoking `DELETE`.
+    /// self-revoking `DELETE`, and views show the last uses it noted (unless `keys`
+    /// was given another [`LastUse`](crate::store::LastUse) log).
     pub fn new(keys: Keys, guard: SessionGuardLayer, auth: Authenticator) -> Self {
+        let keys = if keys.has_last_use() {
+            keys
+        } else {
+            keys.last_use(auth.last_use().clone())
+        };
         ManagementRoutes {
             keys,
             guard,
@@ -148,13 +154,22 @@ fn answer(status: StatusCode, body: Value) -> Response {
     response
 }
 
-fn minted(minted: MintedKey) -> Response {
-    let mut body = serde_json::to_value(minted.view()).unwrap_or_default();
+/// A value as JSON; serialising our own types cannot fail, but if it did the answer
+/// is an error, not a panic.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(value)
+        .map_err(|_| ApiError::new(ErrorCode::InternalError, "The answer could not be encoded."))
+}
+
+/// 201 with the view, the raw key (this once) and the save-it-now message.
+fn minted(minted: Result<MintedKey, ManageError>) -> Answer {
+    let minted = minted?;
+    let mut body = to_json(minted.view())?;
     if let Value::Object(fields) = &mut body {
         fields.insert("api_key".into(), minted.api_key().expose_secret().into());
         fields.insert("message".into(), SHOWN_ONCE.into());
     }
-    answer(StatusCode::CREATED, body)
+    Ok(answer(StatusCode::CREATED, body))
 }
 
 /// Parses an optional JSON body; an empty body is the default value.
@@ -173,15 +188,21 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Rotation {
-    /// How long the old key keeps working.
+    /// How long the old key keeps working (at most 30 days; checked by `Keys`).
     grace_seconds: u64,
+}
+
+impl Rotation {
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_seconds)
+    }
 }
 
 type Answer = Result<Response, ApiError>;
 
 async fn view_active(State(r): State<ManagementRoutes>, user: SessionUser) -> Answer {
     let view = r.keys.one_active().view(user.id()).await?;
-    Ok(answer(StatusCode::OK, json!(view)))
+    Ok(answer(StatusCode::OK, to_json(&view)?))
 }
 
 async fn create_active(
@@ -189,8 +210,7 @@ async fn create_active(
     user: SessionUser,
     bytes: Bytes,
 ) -> Answer {
-    let new: NewKey = body(&bytes)?;
-    Ok(minted(r.keys.one_active().create(user.id(), new).await?))
+    minted(r.keys.one_active().create(user.id(), body(&bytes)?).await)
 }
 
 async fn rotate_active(
@@ -198,9 +218,8 @@ async fn rotate_active(
     user: SessionUser,
     bytes: Bytes,
 ) -> Answer {
-    let rotation: Rotation = body(&bytes)?;
-    let grace = Duration::from_secs(rotation.grace_seconds);
-    Ok(minted(r.keys.one_active().rotate(user.id(), grace).await?))
+    let grace = body::<Rotation>(&bytes)?.grace();
+    minted(r.keys.one_active().rotate(user.id(), grace).await)
 }
 
 /// With `Authorization`, the key revokes itself (a leaked key can be killed by whoever
@@ -222,12 +241,15 @@ async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> A
         let user = r.guard.admit(&parts).await?;
         r.keys.one_active().revoke(user.id()).await?
     };
-    Ok(answer(StatusCode::OK, json!({ "revoked": revoked })))
+    Ok(answer(
+        StatusCode::OK,
+        json!({ "revoked": to_json(&revoked)? }),
+    ))
 }
 
 async fn list_named(State(r): State<ManagementRoutes>, user: SessionUser) -> Answer {
     let keys = r.keys.named().list(user.id()).await?;
-    Ok(answer(StatusCode::OK, json!({ "keys": keys })))
+    Ok(answer(StatusCode::OK, json!({ "keys": to_json(&keys)? })))
 }
 
 async fn create_named(
@@ -235,8 +257,7 @@ async fn create_named(
     user: SessionUser,
     bytes: Bytes,
 ) -> Answer {
-    let new: NewKey = body(&bytes)?;
-    Ok(minted(r.keys.named().create(user.id(), new).await?))
+    minted(r.keys.named().create(user.id(), body(&bytes)?).await)
 }
 
 async fn revoke_named(
@@ -245,7 +266,7 @@ async fn revoke_named(
     Path(id): Path<String>,
 ) -> Answer {
     let view = r.keys.named().revoke(user.id(), &KeyId::new(id)).await?;
-    Ok(answer(StatusCode::OK, json!(view)))
+    Ok(answer(StatusCode::OK, to_json(&view)?))
 }
 
 async fn rotate_named(
@@ -254,12 +275,11 @@ async fn rotate_named(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Answer {
-    let rotation: Rotation = body(&bytes)?;
-    let grace = Duration::from_secs(rotation.grace_seconds);
-    Ok(minted(
+    let grace = body::<Rotation>(&bytes)?.grace();
+    minted(
         r.keys
             .named()
             .rotate(user.id(), &KeyId::new(id), grace)
-            .await?,
-    ))
+            .await,
+    )
 }

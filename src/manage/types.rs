@@ -14,6 +14,10 @@ use crate::{
 
 /// Longest key name accepted.
 const MAX_NAME: usize = 100;
+/// Furthest expiry accepted: 100 years.
+const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// Longest rotation grace period accepted: 30 days.
+pub(crate) const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What to mint: name, scopes, expiry and mode. All optional; `Deserialize` reads the
 /// JSON a management endpoint receives (`expires_at` as RFC 3339).
@@ -78,8 +82,15 @@ impl NewKey {
                 "Each scope is one word of printable ASCII without quotes or backslashes.",
             ));
         }
-        if self.expires_at.is_some_and(|at| at <= now) {
-            return Err(ManageError::Invalid("expires_at must lie in the future."));
+        if let Some(at) = self.expires_at {
+            if at <= now {
+                return Err(ManageError::Invalid("expires_at must lie in the future."));
+            }
+            if at.duration_since(now).unwrap_or_default() > MAX_LIFETIME {
+                return Err(ManageError::Invalid(
+                    "expires_at must lie within 100 years.",
+                ));
+            }
         }
         Ok(())
     }
@@ -209,8 +220,8 @@ pub enum ManageError {
     /// The owner already has an active key (one-active policy): 409.
     #[error("an API key is already active")]
     ActiveKeyExists,
-    /// The key is already revoked or being replaced: 409.
-    #[error("the API key is already revoked or being replaced")]
+    /// The key is revoked, expired or already being replaced: 409.
+    #[error("the API key is revoked, expired or already being replaced")]
     AlreadyRevoked,
     /// The request is well-formed but its content is not acceptable: 422.
     #[error("{0}")]
@@ -244,7 +255,7 @@ impl From<ManageError> for ApiError {
             ),
             ManageError::AlreadyRevoked => ApiError::new(
                 ErrorCode::Conflict,
-                "This API key is already revoked or being replaced.",
+                "This API key is revoked, expired or already being replaced.",
             ),
             ManageError::Invalid(message) => {
                 ApiError::new(ErrorCode::UnprocessableContent, message)
@@ -260,8 +271,20 @@ impl From<ManageError> for ApiError {
     }
 }
 
+/// RFC 3339 in UTC; a time RFC 3339 cannot hold (after year 9999, before 1970) as
+/// seconds since the epoch rather than an error.
 fn rfc3339<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&humantime::format_rfc3339_seconds(*at))
+    use std::fmt::Write;
+    let mut text = String::new();
+    match write!(text, "{}", humantime::format_rfc3339_seconds(*at)) {
+        Ok(()) => serializer.serialize_str(&text),
+        Err(_) => {
+            let secs = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            serializer.serialize_u64(secs)
+        }
+    }
 }
 
 /// `Option<SystemTime>` as an RFC 3339 string or `null`.

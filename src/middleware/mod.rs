@@ -9,5 +9,4 @@ mod body;
 mod future;
 
 pub use body::ResponseBody;
-pub(crate) use future::Refusal;
 pub use future::ResponseFuture;

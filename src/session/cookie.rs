@@ -26,8 +26,10 @@ pub struct InvalidSessionKey;
 /// The cookie is `__Host-session`, `Secure`, `HttpOnly`, `SameSite=Lax` (or `Strict`),
 /// `Path=/`, with a `Max-Age` of the session lifetime (8 hours by default). A cookie
 /// that was tampered with, signed with another key, or is past its expiry finds no
-/// session (401). Nothing is stored on the server; to end every session at once,
-/// change the key.
+/// session (401). Nothing is stored on the server, so [`logout`](Self::logout) clears
+/// the browser's cookie but cannot end a copy someone captured before its expiry; to
+/// end every session at once, change the key. Keep the lifetime short, or use a
+/// server-side session store (`TowerSessions`) when that matters.
 ///
 /// ```
 /// use tower_api_key::session::{CookieSessions, SessionUser};
@@ -159,8 +161,9 @@ impl CookieSessions {
         jar.add_original(found?);
         let verified = jar.signed(&self.key).get(&self.name)?;
         let (expires, id) = verified.value().strip_prefix(PURPOSE)?.split_once('.')?;
-        let expires = UNIX_EPOCH + Duration::from_secs(expires.parse().ok()?);
-        (SystemTime::now() < expires && !id.is_empty()).then(|| SessionUser::new(id))
+        let expires: u64 = expires.parse().ok()?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        (now < expires && !id.is_empty()).then(|| SessionUser::new(id))
     }
 }
 

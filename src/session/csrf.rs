@@ -44,17 +44,19 @@ impl CrossOriginProtection {
         Self::default()
     }
 
-    /// This server's origin, e.g. `https://app.example.com` (no path, no trailing
-    /// slash). Recommended behind proxies that rewrite `Host`.
+    /// This server's origin, e.g. `https://app.example.com`: compared exactly, scheme
+    /// included (a trailing slash and letter case are normalised away). Recommended in
+    /// production, and behind proxies that rewrite `Host`; without it, only
+    /// `host[:port]` is compared, as Go does.
     pub fn server_origin(mut self, origin: impl Into<String>) -> Self {
-        self.server_origin = Some(origin.into());
+        self.server_origin = Some(normalise(origin.into()));
         self
     }
 
     /// Also admit unsafe requests from this origin (exact match), e.g. a separate
     /// front-end at `https://dashboard.example.com`.
     pub fn trusted_origin(mut self, origin: impl Into<String>) -> Self {
-        self.trusted.push(origin.into());
+        self.trusted.push(normalise(origin.into()));
         self
     }
 
@@ -123,6 +125,11 @@ impl CrossOriginProtection {
             _ => false,
         }
     }
+}
+
+/// Browsers send origins in lowercase without a trailing slash.
+fn normalise(origin: String) -> String {
+    origin.trim_end_matches('/').to_ascii_lowercase()
 }
 
 /// `None` if absent, `Some(None)` if repeated, else the one value.

@@ -4,13 +4,14 @@ use std::{
     task::{Context, Poll},
 };
 
+use bytes::Bytes;
 use http::{request::Parts, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use super::{CrossOriginProtection, SessionResolver, SessionUser};
 use crate::{
     error::{ApiError, ErrorCode},
-    middleware::{Refusal, ResponseBody, ResponseFuture},
+    middleware::{ResponseBody, ResponseFuture},
 };
 
 /// Admits only requests with a valid browser session; see the [module docs](super).
@@ -75,7 +76,7 @@ async fn resolve(resolver: &dyn SessionResolver, parts: &Parts) -> Result<Sessio
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(ApiError::new(
             ErrorCode::Unauthorized,
-            "Log in to manage API keys: this route needs a browser session.",
+            "This route needs a logged-in browser session.",
         )),
         Err(_) => Err(ApiError::new(
             ErrorCode::InternalError,
@@ -130,10 +131,6 @@ impl<S> SessionGuard<S> {
     }
 }
 
-fn refusal(error: ApiError) -> Refusal {
-    error.into_response()
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionGuard<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -149,14 +146,18 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
         if let Err(error) = self.guard.check_origin(&parts) {
-            return ResponseFuture::refused(refusal(error));
+            return ResponseFuture::refused(error.into_response());
         }
         // The resolver reads a copy of the head while the request waits with the
         // ready inner service; the clone stays behind for the next `poll_ready`.
         let head = parts.clone();
         let request = Request::from_parts(parts, body);
         let resolver = self.guard.resolver.clone();
-        let admission = Box::pin(async move { resolve(&*resolver, &head).await.map_err(refusal) });
+        let admission = Box::pin(async move {
+            resolve(&*resolver, &head)
+                .await
+                .map_err(ApiError::into_response::<Bytes>)
+        });
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::verifying(admission, ready, request)

@@ -139,7 +139,7 @@ impl KeyStore for InMemoryKeyStore {
                 }
                 maps.update(&old, |r| r.revoked_at = Some(revoke_at));
             }
-            _ => {}
+            InsertRule::Unconditional => {}
         }
         maps.prefix_by_id.insert(record.id.clone(), record.prefix);
         maps.by_owner

@@ -29,7 +29,9 @@
 //!   layer decides what a state means. An error means "could not tell", and the layer
 //!   answers 503 — so never turn an outage into `Ok(None)`.
 //! - `insert` is atomic with its [`InsertRule`]: two concurrent inserts for one owner
-//!   under [`InsertRule::NoOtherActiveKey`] must not both succeed.
+//!   under [`InsertRule::NoOtherActiveKey`] must not both succeed. The enum may grow:
+//!   a store refuses a rule it does not know (`StoreError::Backend`), never treating
+//!   it as unconditional.
 //! - `revoke` is immediate and durable when it returns.
 //! - Every call is bounded in time: a store backed by a network service sets its own
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.

@@ -133,6 +133,12 @@ impl KeyRecord {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
+    /// Still works at `now`: neither revoked nor expired by then (a scheduled
+    /// revocation still in the future does not stop it).
+    pub fn works_at(&self, now: SystemTime) -> bool {
+        !self.is_revoked_at(now) && !self.is_expired_at(now)
+    }
+
     /// Whether the key carries `scope` (exact match).
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
