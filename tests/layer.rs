@@ -15,7 +15,7 @@ use std::{
 
 use axum::{body::Body, routing::get, Router};
 use bytes::Bytes;
-use common::{app, app_with, insert, request, wrong_secret, AsyncOnly, Reply, INVALID_BODY};
+use common::{app, app_with, insert, request, wrong_secret, Reply, TestStore, INVALID_BODY};
 use http::{HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -415,8 +415,8 @@ impl Service<Request<Body>> for Picky {
 async fn the_service_made_ready_is_the_one_called() {
     // A store that makes the layer wait, so the inner service is called later, from
     // the response future.
-    let store = AsyncOnly::default();
-    let key = common::mint(&store.0, "o", &[]).await;
+    let store = TestStore::async_lookups();
+    let key = common::mint(&store.inner, "o", &[]).await;
     let picky = Picky::default();
     let misuse = picky.misuse.clone();
     let mut service = tower::Layer::layer(&ApiKeyLayer::new(store), picky);
@@ -529,8 +529,8 @@ async fn optional_principal_outside_the_layer() {
 
 #[tokio::test]
 async fn a_store_that_makes_the_layer_wait_gives_the_same_answers() {
-    let store = AsyncOnly::default();
-    let app = app_with(store.0.clone(), Authenticator::new(store)).await;
+    let store = TestStore::async_lookups();
+    let app = app_with(store.inner.clone(), Authenticator::new(store)).await;
     let reply = app.get_bearer(app.full.expose_secret()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["account"], "demo");
@@ -558,42 +558,12 @@ async fn a_store_that_makes_the_layer_wait_gives_the_same_answers() {
     assert_eq!(app.calls(), 1);
 }
 
-/// Answers lookups from memory but fails every last-use write, counting them.
-#[derive(Clone, Default)]
-struct WritesFail {
-    inner: InMemoryKeyStore,
-    writes: Arc<AtomicUsize>,
-}
-
-#[async_trait::async_trait]
-impl KeyStore for WritesFail {
-    async fn find_by_prefix(&self, p: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>, StoreError> {
-        self.inner.find_by_prefix(p).await
-    }
-    fn find_by_prefix_now(
-        &self,
-        p: &KeyPrefix,
-    ) -> Option<Result<Option<Arc<KeyRecord>>, StoreError>> {
-        self.inner.find_by_prefix_now(p)
-    }
-    async fn insert(&self, r: KeyRecord, rule: InsertRule) -> Result<(), StoreError> {
-        self.inner.insert(r, rule).await
-    }
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.revoke(id, at).await
-    }
-    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list_by_owner(owner).await
-    }
-    async fn record_last_use(&self, _: &KeyId, _: SystemTime) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StoreError::backend("read-only replica"))
-    }
-}
-
 #[tokio::test]
 async fn failing_last_use_writes_neither_refuse_nor_repeat() {
-    let store = WritesFail::default();
+    let store = TestStore {
+        fail_writes: true,
+        ..TestStore::default()
+    };
     let writes = store.writes.clone();
     let app = app_with(store.inner.clone(), Authenticator::new(store)).await;
     for _ in 0..20 {
@@ -609,34 +579,14 @@ async fn failing_last_use_writes_neither_refuse_nor_repeat() {
     assert_eq!(writes.load(Ordering::SeqCst), 2);
 }
 
-/// The in-memory store whose last-use writes take a while, as over a network.
-#[derive(Clone, Default)]
-struct SlowWrites(InMemoryKeyStore);
-
-#[async_trait::async_trait]
-impl KeyStore for SlowWrites {
-    async fn find_by_prefix(&self, p: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>, StoreError> {
-        self.0.find_by_prefix(p).await
-    }
-    async fn insert(&self, r: KeyRecord, rule: InsertRule) -> Result<(), StoreError> {
-        self.0.insert(r, rule).await
-    }
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        self.0.revoke(id, at).await
-    }
-    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.0.list_by_owner(owner).await
-    }
-    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.0.record_last_use(id, at).await
-    }
-}
-
 #[tokio::test]
 async fn a_request_racing_a_revoke_is_refused_once_the_revoke_returned() {
-    let store = SlowWrites::default();
-    let app = app_with(store.0.clone(), Authenticator::new(store)).await;
+    // Last-use writes take a while, as over a network.
+    let store = TestStore {
+        write_delay: Duration::from_millis(200),
+        ..TestStore::default()
+    };
+    let app = app_with(store.inner.clone(), Authenticator::new(store)).await;
     let key = app.full.expose_secret().to_owned();
     let id = app.record(&app.full).await.id.clone();
     // The first request of the interval writes its last use (slowly)...

@@ -4,24 +4,20 @@
 mod common;
 
 use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::{Duration, SystemTime},
 };
 
 use axum::{body::Body, routing::get, Router};
-use common::{Reply, INVALID_BODY};
+use common::{Reply, TestStore, INVALID_BODY};
 use http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
-    key::KeyPrefix,
     manage::{self, Keys, ManageError, NewKey},
     session::{CookieSessions, SessionGuardLayer, SessionUser},
-    store::{InsertRule, KeyId, KeyRecord, KeyStore, StoreError},
+    store::KeyStore,
     ApiKeyLayer, InMemoryKeyStore, Principal,
 };
 
@@ -442,42 +438,9 @@ async fn no_request_succeeds_once_revoke_returns() {
     assert!(after > 0, "some requests ran after the revoke");
 }
 
-/// The in-memory store, counting last-use writes.
-#[derive(Clone, Default)]
-struct CountingWrites {
-    inner: InMemoryKeyStore,
-    writes: Arc<AtomicUsize>,
-}
-
-#[async_trait::async_trait]
-impl KeyStore for CountingWrites {
-    async fn find_by_prefix(&self, p: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>, StoreError> {
-        self.inner.find_by_prefix(p).await
-    }
-    fn find_by_prefix_now(
-        &self,
-        p: &KeyPrefix,
-    ) -> Option<Result<Option<Arc<KeyRecord>>, StoreError>> {
-        self.inner.find_by_prefix_now(p)
-    }
-    async fn insert(&self, r: KeyRecord, rule: InsertRule) -> Result<(), StoreError> {
-        self.inner.insert(r, rule).await
-    }
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.revoke(id, at).await
-    }
-    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list_by_owner(owner).await
-    }
-    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.record_last_use(id, at).await
-    }
-}
-
 #[tokio::test]
 async fn last_use_is_coalesced_yet_shown_at_once() {
-    let store = CountingWrites::default();
+    let store = TestStore::default();
     let f = fixture_with(store.clone());
     let a = f.create_one("a").await;
     let b = f.create_one("b").await;

@@ -221,49 +221,91 @@ impl Reply {
     }
 }
 
-/// A store that answers only asynchronously, after yielding once, as a database
-/// would: it exercises the layer's waiting path (the in-memory store answers at once).
+/// The in-memory store with the behaviours of a remote one switched on as needed:
+/// lookups that make the layer wait, slow or failing last-use writes, and a count of
+/// those writes.
 #[derive(Clone, Default)]
-pub struct AsyncOnly(pub InMemoryKeyStore);
+pub struct TestStore {
+    pub inner: InMemoryKeyStore,
+    /// Answer lookups only asynchronously, after yielding once, as a database would
+    /// (the in-memory store answers at once).
+    pub async_lookups: bool,
+    /// Last-use writes take this long.
+    pub write_delay: std::time::Duration,
+    /// Last-use writes fail.
+    pub fail_writes: bool,
+    /// Last-use writes attempted.
+    pub writes: Arc<AtomicUsize>,
+}
+
+impl TestStore {
+    pub fn async_lookups() -> Self {
+        TestStore {
+            async_lookups: true,
+            ..TestStore::default()
+        }
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+type StoreResult<T> = Result<T, tower_api_key::store::StoreError>;
 
 #[async_trait::async_trait]
-impl KeyStore for AsyncOnly {
+impl KeyStore for TestStore {
     async fn find_by_prefix(
         &self,
         prefix: &tower_api_key::key::KeyPrefix,
-    ) -> Result<Option<Arc<KeyRecord>>, tower_api_key::store::StoreError> {
-        tokio::task::yield_now().await;
-        self.0.find_by_prefix(prefix).await
+    ) -> StoreResult<Option<Arc<KeyRecord>>> {
+        if self.async_lookups {
+            tokio::task::yield_now().await;
+        }
+        self.inner.find_by_prefix(prefix).await
     }
 
-    async fn insert(
+    fn find_by_prefix_now(
         &self,
-        record: KeyRecord,
-        rule: InsertRule,
-    ) -> Result<(), tower_api_key::store::StoreError> {
-        self.0.insert(record, rule).await
+        prefix: &tower_api_key::key::KeyPrefix,
+    ) -> Option<StoreResult<Option<Arc<KeyRecord>>>> {
+        if self.async_lookups {
+            None
+        } else {
+            self.inner.find_by_prefix_now(prefix)
+        }
+    }
+
+    async fn insert(&self, record: KeyRecord, rule: InsertRule) -> StoreResult<()> {
+        self.inner.insert(record, rule).await
     }
 
     async fn revoke(
         &self,
         id: &tower_api_key::store::KeyId,
         at: std::time::SystemTime,
-    ) -> Result<Option<KeyRecord>, tower_api_key::store::StoreError> {
-        self.0.revoke(id, at).await
+    ) -> StoreResult<Option<KeyRecord>> {
+        self.inner.revoke(id, at).await
     }
 
-    async fn list_by_owner(
-        &self,
-        owner: &str,
-    ) -> Result<Vec<KeyRecord>, tower_api_key::store::StoreError> {
-        self.0.list_by_owner(owner).await
+    async fn list_by_owner(&self, owner: &str) -> StoreResult<Vec<KeyRecord>> {
+        self.inner.list_by_owner(owner).await
     }
 
     async fn record_last_use(
         &self,
         id: &tower_api_key::store::KeyId,
         at: std::time::SystemTime,
-    ) -> Result<(), tower_api_key::store::StoreError> {
-        self.0.record_last_use(id, at).await
+    ) -> StoreResult<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if !self.write_delay.is_zero() {
+            tokio::time::sleep(self.write_delay).await;
+        }
+        if self.fail_writes {
+            return Err(tower_api_key::store::StoreError::backend(
+                "read-only replica",
+            ));
+        }
+        self.inner.record_last_use(id, at).await
     }
 }
