@@ -6,7 +6,7 @@ use tower::Service;
 use super::{
     authenticator::Started, ApiKeyLayer, Authenticator, Principal, ResponseBody, ResponseFuture,
 };
-use crate::error::AuthError;
+use crate::{error::AuthError, middleware::take_ready};
 
 /// Middleware that admits only requests carrying a valid API key; see
 /// [`ApiKeyLayer`].
@@ -69,11 +69,8 @@ where
             }
             Started::Refused(error) => ResponseFuture::refused(error.into_response()),
             Started::Pending(verify) => {
-                // The inner service will be called later, from the future: take the one
-                // that was driven to readiness and leave a clone for the next
-                // `poll_ready`.
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
+                // The inner service will be called later, from the future.
+                let ready = take_ready(&mut self.inner);
                 let verify =
                     Box::pin(async move { verify.await.map_err(AuthError::into_response) });
                 ResponseFuture::verifying(verify, ready, request)

@@ -3,7 +3,7 @@ use std::{borrow::Cow, fmt, time::Duration};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use super::{envelope_json, envelope_response, retry_after_value, ErrorCode};
+use super::{envelope_json, json_response, retry_after_value, ErrorCode};
 
 /// The JSON envelope: `{"error":{"code":"…","message":"…"}}`.
 ///
@@ -97,7 +97,7 @@ impl ApiError {
     /// `Bytes` (`axum::body::Body`, `http_body_util::Full<Bytes>`, `Bytes` itself…).
     pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
         let headers: HeaderMap = self.headers.into_iter().collect();
-        envelope_response(
+        json_response(
             self.status,
             envelope_json(self.code, &self.message),
             headers,

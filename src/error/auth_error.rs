@@ -9,7 +9,7 @@ use std::{
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
-use super::{envelope_json, envelope_response, retry_after_value, ErrorCode};
+use super::{envelope_json, json_response, retry_after_value, ErrorCode};
 
 /// Why a request was refused by the layer.
 ///
@@ -266,7 +266,7 @@ impl AuthError {
         if self.kind == AuthErrorKind::StoreUnavailable {
             headers.insert(header::RETRY_AFTER, r.retry_after.clone());
         }
-        envelope_response(
+        json_response(
             self.kind.status(),
             r.bodies[self.kind.index()].clone(),
             headers,

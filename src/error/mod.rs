@@ -59,8 +59,10 @@ pub(crate) fn envelope_json(code: ErrorCode, message: &str) -> Bytes {
         })
 }
 
-/// An envelope response: status, JSON body, `no-store`, plus `extra` headers.
-pub(crate) fn envelope_response<B: From<Bytes>>(
+/// A JSON response that is never cached: status, body, `content-type:
+/// application/json`, `Cache-Control: no-store`, plus `extra` headers. Every envelope
+/// and every management answer goes out this way.
+pub(crate) fn json_response<B: From<Bytes>>(
     status: StatusCode,
     body: Bytes,
     extra: HeaderMap,

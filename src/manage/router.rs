@@ -3,19 +3,19 @@ use std::time::Duration;
 use axum::{
     extract::{Path, Request, State},
     handler::Handler,
-    response::{IntoResponse, Response},
+    response::Response,
     routing::{get, post},
     Router,
 };
 use bytes::Bytes;
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 
 use super::{Keys, ManageError, MintedKey};
 use crate::{
     auth::Authenticator,
-    error::{ApiError, ErrorCode},
+    error::{json_response, ApiError, ErrorCode},
     session::{SessionGuardLayer, SessionUser},
     store::KeyId,
 };
@@ -144,14 +144,7 @@ impl ManagementRoutes {
 
 /// A JSON answer that is never cached.
 fn answer(status: StatusCode, body: Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    json_response(status, Bytes::from(body.to_string()), HeaderMap::new())
 }
 
 /// A value as JSON; serialising our own types cannot fail, but if it did the answer

@@ -9,4 +9,12 @@ mod body;
 mod future;
 
 pub use body::ResponseBody;
+
+/// Takes the inner service that `poll_ready` drove to readiness, to call later from
+/// a response future, and leaves a clone behind for the next `poll_ready`
+/// (the clone-and-swap idiom).
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
 pub use future::ResponseFuture;

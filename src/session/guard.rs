@@ -11,7 +11,7 @@ use tower::{Layer, Service};
 use super::{CrossOriginProtection, SessionResolver, SessionUser};
 use crate::{
     error::{ApiError, ErrorCode},
-    middleware::{ResponseBody, ResponseFuture},
+    middleware::{take_ready, ResponseBody, ResponseFuture},
 };
 
 /// Admits only requests with a valid browser session; see the [module docs](super).
@@ -149,7 +149,7 @@ where
             return ResponseFuture::refused(error.into_response());
         }
         // The resolver reads a copy of the head while the request waits with the
-        // ready inner service; the clone stays behind for the next `poll_ready`.
+        // ready inner service.
         let head = parts.clone();
         let request = Request::from_parts(parts, body);
         let resolver = self.guard.resolver.clone();
@@ -158,8 +158,6 @@ where
                 .await
                 .map_err(ApiError::into_response::<Bytes>)
         });
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::verifying(admission, ready, request)
+        ResponseFuture::verifying(admission, take_ready(&mut self.inner), request)
     }
 }
