@@ -87,6 +87,7 @@ impl Keys {
         self
     }
 
+    #[cfg(feature = "axum")]
     pub(crate) fn has_last_use(&self) -> bool {
         self.last_use.is_some()
     }
