@@ -29,7 +29,7 @@ const SHOWN_ONCE: &str =
 /// | route | does | answers |
 /// | --- | --- | --- |
 /// | `GET /api/v1/partners/api-key` | the owner's active key and retiring ones | 200, 404 |
-/// | `POST /api/v1/partners/api-key` | mint the owner's one key (body optional: [`NewKey`]) | 201 with `api_key` (once), 409 while one is active |
+/// | `POST /api/v1/partners/api-key` | mint the owner's one key (body optional: [`NewKey`](super::NewKey)) | 201 with `api_key` (once), 409 while one is active |
 /// | `DELETE /api/v1/partners/api-key` | revoke it at once; also with the key's own `Authorization: Bearer` | 200, 404 |
 /// | `POST /api/v1/partners/api-key/rotate` | successor key; old one works `grace_seconds` more | 201, 404, 409 |
 /// | `GET /api/user/keys` | the owner's named keys | 200 |
