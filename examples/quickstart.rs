@@ -65,7 +65,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = Keys::new(store)
         .last_use(auth.last_use().clone())
         .default_scopes(["account:read", "signals:write"]);
+    // Plain http on localhost: browsers drop `Secure` and `__Host-` cookies without TLS.
     let sessions = CookieSessions::with_random_key()?.insecure_for_local_http();
+    eprintln!(
+        "note: the session cookie is `session` without `Secure` (plain http, development only)"
+    );
     let guard = SessionGuardLayer::new(sessions.clone());
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
