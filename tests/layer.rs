@@ -604,3 +604,48 @@ async fn a_request_racing_a_revoke_is_refused_once_the_revoke_returned() {
     );
     assert_eq!(app.calls(), 0, "the handler never ran");
 }
+
+#[tokio::test]
+async fn a_deployment_can_accept_one_mode_only() {
+    for (only, other) in [
+        (KeyMode::Live, KeyMode::Test),
+        (KeyMode::Test, KeyMode::Live),
+    ] {
+        let store = InMemoryKeyStore::new();
+        let auth = Authenticator::builder(store.clone())
+            .only_mode(only)
+            .build();
+        let app = app_with(store, auth).await;
+        let accepted = ApiKey::generate(only).unwrap();
+        let refused = ApiKey::generate(other).unwrap();
+        insert(&app.store, KeyRecord::builder(&accepted, "o").build()).await;
+        insert(&app.store, KeyRecord::builder(&refused, "o").build()).await;
+
+        let reply = app.get_bearer(accepted.expose_secret()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.json()["mode"], only.as_str());
+
+        let reply = app.get_bearer(refused.expose_secret()).await;
+        reply.assert_unauthorized(r#"Bearer realm="api", error="invalid_token""#);
+        let message = reply.envelope().error.message;
+        assert_eq!(
+            message,
+            format!("This endpoint accepts {only} keys (pk_{only}_…) only.")
+        );
+        assert!(!reply.body.contains(&refused.expose_secret()[24..]));
+        // Known or not, a key of the other mode gets the same answer, before any lookup.
+        let unknown = ApiKey::generate(other).unwrap();
+        let again = app.get_bearer(unknown.expose_secret()).await;
+        assert_eq!(again.body, reply.body);
+    }
+    // A custom message stays.
+    let store = InMemoryKeyStore::new();
+    let auth = Authenticator::builder(store.clone())
+        .only_mode(KeyMode::Live)
+        .message(AuthErrorKind::WrongMode, "Use your live key here.")
+        .build();
+    let app = app_with(store, auth).await;
+    let test_key = ApiKey::generate(KeyMode::Test).unwrap();
+    let reply = app.get_bearer(test_key.expose_secret()).await;
+    assert_eq!(reply.envelope().error.message, "Use your live key here.");
+}

@@ -19,7 +19,8 @@ use super::{
 };
 use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
-    key::{KeyFormat, KeyHash, KeyPrefix},
+    key::{KeyFormat, KeyHash, KeyMode, KeyPrefix},
+    policy::AcceptedModes,
     store::{self, KeyRecord, KeyStore, LastUse},
 };
 
@@ -64,6 +65,7 @@ struct Config {
     extra_header: Option<HeaderName>,
     rejections: Arc<Rejections>,
     last_use: LastUse,
+    modes: AcceptedModes,
 }
 
 /// How far [`Authenticator::start`] got without waiting.
@@ -108,6 +110,7 @@ impl Authenticator {
             messages: Messages::default(),
             retry_after: Duration::from_secs(1),
             last_use: None,
+            modes: AcceptedModes::default(),
         }
     }
 
@@ -161,11 +164,15 @@ impl Authenticator {
     }
 
     fn check_shape(&self, token: &[u8]) -> Result<Presented, AuthError> {
-        let (prefix, _mode) = self
+        let (prefix, mode) = self
             .config
             .format
             .split(token)
             .ok_or_else(|| self.error(AuthErrorKind::InvalidCredentials))?;
+        // The mode is in the key's text, public: refuse a wrong one before any lookup.
+        if !self.config.modes.accepts(mode) {
+            return Err(self.error(AuthErrorKind::WrongMode));
+        }
         Ok(Presented {
             prefix,
             hash: KeyHash::digest(token),
@@ -301,6 +308,7 @@ pub struct AuthenticatorBuilder {
     messages: Messages,
     retry_after: Duration,
     last_use: Option<LastUse>,
+    modes: AcceptedModes,
 }
 
 impl AuthenticatorBuilder {
@@ -354,8 +362,20 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Accept keys of this mode only: `KeyMode::Live` in production, `KeyMode::Test`
+    /// on a staging deployment. A key of the other mode gets 401 with a message that
+    /// names the mode this endpoint expects. Default: both.
+    pub fn only_mode(mut self, mode: KeyMode) -> Self {
+        self.modes = AcceptedModes::only(mode);
+        self
+    }
+
     /// The authenticator.
-    pub fn build(self) -> Authenticator {
+    pub fn build(mut self) -> Authenticator {
+        if let Some(message) = self.modes.refusal_message() {
+            self.messages
+                .set_default(AuthErrorKind::WrongMode, message.into());
+        }
         Authenticator {
             config: Arc::new(Config {
                 store: self.store,
@@ -367,6 +387,7 @@ impl AuthenticatorBuilder {
                     self.retry_after,
                 )),
                 last_use: self.last_use.unwrap_or_default(),
+                modes: self.modes,
             }),
         }
     }

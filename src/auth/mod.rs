@@ -8,7 +8,8 @@
 //!    without `error=`. Anything else unusable — another scheme, a quoted or listed
 //!    token, tabs, non-ASCII, two headers — 401 `error="invalid_token"`. The query
 //!    string and `Proxy-Authorization` are never read.
-//! 2. The key's shape is checked: length, namespace, `live`/`test`, lowercase hex.
+//! 2. The key's shape is checked: length, namespace, `live`/`test`, lowercase hex;
+//!    a key of a mode the deployment does not accept is refused here (401).
 //! 3. One store lookup by the 24-character prefix; the presented key's SHA-256 is
 //!    compared with the stored digest in constant time. An unknown prefix is hashed and
 //!    compared against a dummy digest and gets a byte-identical 401, so neither the

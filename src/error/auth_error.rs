@@ -28,6 +28,9 @@ pub enum AuthErrorKind {
     Expired,
     /// The key is valid but lacks a required scope: 403, `error="insufficient_scope"`.
     InsufficientScope,
+    /// The key is of a mode (live or test) this endpoint does not accept: 401,
+    /// `error="invalid_token"`, with a message naming the mode it does accept.
+    WrongMode,
     /// The key store answered with an error (including [`StoreError::Timeout`] from a
     /// store that bounds its calls); the request fails closed: 503 with `Retry-After`.
     ///
@@ -35,7 +38,7 @@ pub enum AuthErrorKind {
     StoreUnavailable,
 }
 
-const KINDS: usize = 6;
+const KINDS: usize = 7;
 
 impl AuthErrorKind {
     const fn index(self) -> usize {
@@ -46,6 +49,7 @@ impl AuthErrorKind {
             AuthErrorKind::Expired => 3,
             AuthErrorKind::InsufficientScope => 4,
             AuthErrorKind::StoreUnavailable => 5,
+            AuthErrorKind::WrongMode => 6,
         }
     }
 
@@ -55,7 +59,8 @@ impl AuthErrorKind {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::InvalidCredentials
             | AuthErrorKind::Revoked
-            | AuthErrorKind::Expired => StatusCode::UNAUTHORIZED,
+            | AuthErrorKind::Expired
+            | AuthErrorKind::WrongMode => StatusCode::UNAUTHORIZED,
             AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             AuthErrorKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -67,7 +72,8 @@ impl AuthErrorKind {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::InvalidCredentials
             | AuthErrorKind::Revoked
-            | AuthErrorKind::Expired => ErrorCode::Unauthorized,
+            | AuthErrorKind::Expired
+            | AuthErrorKind::WrongMode => ErrorCode::Unauthorized,
             AuthErrorKind::InsufficientScope => ErrorCode::Forbidden,
             AuthErrorKind::StoreUnavailable => ErrorCode::InternalError,
         }
@@ -86,6 +92,8 @@ impl AuthErrorKind {
             AuthErrorKind::StoreUnavailable => {
                 "Authentication is temporarily unavailable. Please retry shortly."
             }
+            // Replaced by the authenticator with the modes it accepts.
+            AuthErrorKind::WrongMode => "This endpoint does not accept keys of this mode.",
         }
     }
 
@@ -96,6 +104,7 @@ impl AuthErrorKind {
         AuthErrorKind::Expired,
         AuthErrorKind::InsufficientScope,
         AuthErrorKind::StoreUnavailable,
+        AuthErrorKind::WrongMode,
     ];
 }
 
@@ -112,6 +121,13 @@ impl Default for Messages {
 impl Messages {
     pub(crate) fn set(&mut self, kind: AuthErrorKind, message: Cow<'static, str>) {
         self.0[kind.index()] = message;
+    }
+
+    /// Sets the message unless the user already replaced the default.
+    pub(crate) fn set_default(&mut self, kind: AuthErrorKind, message: Cow<'static, str>) {
+        if self.0[kind.index()] == kind.default_message() {
+            self.0[kind.index()] = message;
+        }
     }
 }
 
@@ -168,9 +184,10 @@ impl Rejections {
     fn challenge(&self, kind: AuthErrorKind, scope: Option<&str>) -> Option<HeaderValue> {
         match kind {
             AuthErrorKind::MissingCredentials => Some(self.challenge_missing.clone()),
-            AuthErrorKind::InvalidCredentials | AuthErrorKind::Revoked | AuthErrorKind::Expired => {
-                Some(self.challenge_invalid.clone())
-            }
+            AuthErrorKind::InvalidCredentials
+            | AuthErrorKind::Revoked
+            | AuthErrorKind::Expired
+            | AuthErrorKind::WrongMode => Some(self.challenge_invalid.clone()),
             AuthErrorKind::InsufficientScope => {
                 let mut value = format!("{}, error=\"insufficient_scope\"", self.realm_challenge);
                 if let Some(scope) = scope.filter(|s| is_scope_token(s)) {

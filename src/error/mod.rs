@@ -13,7 +13,7 @@
 //! | situation | status | `code` | extra headers |
 //! | --- | --- | --- | --- |
 //! | no credentials | 401 | `unauthorized` | `WWW-Authenticate: Bearer realm="api"` |
-//! | malformed, unknown, wrong, revoked or expired key | 401 | `unauthorized` | `WWW-Authenticate: Bearer realm="api", error="invalid_token"` |
+//! | malformed, unknown, wrong, revoked or expired key; a key of a mode not accepted | 401 | `unauthorized` | `WWW-Authenticate: Bearer realm="api", error="invalid_token"` |
 //! | valid key without the required scope | 403 | `forbidden` | `WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="…"` |
 //! | key store failing | 503 | `internal_error` | `Retry-After` |
 //!
