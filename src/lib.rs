@@ -9,7 +9,7 @@ pub mod error;
 pub mod key;
 pub mod manage;
 pub mod middleware;
-mod policy;
+pub mod policy;
 pub mod session;
 pub mod store;
 

@@ -1,5 +1,11 @@
-//! What a verified key may do, beyond being valid: for now, which modes (live, test)
-//! an endpoint accepts. Restrictions and rate limits join here.
+//! What a verified key may do, beyond being valid: which modes (live, test) an
+//! endpoint accepts, and the per-key [`Restrictions`] (client address, browser origin,
+//! route).
+
+mod restrictions;
+
+pub(crate) use restrictions::{Outside, RequestFacts, TrustedProxies};
+pub use restrictions::{InvalidPattern, OriginPattern, PeerAddr, Restrictions, RoutePattern};
 
 use crate::key::KeyMode;
 
