@@ -8,8 +8,9 @@ use std::{
 };
 
 use http::{
-    header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION},
-    HeaderMap, HeaderName,
+    header::{self, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION},
+    request::Parts,
+    Extensions, HeaderMap, HeaderName, Method, Uri,
 };
 use subtle::{Choice, ConstantTimeEq};
 
@@ -20,7 +21,7 @@ use super::{
 use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
     key::{KeyFormat, KeyHash, KeyMode, KeyPrefix},
-    policy::AcceptedModes,
+    policy::{AcceptedModes, Outside, PeerAddr, RequestFacts, TrustedProxies},
     store::{self, KeyRecord, KeyStore, LastUse},
 };
 
@@ -66,6 +67,7 @@ struct Config {
     rejections: Arc<Rejections>,
     last_use: LastUse,
     modes: AcceptedModes,
+    trusted_proxies: TrustedProxies,
 }
 
 /// How far [`Authenticator::start`] got without waiting.
@@ -84,6 +86,35 @@ impl Started {
             Started::Verified(principal) => Ok(principal),
             Started::Refused(error) => Err(error),
             Started::Pending(verify) => verify.await,
+        }
+    }
+}
+
+/// The parts of a request the authenticator reads.
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) extensions: &'a Extensions,
+}
+
+impl<'a> Head<'a> {
+    pub(crate) fn of(parts: &'a Parts) -> Self {
+        Head {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+        }
+    }
+
+    pub(crate) fn of_request<B>(request: &'a http::Request<B>) -> Self {
+        Head {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
         }
     }
 }
@@ -111,38 +142,59 @@ impl Authenticator {
             retry_after: Duration::from_secs(1),
             last_use: None,
             modes: AcceptedModes::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
-    /// Authenticates a request by its headers.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        self.start(headers).finish().await
+    /// Authenticates a whole request head: credentials, and the key's restrictions
+    /// (client address, origin, route) against the request.
+    pub async fn authenticate_request(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        self.start(Head::of(parts)).finish().await
     }
 
-    /// Authenticates bare key text from somewhere other than HTTP headers.
+    /// Authenticates a request by its headers alone. Without the rest of the request
+    /// a key's restrictions cannot be checked, so a key that has any is refused (403);
+    /// use [`authenticate_request`](Self::authenticate_request) for those.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        match self.presented(headers) {
+            Ok(presented) => self.lookup(presented, None).finish().await,
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Authenticates bare key text from somewhere other than HTTP headers; as with
+    /// [`authenticate`](Self::authenticate), a key with restrictions is refused.
     pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
         match self.check_shape(key.as_bytes()) {
-            Ok(presented) => self.lookup(presented).finish().await,
+            Ok(presented) => self.lookup(presented, None).finish().await,
             Err(error) => Err(error),
         }
     }
 
     /// Starts verifying a request: everything that needs no waiting happens here, and
     /// with a store that answers at once (in memory, a cache hit) so does the rest.
-    pub(crate) fn start(&self, headers: &HeaderMap) -> Started {
-        match self.presented(headers) {
-            Ok(presented) => self.lookup(presented),
+    pub(crate) fn start(&self, head: Head<'_>) -> Started {
+        match self.presented(head.headers) {
+            Ok(presented) => self.lookup(presented, Some(head)),
             Err(error) => Started::Refused(error),
         }
     }
 
-    fn lookup(&self, presented: Presented) -> Started {
+    fn lookup(&self, presented: Presented, head: Option<Head<'_>>) -> Started {
         let Some(found) = self.config.store.find_by_prefix_now(&presented.prefix) else {
+            // What the restriction check needs, owned, for after the wait.
+            let facts = head.map(|head| self.facts(head));
             let auth = self.clone();
-            return Started::Pending(Box::pin(async move { auth.verify(presented).await }));
+            return Started::Pending(Box::pin(async move { auth.verify(presented, facts).await }));
         };
         let now = SystemTime::now();
-        match self.check(&presented, found, now) {
+        let checked = self.check(&presented, found, now).and_then(|record| {
+            if !record.restrictions.is_empty() {
+                self.restrict(&record, head.map(|head| self.facts(head)).as_ref())?;
+            }
+            Ok(record)
+        });
+        match checked {
             Err(error) => Started::Refused(error),
             Ok(record) if self.config.last_use.note(&record, now) => {
                 let auth = self.clone();
@@ -180,10 +232,17 @@ impl Authenticator {
     }
 
     /// The asynchronous path: one store lookup, then the same checks.
-    async fn verify(&self, presented: Presented) -> Result<Principal, AuthError> {
+    async fn verify(
+        &self,
+        presented: Presented,
+        facts: Option<RequestFacts>,
+    ) -> Result<Principal, AuthError> {
         let found = self.config.store.find_by_prefix(&presented.prefix).await;
         let now = SystemTime::now();
         let record = self.check(&presented, found, now)?;
+        if !record.restrictions.is_empty() {
+            self.restrict(&record, facts.as_ref())?;
+        }
         if self.config.last_use.note(&record, now) {
             self.note_use_and_admit(record, now).await
         } else {
@@ -213,6 +272,49 @@ impl Authenticator {
             return Err(self.error(AuthErrorKind::Expired));
         }
         Ok(record)
+    }
+
+    /// The key's restrictions against the request; without the request (`None`), a
+    /// restricted key is refused.
+    fn restrict(&self, record: &KeyRecord, facts: Option<&RequestFacts>) -> Result<(), AuthError> {
+        let outside = match facts {
+            Some(facts) => facts.check(&record.restrictions),
+            None if !record.restrictions.ips.is_empty() => Err(Outside::Ip),
+            None if !record.restrictions.origins.is_empty() => Err(Outside::Origin),
+            None => Err(Outside::Route),
+        };
+        outside.map_err(|outside| {
+            self.error(match outside {
+                Outside::Ip => AuthErrorKind::IpNotAllowed,
+                Outside::Origin => AuthErrorKind::OriginNotAllowed,
+                Outside::Route => AuthErrorKind::RouteNotAllowed,
+            })
+        })
+    }
+
+    /// What a restriction check needs to know about the request.
+    fn facts(&self, head: Head<'_>) -> RequestFacts {
+        let extensions = head.extensions;
+        #[cfg(feature = "axum")]
+        let uri = extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(head.uri, |original| &original.0);
+        #[cfg(not(feature = "axum"))]
+        let uri = head.uri;
+        let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        #[cfg(feature = "axum")]
+        let peer = peer.or_else(|| {
+            extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip())
+        });
+        RequestFacts {
+            method: head.method.clone(),
+            uri: uri.clone(),
+            origin: head.headers.get(header::ORIGIN).cloned(),
+            referer: head.headers.get(header::REFERER).cloned(),
+            client: self.config.trusted_proxies.client(peer, head.headers),
+        }
     }
 
     /// Writes the key's last use, then admits it — unless the key was revoked while
@@ -309,6 +411,7 @@ pub struct AuthenticatorBuilder {
     retry_after: Duration,
     last_use: Option<LastUse>,
     modes: AcceptedModes,
+    trusted_proxies: TrustedProxies,
 }
 
 impl AuthenticatorBuilder {
@@ -370,6 +473,16 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed when
+    /// checking a key's IP restrictions: when the connection comes from one of these,
+    /// the client is the rightmost forwarded address that is not one of them. Default:
+    /// none — those headers are never read and the client is the connection's peer
+    /// (axum's `ConnectInfo`, or [`PeerAddr`](crate::policy::PeerAddr)).
+    pub fn trusted_proxies<I: IntoIterator<Item = ipnet::IpNet>>(mut self, proxies: I) -> Self {
+        self.trusted_proxies = TrustedProxies(proxies.into_iter().collect());
+        self
+    }
+
     /// The authenticator.
     pub fn build(mut self) -> Authenticator {
         if let Some(message) = self.modes.refusal_message() {
@@ -388,6 +501,7 @@ impl AuthenticatorBuilder {
                 )),
                 last_use: self.last_use.unwrap_or_default(),
                 modes: self.modes,
+                trusted_proxies: self.trusted_proxies,
             }),
         }
     }

@@ -4,7 +4,8 @@ use http::{Request, Response};
 use tower::Service;
 
 use super::{
-    authenticator::Started, ApiKeyLayer, Authenticator, Principal, ResponseBody, ResponseFuture,
+    authenticator::{Head, Started},
+    ApiKeyLayer, Authenticator, Principal, ResponseBody, ResponseFuture,
 };
 use crate::{error::AuthError, middleware::take_ready};
 
@@ -62,7 +63,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.auth.start(request.headers()) {
+        match self.auth.start(Head::of_request(&request)) {
             Started::Verified(principal) => {
                 request.extensions_mut().insert(principal);
                 ResponseFuture::inner(self.inner.call(request))

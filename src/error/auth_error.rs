@@ -31,6 +31,12 @@ pub enum AuthErrorKind {
     /// The key is of a mode (live or test) this endpoint does not accept: 401,
     /// `error="invalid_token"`, with a message naming the mode it does accept.
     WrongMode,
+    /// The key may not be used from this client address: 403.
+    IpNotAllowed,
+    /// The key may not be used from this browser origin: 403.
+    OriginNotAllowed,
+    /// The key may not call this method and path: 403.
+    RouteNotAllowed,
     /// The key store answered with an error (including [`StoreError::Timeout`] from a
     /// store that bounds its calls); the request fails closed: 503 with `Retry-After`.
     ///
@@ -38,7 +44,7 @@ pub enum AuthErrorKind {
     StoreUnavailable,
 }
 
-const KINDS: usize = 7;
+const KINDS: usize = 10;
 
 impl AuthErrorKind {
     const fn index(self) -> usize {
@@ -50,6 +56,9 @@ impl AuthErrorKind {
             AuthErrorKind::InsufficientScope => 4,
             AuthErrorKind::StoreUnavailable => 5,
             AuthErrorKind::WrongMode => 6,
+            AuthErrorKind::IpNotAllowed => 7,
+            AuthErrorKind::OriginNotAllowed => 8,
+            AuthErrorKind::RouteNotAllowed => 9,
         }
     }
 
@@ -61,7 +70,10 @@ impl AuthErrorKind {
             | AuthErrorKind::Revoked
             | AuthErrorKind::Expired
             | AuthErrorKind::WrongMode => StatusCode::UNAUTHORIZED,
-            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::InsufficientScope
+            | AuthErrorKind::IpNotAllowed
+            | AuthErrorKind::OriginNotAllowed
+            | AuthErrorKind::RouteNotAllowed => StatusCode::FORBIDDEN,
             AuthErrorKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -74,7 +86,10 @@ impl AuthErrorKind {
             | AuthErrorKind::Revoked
             | AuthErrorKind::Expired
             | AuthErrorKind::WrongMode => ErrorCode::Unauthorized,
-            AuthErrorKind::InsufficientScope => ErrorCode::Forbidden,
+            AuthErrorKind::InsufficientScope
+            | AuthErrorKind::IpNotAllowed
+            | AuthErrorKind::OriginNotAllowed
+            | AuthErrorKind::RouteNotAllowed => ErrorCode::Forbidden,
             AuthErrorKind::StoreUnavailable => ErrorCode::InternalError,
         }
     }
@@ -94,6 +109,11 @@ impl AuthErrorKind {
             }
             // Replaced by the authenticator with the modes it accepts.
             AuthErrorKind::WrongMode => "This endpoint does not accept keys of this mode.",
+            AuthErrorKind::IpNotAllowed => {
+                "This API key may not be used from this network address."
+            }
+            AuthErrorKind::OriginNotAllowed => "This API key may not be used from this origin.",
+            AuthErrorKind::RouteNotAllowed => "This API key may not call this method and path.",
         }
     }
 
@@ -105,6 +125,9 @@ impl AuthErrorKind {
         AuthErrorKind::InsufficientScope,
         AuthErrorKind::StoreUnavailable,
         AuthErrorKind::WrongMode,
+        AuthErrorKind::IpNotAllowed,
+        AuthErrorKind::OriginNotAllowed,
+        AuthErrorKind::RouteNotAllowed,
     ];
 }
 
@@ -197,6 +220,13 @@ impl Rejections {
                 }
                 HeaderValue::try_from(value).ok()
             }
+            AuthErrorKind::IpNotAllowed
+            | AuthErrorKind::OriginNotAllowed
+            | AuthErrorKind::RouteNotAllowed => HeaderValue::try_from(format!(
+                "{}, error=\"insufficient_scope\"",
+                self.realm_challenge
+            ))
+            .ok(),
             AuthErrorKind::StoreUnavailable => None,
         }
     }

@@ -4,8 +4,8 @@
 
 mod restrictions;
 
-pub(crate) use restrictions::{Outside, RequestFacts, TrustedProxies};
 pub use restrictions::{InvalidPattern, OriginPattern, PeerAddr, Restrictions, RoutePattern};
+pub(crate) use restrictions::{Outside, RequestFacts, TrustedProxies};
 
 use crate::key::KeyMode;
 

@@ -117,10 +117,13 @@ impl FromStr for OriginPattern {
     type Err = InvalidPattern;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (scheme, host, port) = split_origin(text.trim_end_matches('/')).ok_or(InvalidPattern)?;
+        let (scheme, host, port) =
+            split_origin(text.trim_end_matches('/')).ok_or(InvalidPattern)?;
         let host = host.to_ascii_lowercase();
         let (host, wildcard) = match host.strip_prefix("*.") {
-            Some(domain) if !domain.is_empty() && !domain.contains('*') => (format!(".{domain}"), true),
+            Some(domain) if !domain.is_empty() && !domain.contains('*') => {
+                (format!(".{domain}"), true)
+            }
             Some(_) => return Err(InvalidPattern),
             None if host.contains('*') => return Err(InvalidPattern),
             None => (host, false),
@@ -395,7 +398,15 @@ mod tests {
         assert!(local.matches("http://localhost:3000") && !local.matches("http://localhost"));
         let v6: OriginPattern = "http://[::1]:8080".parse().unwrap();
         assert!(v6.matches("http://[::1]:8080") && !v6.matches("http://[::1]"));
-        for bad in ["example.com", "ftp://x", "https://", "https://a/b", "https://*", "https://a.*.com", "https://*.*.com"] {
+        for bad in [
+            "example.com",
+            "ftp://x",
+            "https://",
+            "https://a/b",
+            "https://*",
+            "https://a.*.com",
+            "https://*.*.com",
+        ] {
             assert!(bad.parse::<OriginPattern>().is_err(), "{bad}");
         }
     }
@@ -447,16 +458,25 @@ mod tests {
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
         let spoof = headers(&[("x-forwarded-for", "203.0.113.9")]);
         // No trusted proxies: forwarding headers are never read.
-        assert_eq!(TrustedProxies::default().client(Some(peer), &spoof), Some(peer));
+        assert_eq!(
+            TrustedProxies::default().client(Some(peer), &spoof),
+            Some(peer)
+        );
         let proxies = TrustedProxies(vec!["10.0.0.0/8".parse().unwrap()]);
         // Rightmost untrusted hop counts; what the client claims to the left does not.
         let chain = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.5")]);
-        assert_eq!(proxies.client(Some(peer), &chain), "198.51.100.7".parse().ok());
+        assert_eq!(
+            proxies.client(Some(peer), &chain),
+            "198.51.100.7".parse().ok()
+        );
         // An untrusted peer's headers are ignored.
         let outside: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(proxies.client(Some(outside), &chain), Some(outside));
         // Forwarded, IPv6, quoted, with ports.
-        let fwd = headers(&[("forwarded", r#"for=192.0.2.60;proto=http, for="[2001:db8::1]:4711""#)]);
+        let fwd = headers(&[(
+            "forwarded",
+            r#"for=192.0.2.60;proto=http, for="[2001:db8::1]:4711""#,
+        )]);
         assert_eq!(proxies.client(Some(peer), &fwd), "2001:db8::1".parse().ok());
         // Garbage forwarding from a trusted proxy: unknown.
         let junk = headers(&[("x-forwarded-for", "not-an-ip")]);

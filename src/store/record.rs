@@ -2,7 +2,10 @@ use std::{borrow::Borrow, fmt, time::SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::key::{ApiKey, KeyHash, KeyMode, KeyPrefix};
+use crate::{
+    key::{ApiKey, KeyHash, KeyMode, KeyPrefix},
+    policy::Restrictions,
+};
 
 /// A key record's stable identifier, e.g. `key_1f0c…`.
 ///
@@ -84,6 +87,9 @@ pub struct KeyRecord {
     pub expires_at: Option<SystemTime>,
     /// When it was (or will be) revoked.
     pub revoked_at: Option<SystemTime>,
+    /// Where and for what it may be used (empty: anywhere, for anything its scopes
+    /// allow).
+    pub restrictions: Restrictions,
     /// When it was last seen on a request, as stored; written at most once per key per
     /// interval (see [`LastUse`](super::LastUse), which also has the unwritten value).
     pub last_used_at: Option<SystemTime>,
@@ -119,6 +125,7 @@ impl KeyRecord {
                 expires_at: None,
                 revoked_at: None,
                 last_used_at: None,
+                restrictions: Restrictions::default(),
             },
         }
     }
@@ -202,6 +209,12 @@ impl KeyRecordBuilder {
     /// When it was last used (stores reading a row back).
     pub fn last_used_at(mut self, at: impl Into<Option<SystemTime>>) -> Self {
         self.record.last_used_at = at.into();
+        self
+    }
+
+    /// Where and for what the key may be used.
+    pub fn restrictions(mut self, restrictions: Restrictions) -> Self {
+        self.record.restrictions = restrictions;
         self
     }
 
