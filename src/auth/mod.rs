@@ -15,7 +15,8 @@
 //!    compared against a dummy digest and gets a byte-identical 401, so neither the
 //!    verifier's timing nor the body tells which prefixes exist. A failing store gives 503 with `Retry-After`:
 //!    the request fails closed.
-//! 4. Revoked or expired keys: 401.
+//! 4. Revoked or expired keys: 401. A key outside its [restrictions](crate::policy)
+//!    (client address, origin, route): 403.
 //! 5. The [`Principal`] goes into the request extensions and the inner service is
 //!    called. On any refusal it is not.
 //!

@@ -15,6 +15,7 @@
 //! | no credentials | 401 | `unauthorized` | `WWW-Authenticate: Bearer realm="api"` |
 //! | malformed, unknown, wrong, revoked or expired key; a key of a mode not accepted | 401 | `unauthorized` | `WWW-Authenticate: Bearer realm="api", error="invalid_token"` |
 //! | valid key without the required scope | 403 | `forbidden` | `WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="…"` |
+//! | valid key outside its restrictions (address, origin, route) | 403 | `forbidden` | `WWW-Authenticate: Bearer realm="api", error="insufficient_scope"` |
 //! | key store failing | 503 | `internal_error` | `Retry-After` |
 //!
 //! ```
