@@ -2,6 +2,8 @@ use std::{
     borrow::Cow,
     fmt,
     future::Future,
+    net::IpAddr,
+    num::NonZeroU32,
     pin::Pin,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -21,8 +23,14 @@ use super::{
 use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
     key::{KeyFormat, KeyHash, KeyMode, KeyPrefix},
-    policy::{AcceptedModes, Outside, PeerAddr, RequestFacts, TrustedProxies},
+    policy::{AcceptedModes, Limiters, Outside, PeerAddr, RateLimit, RequestFacts, TrustedProxies},
     store::{self, KeyRecord, KeyStore, LastUse},
+};
+
+/// Failed attempts a client address may make: 300 a minute.
+const DEFAULT_FAILURE_LIMIT: RateLimit = match NonZeroU32::new(300) {
+    Some(n) => RateLimit::per_minute(n),
+    None => unreachable!(),
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -68,6 +76,7 @@ struct Config {
     last_use: LastUse,
     modes: AcceptedModes,
     trusted_proxies: TrustedProxies,
+    limiters: Limiters,
 }
 
 /// How far [`Authenticator::start`] got without waiting.
@@ -143,6 +152,8 @@ impl Authenticator {
             last_use: None,
             modes: AcceptedModes::default(),
             trusted_proxies: TrustedProxies::default(),
+            rate_limit: None,
+            failure_limit: Some(DEFAULT_FAILURE_LIMIT),
         }
     }
 
@@ -174,9 +185,24 @@ impl Authenticator {
     /// Starts verifying a request: everything that needs no waiting happens here, and
     /// with a store that answers at once (in memory, a cache hit) so does the rest.
     pub(crate) fn start(&self, head: Head<'_>) -> Started {
-        match self.presented(head.headers) {
+        let limiters = &self.config.limiters;
+        if limiters.any_blocked() {
+            if let Err(wait) = limiters.check_blocked(self.client(head)) {
+                return Started::Refused(self.rate_limited(wait));
+            }
+        }
+        let started = match self.presented(head.headers) {
             Ok(presented) => self.lookup(presented, Some(head)),
             Err(error) => Started::Refused(error),
+        };
+        match started {
+            Started::Refused(error)
+                if error.kind() == AuthErrorKind::InvalidCredentials
+                    && limiters.counts_failures() =>
+            {
+                Started::Refused(self.count_failure(error, self.client(head)))
+            }
+            other => other,
         }
     }
 
@@ -192,6 +218,7 @@ impl Authenticator {
             if !record.restrictions.is_empty() {
                 self.restrict(&record, head.map(|head| self.facts(head)).as_ref())?;
             }
+            self.limit(&record)?;
             Ok(record)
         });
         match checked {
@@ -239,10 +266,17 @@ impl Authenticator {
     ) -> Result<Principal, AuthError> {
         let found = self.config.store.find_by_prefix(&presented.prefix).await;
         let now = SystemTime::now();
-        let record = self.check(&presented, found, now)?;
+        let record = match self.check(&presented, found, now) {
+            Ok(record) => record,
+            Err(error) if error.kind() == AuthErrorKind::InvalidCredentials => {
+                return Err(self.count_failure(error, facts.and_then(|f| f.client)));
+            }
+            Err(error) => return Err(error),
+        };
         if !record.restrictions.is_empty() {
             self.restrict(&record, facts.as_ref())?;
         }
+        self.limit(&record)?;
         if self.config.last_use.note(&record, now) {
             self.note_use_and_admit(record, now).await
         } else {
@@ -292,15 +326,33 @@ impl Authenticator {
         })
     }
 
-    /// What a restriction check needs to know about the request.
-    fn facts(&self, head: Head<'_>) -> RequestFacts {
+    /// Counts a verified key's request against its rate; 429 when over. Only verified
+    /// keys get here, so guesses under a key's prefix never use up its quota.
+    fn limit(&self, record: &KeyRecord) -> Result<(), AuthError> {
+        self.config
+            .limiters
+            .check_key(&record.prefix, record.rate_limit)
+            .map_err(|wait| self.rate_limited(wait))
+    }
+
+    /// Counts a failed attempt from `client`; the refusal becomes 429 once the client
+    /// is over its failure budget.
+    fn count_failure(&self, error: AuthError, client: Option<IpAddr>) -> AuthError {
+        match self.config.limiters.failed(client) {
+            Ok(()) => error,
+            Err(wait) => self.rate_limited(wait),
+        }
+    }
+
+    fn rate_limited(&self, wait: Duration) -> AuthError {
+        self.error(AuthErrorKind::RateLimited)
+            .with_retry_after(wait)
+    }
+
+    /// The client's address: the connection's peer (`PeerAddr`, or axum's
+    /// `ConnectInfo`), or behind trusted proxies the rightmost untrusted hop.
+    fn client(&self, head: Head<'_>) -> Option<IpAddr> {
         let extensions = head.extensions;
-        #[cfg(feature = "axum")]
-        let uri = extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or(head.uri, |original| &original.0);
-        #[cfg(not(feature = "axum"))]
-        let uri = head.uri;
         let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
         #[cfg(feature = "axum")]
         let peer = peer.or_else(|| {
@@ -308,12 +360,24 @@ impl Authenticator {
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|info| info.0.ip())
         });
+        self.config.trusted_proxies.client(peer, head.headers)
+    }
+
+    /// What a restriction check needs to know about the request.
+    fn facts(&self, head: Head<'_>) -> RequestFacts {
+        #[cfg(feature = "axum")]
+        let uri = head
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(head.uri, |original| &original.0);
+        #[cfg(not(feature = "axum"))]
+        let uri = head.uri;
         RequestFacts {
             method: head.method.clone(),
             uri: uri.clone(),
             origin: head.headers.get(header::ORIGIN).cloned(),
             referer: head.headers.get(header::REFERER).cloned(),
-            client: self.config.trusted_proxies.client(peer, head.headers),
+            client: self.client(head),
         }
     }
 
@@ -412,6 +476,8 @@ pub struct AuthenticatorBuilder {
     last_use: Option<LastUse>,
     modes: AcceptedModes,
     trusted_proxies: TrustedProxies,
+    rate_limit: Option<RateLimit>,
+    failure_limit: Option<RateLimit>,
 }
 
 impl AuthenticatorBuilder {
@@ -483,6 +549,24 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// The request rate every key gets unless its record sets its own
+    /// ([`KeyRecord::rate_limit`]). Over it: 429 `rate_limited` with `Retry-After`.
+    /// Counted only for verified keys. Default: no limit.
+    pub fn rate_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
+        self.rate_limit = rate.into();
+        self
+    }
+
+    /// The budget of failed attempts (malformed, unknown or wrong keys) per client
+    /// address. A client over it gets 429 with `Retry-After` for every request until
+    /// the budget refills — without a lookup, so a brute-force storm costs little —
+    /// while other clients, and the quota of the keys it guessed at, are untouched.
+    /// Default: 300 per minute; `None` turns it off.
+    pub fn failed_attempts_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
+        self.failure_limit = rate.into();
+        self
+    }
+
     /// The authenticator.
     pub fn build(mut self) -> Authenticator {
         if let Some(message) = self.modes.refusal_message() {
@@ -502,6 +586,7 @@ impl AuthenticatorBuilder {
                 last_use: self.last_use.unwrap_or_default(),
                 modes: self.modes,
                 trusted_proxies: self.trusted_proxies,
+                limiters: Limiters::new(self.rate_limit, self.failure_limit),
             }),
         }
     }

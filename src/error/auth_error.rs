@@ -37,6 +37,9 @@ pub enum AuthErrorKind {
     OriginNotAllowed,
     /// The key may not call this method and path: 403.
     RouteNotAllowed,
+    /// Too many requests for this key, or too many failed attempts from this client:
+    /// 429 `rate_limited` with `Retry-After`.
+    RateLimited,
     /// The key store answered with an error (including [`StoreError::Timeout`] from a
     /// store that bounds its calls); the request fails closed: 503 with `Retry-After`.
     ///
@@ -44,7 +47,7 @@ pub enum AuthErrorKind {
     StoreUnavailable,
 }
 
-const KINDS: usize = 10;
+const KINDS: usize = 11;
 
 impl AuthErrorKind {
     const fn index(self) -> usize {
@@ -59,6 +62,7 @@ impl AuthErrorKind {
             AuthErrorKind::IpNotAllowed => 7,
             AuthErrorKind::OriginNotAllowed => 8,
             AuthErrorKind::RouteNotAllowed => 9,
+            AuthErrorKind::RateLimited => 10,
         }
     }
 
@@ -75,6 +79,7 @@ impl AuthErrorKind {
             | AuthErrorKind::OriginNotAllowed
             | AuthErrorKind::RouteNotAllowed => StatusCode::FORBIDDEN,
             AuthErrorKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -91,6 +96,7 @@ impl AuthErrorKind {
             | AuthErrorKind::OriginNotAllowed
             | AuthErrorKind::RouteNotAllowed => ErrorCode::Forbidden,
             AuthErrorKind::StoreUnavailable => ErrorCode::InternalError,
+            AuthErrorKind::RateLimited => ErrorCode::RateLimited,
         }
     }
 
@@ -114,6 +120,7 @@ impl AuthErrorKind {
             }
             AuthErrorKind::OriginNotAllowed => "This API key may not be used from this origin.",
             AuthErrorKind::RouteNotAllowed => "This API key may not call this method and path.",
+            AuthErrorKind::RateLimited => "Too many requests. Retry after the time in Retry-After.",
         }
     }
 
@@ -128,6 +135,7 @@ impl AuthErrorKind {
         AuthErrorKind::IpNotAllowed,
         AuthErrorKind::OriginNotAllowed,
         AuthErrorKind::RouteNotAllowed,
+        AuthErrorKind::RateLimited,
     ];
 }
 
@@ -227,7 +235,7 @@ impl Rejections {
                 self.realm_challenge
             ))
             .ok(),
-            AuthErrorKind::StoreUnavailable => None,
+            AuthErrorKind::StoreUnavailable | AuthErrorKind::RateLimited => None,
         }
     }
 }
@@ -252,6 +260,7 @@ pub(crate) fn is_scope_token(scope: &str) -> bool {
 pub struct AuthError {
     kind: AuthErrorKind,
     scope: Option<Cow<'static, str>>,
+    retry_after: Option<Duration>,
     rejections: Arc<Rejections>,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
@@ -266,6 +275,7 @@ impl AuthError {
         AuthError {
             kind,
             scope: None,
+            retry_after: None,
             rejections,
             source: None,
         }
@@ -274,6 +284,12 @@ impl AuthError {
     /// The scope that was missing; shown in the `WWW-Authenticate` challenge.
     pub(crate) fn with_scope(mut self, scope: Cow<'static, str>) -> Self {
         self.scope = Some(scope);
+        self
+    }
+
+    /// When the client may retry (rate limits).
+    pub(crate) fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
         self
     }
 
@@ -310,8 +326,14 @@ impl AuthError {
         if let Some(challenge) = r.challenge(self.kind, self.scope.as_deref()) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
-        if self.kind == AuthErrorKind::StoreUnavailable {
-            headers.insert(header::RETRY_AFTER, r.retry_after.clone());
+        match (self.kind, self.retry_after) {
+            (_, Some(after)) => {
+                headers.insert(header::RETRY_AFTER, retry_after_value(after));
+            }
+            (AuthErrorKind::StoreUnavailable, None) => {
+                headers.insert(header::RETRY_AFTER, r.retry_after.clone());
+            }
+            _ => {}
         }
         json_response(
             self.kind.status(),

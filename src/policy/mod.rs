@@ -2,8 +2,11 @@
 //! endpoint accepts, and the per-key [`Restrictions`] (client address, browser origin,
 //! route).
 
+mod rate_limit;
 mod restrictions;
 
+pub(crate) use rate_limit::Limiters;
+pub use rate_limit::{InvalidRate, RateLimit};
 pub use restrictions::{InvalidPattern, OriginPattern, PeerAddr, Restrictions, RoutePattern};
 pub(crate) use restrictions::{Outside, RequestFacts, TrustedProxies};
 

@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     key::{ApiKey, KeyHash, KeyMode, KeyPrefix},
-    policy::Restrictions,
+    policy::{RateLimit, Restrictions},
 };
 
 /// A key record's stable identifier, e.g. `key_1f0c…`.
@@ -90,6 +90,8 @@ pub struct KeyRecord {
     /// Where and for what it may be used (empty: anywhere, for anything its scopes
     /// allow).
     pub restrictions: Restrictions,
+    /// Its own request rate, overriding the layer's default.
+    pub rate_limit: Option<RateLimit>,
     /// When it was last seen on a request, as stored; written at most once per key per
     /// interval (see [`LastUse`](super::LastUse), which also has the unwritten value).
     pub last_used_at: Option<SystemTime>,
@@ -126,6 +128,7 @@ impl KeyRecord {
                 revoked_at: None,
                 last_used_at: None,
                 restrictions: Restrictions::default(),
+                rate_limit: None,
             },
         }
     }
@@ -215,6 +218,12 @@ impl KeyRecordBuilder {
     /// Where and for what the key may be used.
     pub fn restrictions(mut self, restrictions: Restrictions) -> Self {
         self.record.restrictions = restrictions;
+        self
+    }
+
+    /// Its own request rate, overriding the layer's default.
+    pub fn rate_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
+        self.record.rate_limit = rate.into();
         self
     }
 

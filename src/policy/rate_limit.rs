@@ -1,0 +1,357 @@
+use std::{
+    collections::HashMap,
+    fmt,
+    net::IpAddr,
+    num::NonZeroU32,
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        Arc, Mutex, PoisonError, RwLock,
+    },
+    time::{Duration, Instant},
+};
+
+use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+
+use crate::key::KeyPrefix;
+
+/// A request rate: `n` requests per period, written `20/s`, `100/10s`, `5/m`,
+/// `1000/h` or `10000/d`. Enforced with GCRA (the `governor` crate): a burst of up to
+/// `n` requests, refilled evenly over the period.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_api_key::policy::RateLimit;
+///
+/// let limit: RateLimit = "100/10s".parse().unwrap();
+/// assert_eq!(limit.requests(), 100);
+/// assert_eq!(limit.period(), Duration::from_secs(10));
+/// assert_eq!(limit.to_string(), "100/10s");
+/// assert!("0/s".parse::<RateLimit>().is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    requests: NonZeroU32,
+    period_secs: u32,
+}
+
+/// Text that is not a rate (`<requests>/<number?><s|m|h|d>`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a rate: expected <requests>/<period>, e.g. 20/s, 100/10s, 5/m, 1000/h")]
+pub struct InvalidRate;
+
+impl RateLimit {
+    /// `requests` per `period` (whole seconds, at least one).
+    pub fn new(requests: u32, period: Duration) -> Option<Self> {
+        let secs = u32::try_from(period.as_secs()).ok()?;
+        Some(RateLimit {
+            requests: NonZeroU32::new(requests)?,
+            period_secs: (secs > 0).then_some(secs)?,
+        })
+    }
+
+    /// `requests` per minute.
+    pub const fn per_minute(requests: NonZeroU32) -> Self {
+        RateLimit {
+            requests,
+            period_secs: 60,
+        }
+    }
+
+    /// Requests allowed per period.
+    pub fn requests(&self) -> u32 {
+        self.requests.get()
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs(u64::from(self.period_secs))
+    }
+
+    fn quota(&self) -> Quota {
+        let per_request = self.period() / self.requests.get();
+        Quota::with_period(per_request.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| Quota::per_second(self.requests))
+            .allow_burst(self.requests)
+    }
+}
+
+impl FromStr for RateLimit {
+    type Err = InvalidRate;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (requests, period) = text.trim().split_once('/').ok_or(InvalidRate)?;
+        let requests: u32 = requests.trim().parse().map_err(|_| InvalidRate)?;
+        let period = period.trim();
+        let split = period
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or(InvalidRate)?;
+        let (count, unit) = period.split_at(split);
+        let count: u32 = if count.is_empty() {
+            1
+        } else {
+            count.parse().map_err(|_| InvalidRate)?
+        };
+        let unit: u32 = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(InvalidRate),
+        };
+        let secs = count.checked_mul(unit).ok_or(InvalidRate)?;
+        RateLimit::new(requests, Duration::from_secs(u64::from(secs))).ok_or(InvalidRate)
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.period_secs {
+            1 => write!(f, "{}/s", self.requests),
+            secs => write!(f, "{}/{secs}s", self.requests),
+        }
+    }
+}
+
+impl fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RateLimit({self})")
+    }
+}
+
+impl Serialize for RateLimit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every this many checks, limiter state of idle keys and addresses is dropped.
+const PRUNE_EVERY: u64 = 4096;
+
+/// The layer's limiters: one per distinct per-key rate (keyed by prefix, only ever
+/// for verified keys), and one for failed attempts per client address.
+pub(crate) struct Limiters {
+    default: Option<RateLimit>,
+    per_key: RwLock<HashMap<RateLimit, Arc<DefaultKeyedRateLimiter<KeyPrefix>>>>,
+    failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Addresses that used up their failure budget, until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    any_blocked: AtomicBool,
+    checks: AtomicU64,
+}
+
+impl Limiters {
+    pub(crate) fn new(default: Option<RateLimit>, failures: Option<RateLimit>) -> Self {
+        Limiters {
+            default,
+            per_key: RwLock::new(HashMap::new()),
+            failures: failures.map(|rate| RateLimiter::keyed(rate.quota())),
+            blocked: Mutex::new(HashMap::new()),
+            any_blocked: AtomicBool::new(false),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a request of a verified key against its rate (its own, else the
+    /// default); `Err(retry_after)` when over.
+    pub(crate) fn check_key(
+        &self,
+        prefix: &KeyPrefix,
+        own: Option<RateLimit>,
+    ) -> Result<(), Duration> {
+        let Some(rate) = own.or(self.default) else {
+            return Ok(());
+        };
+        self.maybe_prune();
+        let limiter = {
+            let existing = self
+                .per_key
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&rate)
+                .cloned();
+            match existing {
+                Some(limiter) => limiter,
+                None => self
+                    .per_key
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(rate)
+                    .or_insert_with(|| Arc::new(RateLimiter::keyed(rate.quota())))
+                    .clone(),
+            }
+        };
+        limiter
+            .check_key(prefix)
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+    }
+
+    /// Whether `client` is blocked for too many failed attempts; `Err(retry_after)`.
+    /// Costs one atomic load while no address is blocked.
+    pub(crate) fn check_blocked(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        if !self.any_blocked.load(Relaxed) {
+            return Ok(());
+        }
+        let Some(client) = client else { return Ok(()) };
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match blocked.get(&client) {
+            Some(&until) if until > now => Err(until - now),
+            Some(_) => {
+                blocked.remove(&client);
+                self.any_blocked.store(!blocked.is_empty(), Relaxed);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed attempt from `client`; `Err(retry_after)` when this one went
+    /// over the budget (the address is then blocked until the budget refills).
+    pub(crate) fn failed(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let (Some(limiter), Some(client)) = (&self.failures, client) else {
+            return Ok(());
+        };
+        self.maybe_prune();
+        match limiter.check_key(&client) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+                blocked.insert(client, Instant::now() + wait);
+                self.any_blocked.store(true, Relaxed);
+                Err(wait)
+            }
+        }
+    }
+
+    pub(crate) fn counts_failures(&self) -> bool {
+        self.failures.is_some()
+    }
+
+    /// Some address is blocked right now (then requests need their client address).
+    pub(crate) fn any_blocked(&self) -> bool {
+        self.any_blocked.load(Relaxed)
+    }
+
+    fn maybe_prune(&self) {
+        if !self.checks.fetch_add(1, Relaxed).is_multiple_of(PRUNE_EVERY) {
+            return;
+        }
+        for limiter in self
+            .per_key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.failures {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        let now = Instant::now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        blocked.retain(|_, until| *until > now);
+        self.any_blocked.store(!blocked.is_empty(), Relaxed);
+    }
+
+    /// How many keys and addresses have limiter state (for tests and metrics).
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        let keys: usize = self
+            .per_key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|l| l.len())
+            .sum();
+        keys + self.failures.as_ref().map_or(0, |l| l.len())
+    }
+}
+
+impl fmt::Debug for Limiters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiters")
+            .field("default", &self.default)
+            .field("failures", &self.failures.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rates() {
+        for (text, n, secs) in [
+            ("20/s", 20, 1),
+            ("100/10s", 100, 10),
+            ("5/m", 5, 60),
+            ("1000/h", 1000, 3600),
+            ("7/2d", 7, 172_800),
+        ] {
+            let rate: RateLimit = text.parse().unwrap();
+            assert_eq!(
+                (rate.requests(), rate.period().as_secs()),
+                (n, secs),
+                "{text}"
+            );
+        }
+        for bad in [
+            "", "20", "20/", "/s", "0/s", "20/0s", "20/x", "-1/s", "20/1.5s", "a/s",
+        ] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn per_key_limit_and_retry_after() {
+        let limiters = Limiters::new(Some("3/10s".parse().unwrap()), None);
+        let a: KeyPrefix = "pk_live_0000000000000001".parse().unwrap();
+        let b: KeyPrefix = "pk_live_0000000000000002".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiters.check_key(&a, None).is_ok());
+        }
+        let wait = limiters.check_key(&a, None).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(2) && wait <= Duration::from_secs(4),
+            "{wait:?}"
+        );
+        assert!(
+            limiters.check_key(&b, None).is_ok(),
+            "other keys unaffected"
+        );
+        // A key's own rate overrides the default.
+        let own: RateLimit = "1/m".parse().unwrap();
+        let c: KeyPrefix = "pk_live_0000000000000003".parse().unwrap();
+        assert!(limiters.check_key(&c, Some(own)).is_ok());
+        assert!(limiters.check_key(&c, Some(own)).is_err());
+        // No limit at all.
+        assert!(Limiters::new(None, None).check_key(&a, None).is_ok());
+    }
+
+    #[test]
+    fn failures_block_an_address() {
+        let limiters = Limiters::new(None, Some("2/m".parse().unwrap()));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(limiters.check_blocked(Some(ip)).is_ok());
+        assert!(limiters.failed(Some(ip)).is_ok());
+        assert!(limiters.failed(Some(ip)).is_ok());
+        assert!(limiters.failed(Some(ip)).is_err());
+        assert!(limiters.check_blocked(Some(ip)).is_err());
+        assert!(limiters.check_blocked(Some(other)).is_ok());
+        assert!(limiters.check_blocked(None).is_ok());
+    }
+}
