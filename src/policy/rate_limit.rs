@@ -243,7 +243,11 @@ impl Limiters {
     }
 
     fn maybe_prune(&self) {
-        if !self.checks.fetch_add(1, Relaxed).is_multiple_of(PRUNE_EVERY) {
+        if !self
+            .checks
+            .fetch_add(1, Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
             return;
         }
         for limiter in self
@@ -263,19 +267,6 @@ impl Limiters {
         let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
         blocked.retain(|_, until| *until > now);
         self.any_blocked.store(!blocked.is_empty(), Relaxed);
-    }
-
-    /// How many keys and addresses have limiter state (for tests and metrics).
-    #[cfg(test)]
-    pub(crate) fn tracked(&self) -> usize {
-        let keys: usize = self
-            .per_key
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(|l| l.len())
-            .sum();
-        keys + self.failures.as_ref().map_or(0, |l| l.len())
     }
 }
 
