@@ -19,6 +19,9 @@
 //!   `GET|POST|DELETE /api/v1/partners/api-key`, `POST /api/v1/partners/api-key/rotate`,
 //!   `GET|POST /api/user/keys`, `DELETE /api/user/keys/{id}`.
 //!
+//! `RATE_LIMIT` (e.g. `20/s`, `100/10s`, `5/m`, `1000/h`) limits every key's request
+//! rate (429 with `Retry-After` over it); unset, keys are not limited.
+//!
 //! Plain http on localhost: the session cookie drops `Secure` and the `__Host-` prefix
 //! (browsers refuse both without TLS). Serve over https and remove
 //! `insecure_for_local_http()` in production.
@@ -36,6 +39,7 @@ use serde_json::{json, Value};
 use tower_api_key::{
     auth::Authenticator,
     manage::{self, Keys},
+    policy::RateLimit,
     session::{CookieSessions, SessionGuardLayer, SessionUser},
     store::{InsertRule, KeyStore},
     ApiError, ApiKey, ApiKeyLayer, ErrorCode, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
@@ -61,7 +65,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("full access: {}", full.expose_secret());
     println!("read only: {}", read_only.expose_secret());
 
-    let auth = Authenticator::new(store.clone());
+    // RATE_LIMIT (`20/s`, `100/10s`, `5/m`, `1000/h`) sets every key's request rate;
+    // unset means no limit.
+    let rate_limit: Option<RateLimit> = match std::env::var("RATE_LIMIT") {
+        Ok(text) => Some(text.parse()?),
+        Err(_) => None,
+    };
+    let auth = Authenticator::builder(store.clone())
+        .rate_limit(rate_limit)
+        .build();
     let keys = Keys::new(store)
         .last_use(auth.last_use().clone())
         .default_scopes(["account:read", "signals:write"]);
@@ -74,7 +86,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(auth.clone(), keys, sessions, guard))
+    // With the connection's address, so IP restrictions and the failed-attempts
+    // budget know the client.
+    let service = app(auth.clone(), keys, sessions, guard)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -60,8 +60,13 @@ struct Quickstart {
 }
 
 async fn start() -> Quickstart {
+    start_with(&[]).await
+}
+
+async fn start_with(env: &[(&str, &str)]) -> Quickstart {
     let mut child = Command::new(quickstart_binary())
         .env("ADDR", "127.0.0.1:0")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -309,4 +314,48 @@ async fn quickstart_over_real_http() {
         .send(Method::GET, "/api/account", Some(&bearer(&qs.full)))
         .await;
     assert_eq!(again.status, StatusCode::OK);
+}
+
+/// `RATE_LIMIT=20/s`: one key hammered gets 429 with `Retry-After`, another key is
+/// untouched, and wrong-secret guesses under a key's prefix never use up its quota.
+#[tokio::test]
+async fn rate_limit_over_real_http() {
+    let qs = start_with(&[("RATE_LIMIT", "20/s")]).await;
+    let full = format!("Bearer {}", qs.full);
+    let other = format!("Bearer {}", qs.read_only);
+
+    let mut limited = 0;
+    let mut retry_after = Vec::new();
+    for _ in 0..400 {
+        let reply = qs.send(Method::GET, "/api/account", Some(&full)).await;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited += 1;
+                assert!(reply.body.contains(r#""code":"rate_limited""#));
+                retry_after.push(reply.header("retry-after").parse::<u64>().unwrap());
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(limited > 0, "400 rapid requests at 20/s must hit the limit");
+    assert!(retry_after.iter().all(|&s| s >= 1), "{retry_after:?}");
+    assert_eq!(
+        qs.send(Method::GET, "/api/account", Some(&other))
+            .await
+            .status,
+        200
+    );
+
+    let guess = format!("Bearer {}", common::wrong_secret(&qs.read_only));
+    for _ in 0..150 {
+        let reply = qs.send(Method::GET, "/api/account", Some(&guess)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        qs.send(Method::GET, "/api/account", Some(&other))
+            .await
+            .status,
+        200
+    );
 }

@@ -1,0 +1,154 @@
+//! Per-key rate limits and the failed-attempts budget, through a real axum Router.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
+use common::{wrong_secret, Reply};
+use http::{Request, StatusCode};
+use tower::ServiceExt;
+use tower_api_key::{
+    auth::Authenticator,
+    policy::RateLimit,
+    store::{InsertRule, KeyStore},
+    ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
+};
+
+struct App {
+    router: Router,
+    store: InMemoryKeyStore,
+}
+
+fn app(
+    configure: impl FnOnce(
+        tower_api_key::auth::AuthenticatorBuilder,
+    ) -> tower_api_key::auth::AuthenticatorBuilder,
+) -> App {
+    let store = InMemoryKeyStore::new();
+    let auth = configure(Authenticator::builder(store.clone())).build();
+    let router = Router::new()
+        .route(
+            "/api/account",
+            get(|p: Principal| async move { p.owner().to_owned() }),
+        )
+        .layer(ApiKeyLayer::new(auth));
+    App { router, store }
+}
+
+impl App {
+    async fn key(&self, rate: Option<RateLimit>) -> String {
+        let key = ApiKey::generate(KeyMode::Live).unwrap();
+        let record = KeyRecord::builder(&key, "o").rate_limit(rate).build();
+        self.store
+            .insert(record, InsertRule::Unconditional)
+            .await
+            .unwrap();
+        key.expose_secret().to_owned()
+    }
+
+    async fn call(&self, key: &str, from: &str) -> Reply {
+        let mut request = Request::get("/api/account")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let addr: SocketAddr = from.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(addr));
+        Reply::read(self.router.clone().oneshot(request).await.unwrap()).await
+    }
+}
+
+const CLIENT: &str = "192.0.2.10:5000";
+
+#[tokio::test]
+async fn over_the_limit_is_429_with_retry_after_and_other_keys_are_untouched() {
+    let app = app(|b| b.rate_limit("5/10s".parse::<RateLimit>().unwrap()));
+    let a = app.key(None).await;
+    let b = app.key(None).await;
+    for _ in 0..5 {
+        assert_eq!(app.call(&a, CLIENT).await.status, StatusCode::OK);
+    }
+    let reply = app.call(&a, CLIENT).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        reply.envelope().error.code,
+        tower_api_key::ErrorCode::RateLimited
+    );
+    let retry: u64 = reply.header("retry-after").parse().unwrap();
+    assert!(
+        (1..=2).contains(&retry),
+        "one request refills every 2 s: {retry}"
+    );
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(app.call(&b, CLIENT).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_key_s_own_rate_overrides_the_default() {
+    let app = app(|b| b.rate_limit("1000/s".parse::<RateLimit>().unwrap()));
+    let strict = app.key(Some("2/m".parse().unwrap())).await;
+    let loose = app.key(None).await;
+    assert_eq!(app.call(&strict, CLIENT).await.status, StatusCode::OK);
+    assert_eq!(app.call(&strict, CLIENT).await.status, StatusCode::OK);
+    let reply = app.call(&strict, CLIENT).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = reply.header("retry-after").parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    for _ in 0..20 {
+        assert_eq!(app.call(&loose, CLIENT).await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn guesses_under_a_prefix_never_use_up_that_key_s_quota() {
+    let app = app(|b| {
+        b.rate_limit("3/m".parse::<RateLimit>().unwrap())
+            .failed_attempts_limit(None)
+    });
+    let victim = app.key(None).await;
+    for _ in 0..200 {
+        let reply = app.call(&wrong_secret(&victim), "198.51.100.1:1").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..3 {
+        assert_eq!(app.call(&victim, CLIENT).await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_client_over_its_failure_budget_is_slowed_others_are_not() {
+    let app = app(|b| b.failed_attempts_limit("10/m".parse::<RateLimit>().unwrap()));
+    let key = app.key(None).await;
+    let attacker = "203.0.113.66:4000";
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(app.call(&wrong_secret(&key), attacker).await.status);
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[10..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // While blocked, the attacker's address is refused before any lookup.
+    let reply = app.call(&key, attacker).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reply.header("retry-after").parse::<u64>().unwrap() >= 1);
+    // Another client, with the same key, is untouched.
+    assert_eq!(app.call(&key, CLIENT).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn limits_are_off_by_default_for_keys() {
+    let app = app(|b| b);
+    let key = app.key(None).await;
+    for _ in 0..500 {
+        assert_eq!(app.call(&key, CLIENT).await.status, StatusCode::OK);
+    }
+}
