@@ -31,7 +31,8 @@ use tower_api_key::{
     auth::Authenticator,
     error::AuthErrorKind,
     key::{ApiKey, KeyHash, KeyMode},
-    store::KeyRecord,
+    policy::{PeerAddr, RateLimit, Restrictions},
+    store::{InsertRule, KeyRecord, KeyStore},
 };
 
 /// How many stored keys the valid-key benchmarks rotate among.
@@ -148,5 +149,47 @@ fn hash(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify, mint, hash);
+/// The verify path for a request head, with and without a rate limiter and
+/// restrictions (issue target: at most 1.3× without them).
+fn policy(c: &mut Criterion) {
+    let (store, keys) = filled_store(10_000, 1);
+    let plain_auth = Authenticator::builder(store.clone())
+        .failed_attempts_limit(None)
+        .build();
+    // A second store with the same key, restricted and rate-limited (never reached).
+    let limited_store = tower_api_key::store::InMemoryKeyStore::new();
+    let key = &keys[0];
+    let restricted = KeyRecord::builder(key, "acct")
+        .restrictions(
+            Restrictions::default()
+                .allow_ip("10.0.0.0/8".parse().expect("cidr"))
+                .allow_route("GET /api/*".parse().expect("route")),
+        )
+        .rate_limit("1000000000/s".parse::<RateLimit>().expect("rate"))
+        .build();
+    block_on(limited_store.insert(restricted, InsertRule::Unconditional)).expect("insert");
+    let limited_auth = Authenticator::builder(limited_store).build();
+
+    let mut request = http::Request::get("/api/account")
+        .header(AUTHORIZATION, format!("Bearer {}", key.expose_secret()))
+        .body(())
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(PeerAddr("10.1.2.3:5000".parse().expect("addr")));
+    let (parts, ()) = request.into_parts();
+    assert!(block_on(plain_auth.authenticate_request(&parts)).is_ok());
+    assert!(block_on(limited_auth.authenticate_request(&parts)).is_ok());
+
+    let mut group = c.benchmark_group("policy");
+    group.bench_function("request_plain", |b| {
+        b.iter(|| block_on(plain_auth.authenticate_request(black_box(&parts))))
+    });
+    group.bench_function("request_with_limits_and_restrictions", |b| {
+        b.iter(|| block_on(limited_auth.authenticate_request(black_box(&parts))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify, mint, hash, policy);
 criterion_main!(benches);

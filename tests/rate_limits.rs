@@ -152,3 +152,74 @@ async fn limits_are_off_by_default_for_keys() {
         assert_eq!(app.call(&key, CLIENT).await.status, StatusCode::OK);
     }
 }
+
+/// Resident memory of this process, in bytes (Linux).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// A storm of 1,000,000 wrong keys from 65,536 client addresses: limiter state is
+/// kept only for verified keys and recently failing addresses, so memory stays flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_a_million_wrong_keys_keeps_memory_bounded() {
+    let store = InMemoryKeyStore::new();
+    let auth = Authenticator::builder(store.clone())
+        .rate_limit("100/s".parse::<RateLimit>().unwrap())
+        .build();
+    let valid = ApiKey::generate(KeyMode::Live).unwrap();
+    store
+        .insert(
+            KeyRecord::builder(&valid, "o").build(),
+            InsertRule::Unconditional,
+        )
+        .await
+        .unwrap();
+    let request = |key: &str, i: u32| {
+        let mut request = Request::get("/api/account")
+            .header("authorization", format!("Bearer {key}"))
+            .body(())
+            .unwrap();
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 | (i % 65_536));
+        let peer = tower_api_key::policy::PeerAddr(SocketAddr::from((ip, 4000)));
+        request.extensions_mut().insert(peer);
+        request.into_parts().0
+    };
+    // Warm up allocator and limiter maps, then measure.
+    for i in 0..10_000 {
+        let _ = auth
+            .authenticate_request(&request(&format!("pk_live_{i:064x}"), i))
+            .await;
+    }
+    let before = rss();
+    let mut refused = 0u32;
+    for i in 0..1_000_000u32 {
+        let key = format!("pk_live_{:064x}", u64::from(i) * 7919 + 1);
+        if auth.authenticate_request(&request(&key, i)).await.is_err() {
+            refused += 1;
+        }
+    }
+    let after = rss();
+    assert_eq!(refused, 1_000_000);
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "RSS before {} KiB, after {} KiB",
+        before / 1024,
+        after / 1024
+    );
+    assert!(
+        growth < 50 * 1024 * 1024,
+        "grew by {} MB",
+        growth / (1024 * 1024)
+    );
+    // The valid key still works, from a fresh address.
+    assert!(auth
+        .authenticate_request(&request(valid.expose_secret(), 70_000))
+        .await
+        .is_ok());
+}

@@ -12,7 +12,7 @@ use std::{
 use http::{
     header::{self, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION},
     request::Parts,
-    Extensions, HeaderMap, HeaderName, Method, Uri,
+    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri,
 };
 use subtle::{Choice, ConstantTimeEq};
 
@@ -23,7 +23,10 @@ use super::{
 use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
     key::{KeyFormat, KeyHash, KeyMode, KeyPrefix},
-    policy::{AcceptedModes, Limiters, Outside, PeerAddr, RateLimit, RequestFacts, TrustedProxies},
+    policy::{
+        check_restrictions, AcceptedModes, Facts, Limiters, Outside, PeerAddr, RateLimit,
+        RequestFacts, TrustedProxies,
+    },
     store::{self, KeyRecord, KeyStore, LastUse},
 };
 
@@ -128,6 +131,31 @@ impl<'a> Head<'a> {
     }
 }
 
+/// The restriction check's view of a request being handled, borrowed: nothing is
+/// copied, and the client address is resolved only if a key restricts it.
+struct HeadFacts<'a> {
+    auth: &'a Authenticator,
+    head: Head<'a>,
+}
+
+impl Facts for HeadFacts<'_> {
+    fn method(&self) -> &Method {
+        self.head.method
+    }
+
+    fn path(&self) -> &str {
+        self.auth.uri(self.head).path()
+    }
+
+    fn header(&self, name: header::HeaderName) -> Option<&HeaderValue> {
+        self.head.headers.get(name)
+    }
+
+    fn client(&self) -> Option<IpAddr> {
+        self.auth.client(self.head)
+    }
+}
+
 /// A well-formed key as presented: its prefix and digest, nothing secret.
 struct Presented {
     prefix: KeyPrefix,
@@ -216,7 +244,8 @@ impl Authenticator {
         let now = SystemTime::now();
         let checked = self.check(&presented, found, now).and_then(|record| {
             if !record.restrictions.is_empty() {
-                self.restrict(&record, head.map(|head| self.facts(head)).as_ref())?;
+                let facts = head.map(|head| HeadFacts { auth: self, head });
+                self.restrict(&record, facts.as_ref())?;
             }
             self.limit(&record)?;
             Ok(record)
@@ -310,9 +339,9 @@ impl Authenticator {
 
     /// The key's restrictions against the request; without the request (`None`), a
     /// restricted key is refused.
-    fn restrict(&self, record: &KeyRecord, facts: Option<&RequestFacts>) -> Result<(), AuthError> {
+    fn restrict(&self, record: &KeyRecord, facts: Option<&impl Facts>) -> Result<(), AuthError> {
         let outside = match facts {
-            Some(facts) => facts.check(&record.restrictions),
+            Some(facts) => check_restrictions(&record.restrictions, facts),
             None if !record.restrictions.ips.is_empty() => Err(Outside::Ip),
             None if !record.restrictions.origins.is_empty() => Err(Outside::Origin),
             None => Err(Outside::Route),
@@ -363,8 +392,9 @@ impl Authenticator {
         self.config.trusted_proxies.client(peer, head.headers)
     }
 
-    /// What a restriction check needs to know about the request.
-    fn facts(&self, head: Head<'_>) -> RequestFacts {
+    /// The request's URI as the application received it (axum's `OriginalUri` under
+    /// `nest`), which route restrictions are written against.
+    fn uri<'h>(&self, head: Head<'h>) -> &'h Uri {
         #[cfg(feature = "axum")]
         let uri = head
             .extensions
@@ -372,9 +402,14 @@ impl Authenticator {
             .map_or(head.uri, |original| &original.0);
         #[cfg(not(feature = "axum"))]
         let uri = head.uri;
+        uri
+    }
+
+    /// What a restriction check needs to know about the request, owned.
+    fn facts(&self, head: Head<'_>) -> RequestFacts {
         RequestFacts {
             method: head.method.clone(),
-            uri: uri.clone(),
+            uri: self.uri(head).clone(),
             origin: head.headers.get(header::ORIGIN).cloned(),
             referer: head.headers.get(header::REFERER).cloned(),
             client: self.client(head),

@@ -7,8 +7,10 @@ mod restrictions;
 
 pub(crate) use rate_limit::Limiters;
 pub use rate_limit::{InvalidRate, RateLimit};
+pub(crate) use restrictions::{
+    check as check_restrictions, Facts, Outside, RequestFacts, TrustedProxies,
+};
 pub use restrictions::{InvalidPattern, OriginPattern, PeerAddr, Restrictions, RoutePattern};
-pub(crate) use restrictions::{Outside, RequestFacts, TrustedProxies};
 
 use crate::key::KeyMode;
 

@@ -11,10 +11,25 @@ use std::{
     time::{Duration, Instant},
 };
 
-use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{
+    clock::{Clock, DefaultClock},
+    middleware::NoOpMiddleware,
+    DefaultKeyedRateLimiter, Quota, RateLimiter,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::key::KeyPrefix;
+use crate::key::{KeyPrefix, PrefixHashing};
+
+/// A limiter keyed by the prefixes of verified keys, hashed by their random bits.
+type KeyLimiter = DefaultKeyedRateLimiter<
+    KeyPrefix,
+    NoOpMiddleware<<DefaultClock as Clock>::Instant>,
+    PrefixHashing,
+>;
+
+fn key_limiter(rate: RateLimit) -> KeyLimiter {
+    RateLimiter::dashmap_with_hasher(rate.quota(), PrefixHashing::default())
+}
 
 /// A request rate: `n` requests per period, written `20/s`, `100/10s`, `5/m`,
 /// `1000/h` or `10000/d`. Enforced with GCRA (the `governor` crate): a burst of up to
@@ -133,14 +148,16 @@ impl<'de> Deserialize<'de> for RateLimit {
     }
 }
 
-/// Every this many checks, limiter state of idle keys and addresses is dropped.
+/// Every this many failed attempts, the state of idle addresses is dropped.
 const PRUNE_EVERY: u64 = 4096;
 
-/// The layer's limiters: one per distinct per-key rate (keyed by prefix, only ever
-/// for verified keys), and one for failed attempts per client address.
+/// The layer's limiters: the default per-key rate, one more per distinct rate a key
+/// sets for itself (keyed by prefix, only ever for verified keys, so bounded by the
+/// keys in use), and one for failed attempts per client address (pruned of idle
+/// addresses, since anyone can fail).
 pub(crate) struct Limiters {
-    default: Option<RateLimit>,
-    per_key: RwLock<HashMap<RateLimit, Arc<DefaultKeyedRateLimiter<KeyPrefix>>>>,
+    default: Option<(RateLimit, KeyLimiter)>,
+    per_key: RwLock<HashMap<RateLimit, Arc<KeyLimiter>>>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Addresses that used up their failure budget, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
@@ -151,7 +168,7 @@ pub(crate) struct Limiters {
 impl Limiters {
     pub(crate) fn new(default: Option<RateLimit>, failures: Option<RateLimit>) -> Self {
         Limiters {
-            default,
+            default: default.map(|rate| (rate, key_limiter(rate))),
             per_key: RwLock::new(HashMap::new()),
             failures: failures.map(|rate| RateLimiter::keyed(rate.quota())),
             blocked: Mutex::new(HashMap::new()),
@@ -167,31 +184,35 @@ impl Limiters {
         prefix: &KeyPrefix,
         own: Option<RateLimit>,
     ) -> Result<(), Duration> {
-        let Some(rate) = own.or(self.default) else {
-            return Ok(());
+        let over = |limiter: &KeyLimiter| {
+            limiter
+                .check_key(prefix)
+                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
         };
-        self.maybe_prune();
-        let limiter = {
-            let existing = self
-                .per_key
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&rate)
-                .cloned();
-            match existing {
-                Some(limiter) => limiter,
-                None => self
+        match (own, &self.default) {
+            (None, None) => Ok(()),
+            (None, Some((_, limiter))) => over(limiter),
+            (Some(rate), Some((default, limiter))) if rate == *default => over(limiter),
+            (Some(rate), _) => {
+                let existing = self
                     .per_key
-                    .write()
+                    .read()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .entry(rate)
-                    .or_insert_with(|| Arc::new(RateLimiter::keyed(rate.quota())))
-                    .clone(),
+                    .get(&rate)
+                    .cloned();
+                let limiter = match existing {
+                    Some(limiter) => limiter,
+                    None => self
+                        .per_key
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(rate)
+                        .or_insert_with(|| Arc::new(key_limiter(rate)))
+                        .clone(),
+                };
+                over(&limiter)
             }
-        };
-        limiter
-            .check_key(prefix)
-            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+        }
     }
 
     /// Whether `client` is blocked for too many failed attempts; `Err(retry_after)`.
@@ -242,6 +263,8 @@ impl Limiters {
         self.any_blocked.load(Relaxed)
     }
 
+    /// Drops the state of addresses whose failure budget has refilled, and expired
+    /// blocks. Per-key state needs no pruning: it exists only for verified keys.
     fn maybe_prune(&self) {
         if !self
             .checks
@@ -249,15 +272,6 @@ impl Limiters {
             .is_multiple_of(PRUNE_EVERY)
         {
             return;
-        }
-        for limiter in self
-            .per_key
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-        {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
         }
         if let Some(limiter) = &self.failures {
             limiter.retain_recent();
@@ -273,7 +287,7 @@ impl Limiters {
 impl fmt::Debug for Limiters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Limiters")
-            .field("default", &self.default)
+            .field("default", &self.default.as_ref().map(|(rate, _)| rate))
             .field("failures", &self.failures.is_some())
             .finish_non_exhaustive()
     }

@@ -266,8 +266,53 @@ pub(crate) enum Outside {
     Route,
 }
 
-/// What a restriction check needs to know about a request, owned so a check can run
-/// after the store was waited for. Only built for keys that have restrictions.
+/// What a restriction check reads from a request. The client address is asked for
+/// only when a key has IP restrictions.
+pub(crate) trait Facts {
+    fn method(&self) -> &Method;
+    fn path(&self) -> &str;
+    fn header(&self, name: header::HeaderName) -> Option<&HeaderValue>;
+    fn client(&self) -> Option<IpAddr>;
+}
+
+/// Checks a request against `restrictions`.
+pub(crate) fn check(restrictions: &Restrictions, facts: &impl Facts) -> Result<(), Outside> {
+    if !restrictions.ips.is_empty()
+        && !facts
+            .client()
+            .is_some_and(|ip| restrictions.ips.iter().any(|net| net.contains(&ip)))
+    {
+        return Err(Outside::Ip);
+    }
+    if !restrictions.origins.is_empty() {
+        let origin = request_origin(facts);
+        if !origin.is_some_and(|o| restrictions.origins.iter().any(|p| p.matches(&o))) {
+            return Err(Outside::Origin);
+        }
+    }
+    if !restrictions.routes.is_empty()
+        && !restrictions
+            .routes
+            .iter()
+            .any(|r| r.matches(facts.method(), facts.path()))
+    {
+        return Err(Outside::Route);
+    }
+    Ok(())
+}
+
+/// `Origin`, or else the origin part of `Referer`.
+fn request_origin(facts: &impl Facts) -> Option<String> {
+    if let Some(origin) = facts.header(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        return Some(origin.to_owned());
+    }
+    let referer = facts.header(header::REFERER)?.to_str().ok()?;
+    let (scheme, rest) = referer.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// What a restriction check needs, owned, for a check after the store was waited for.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestFacts {
     pub(crate) method: Method,
@@ -279,42 +324,27 @@ pub(crate) struct RequestFacts {
     pub(crate) client: Option<IpAddr>,
 }
 
-impl RequestFacts {
-    /// Checks the request against `restrictions`.
-    pub(crate) fn check(&self, restrictions: &Restrictions) -> Result<(), Outside> {
-        if !restrictions.ips.is_empty()
-            && !self
-                .client
-                .is_some_and(|ip| restrictions.ips.iter().any(|net| net.contains(&ip)))
-        {
-            return Err(Outside::Ip);
-        }
-        if !restrictions.origins.is_empty() {
-            let origin = self.request_origin();
-            if !origin.is_some_and(|o| restrictions.origins.iter().any(|p| p.matches(&o))) {
-                return Err(Outside::Origin);
-            }
-        }
-        if !restrictions.routes.is_empty()
-            && !restrictions
-                .routes
-                .iter()
-                .any(|r| r.matches(&self.method, self.uri.path()))
-        {
-            return Err(Outside::Route);
-        }
-        Ok(())
+impl Facts for RequestFacts {
+    fn method(&self) -> &Method {
+        &self.method
     }
 
-    /// `Origin`, or else the origin part of `Referer`.
-    fn request_origin(&self) -> Option<String> {
-        if let Some(origin) = self.origin.as_ref().and_then(|v| v.to_str().ok()) {
-            return Some(origin.to_owned());
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    fn header(&self, name: header::HeaderName) -> Option<&HeaderValue> {
+        if name == header::ORIGIN {
+            self.origin.as_ref()
+        } else if name == header::REFERER {
+            self.referer.as_ref()
+        } else {
+            None
         }
-        let referer = self.referer.as_ref()?.to_str().ok()?;
-        let (scheme, rest) = referer.split_once("://")?;
-        let authority = rest.split(['/', '?', '#']).next()?;
-        Some(format!("{scheme}://{authority}"))
+    }
+
+    fn client(&self) -> Option<IpAddr> {
+        self.client
     }
 }
 
