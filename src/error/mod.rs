@@ -16,6 +16,7 @@
 //! | malformed, unknown, wrong, revoked or expired key; a key of a mode not accepted | 401 | `unauthorized` | `WWW-Authenticate: Bearer realm="api", error="invalid_token"` |
 //! | valid key without the required scope | 403 | `forbidden` | `WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="…"` |
 //! | valid key outside its restrictions (address, origin, route) | 403 | `forbidden` | `WWW-Authenticate: Bearer realm="api", error="insufficient_scope"` |
+//! | over the key's rate, or a client over its failed-attempts budget | 429 | `rate_limited` | `Retry-After` |
 //! | key store failing | 503 | `internal_error` | `Retry-After` |
 //!
 //! ```
