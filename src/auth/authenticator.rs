@@ -24,8 +24,8 @@ use crate::{
     error::{AuthError, AuthErrorKind, Messages, Rejections},
     key::{KeyFormat, KeyHash, KeyMode, KeyPrefix},
     policy::{
-        check_restrictions, AcceptedModes, Facts, Limiters, Outside, PeerAddr, RateLimit,
-        RequestFacts, TrustedProxies,
+        check_restrictions, AcceptedModes, Facts, ForwardedHeader, Limiters, Outside, PeerAddr,
+        RateLimit, RequestFacts, TrustedProxies,
     },
     store::{self, KeyRecord, KeyStore, LastUse},
 };
@@ -214,11 +214,6 @@ impl Authenticator {
     /// with a store that answers at once (in memory, a cache hit) so does the rest.
     pub(crate) fn start(&self, head: Head<'_>) -> Started {
         let limiters = &self.config.limiters;
-        if limiters.any_blocked() {
-            if let Err(wait) = limiters.check_blocked(self.client(head)) {
-                return Started::Refused(self.rate_limited(wait));
-            }
-        }
         let started = match self.presented(head.headers) {
             Ok(presented) => self.lookup(presented, Some(head)),
             Err(error) => Started::Refused(error),
@@ -297,8 +292,12 @@ impl Authenticator {
         let now = SystemTime::now();
         let record = match self.check(&presented, found, now) {
             Ok(record) => record,
+            // Counted only for a request (without one there is no client to count).
             Err(error) if error.kind() == AuthErrorKind::InvalidCredentials => {
-                return Err(self.count_failure(error, facts.and_then(|f| f.client)));
+                return Err(match facts {
+                    Some(facts) => self.count_failure(error, facts.client),
+                    None => error,
+                });
             }
             Err(error) => return Err(error),
         };
@@ -364,8 +363,8 @@ impl Authenticator {
             .map_err(|wait| self.rate_limited(wait))
     }
 
-    /// Counts a failed attempt from `client`; the refusal becomes 429 once the client
-    /// is over its failure budget.
+    /// Counts a failed attempt from `client`; the refusal becomes 429 while the client
+    /// is over its failure budget (its valid keys keep working).
     fn count_failure(&self, error: AuthError, client: Option<IpAddr>) -> AuthError {
         match self.config.limiters.failed(client) {
             Ok(()) => error,
@@ -574,13 +573,21 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed when
-    /// checking a key's IP restrictions: when the connection comes from one of these,
-    /// the client is the rightmost forwarded address that is not one of them. Default:
-    /// none — those headers are never read and the client is the connection's peer
-    /// (axum's `ConnectInfo`, or [`PeerAddr`](crate::policy::PeerAddr)).
-    pub fn trusted_proxies<I: IntoIterator<Item = ipnet::IpNet>>(mut self, proxies: I) -> Self {
-        self.trusted_proxies = TrustedProxies(proxies.into_iter().collect());
+    /// Proxies whose forwarding header (`header`: the one they write) is believed for
+    /// a key's IP restrictions and the failed-attempts budget: when the connection
+    /// comes from one of them, the client is the rightmost forwarded address that is
+    /// not one of them. Default: none — no forwarding header is ever read and the
+    /// client is the connection's peer (axum's `ConnectInfo`, or
+    /// [`PeerAddr`](crate::policy::PeerAddr)).
+    pub fn trusted_proxies<I: IntoIterator<Item = ipnet::IpNet>>(
+        mut self,
+        proxies: I,
+        header: ForwardedHeader,
+    ) -> Self {
+        self.trusted_proxies = TrustedProxies {
+            nets: proxies.into_iter().collect(),
+            header,
+        };
         self
     }
 
@@ -593,10 +600,10 @@ impl AuthenticatorBuilder {
     }
 
     /// The budget of failed attempts (malformed, unknown or wrong keys) per client
-    /// address. A client over it gets 429 with `Retry-After` for every request until
-    /// the budget refills — without a lookup, so a brute-force storm costs little —
-    /// while other clients, and the quota of the keys it guessed at, are untouched.
-    /// Default: 300 per minute; `None` turns it off.
+    /// address (IPv6: per /64; clients of unknown address share one budget). Over it,
+    /// the client's failing requests get 429 with `Retry-After` instead of 401 until
+    /// the budget refills; its valid keys, other clients, and the quota of the keys it
+    /// guessed at are untouched. Default: 300 per minute; `None` turns it off.
     pub fn failed_attempts_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
         self.failure_limit = rate.into();
         self

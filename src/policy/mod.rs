@@ -10,7 +10,9 @@ pub use rate_limit::{InvalidRate, RateLimit};
 pub(crate) use restrictions::{
     check as check_restrictions, Facts, Outside, RequestFacts, TrustedProxies,
 };
-pub use restrictions::{InvalidPattern, OriginPattern, PeerAddr, Restrictions, RoutePattern};
+pub use restrictions::{
+    ForwardedHeader, InvalidPattern, OriginPattern, PeerAddr, Restrictions, RoutePattern,
+};
 
 use crate::key::KeyMode;
 

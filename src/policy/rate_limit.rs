@@ -5,10 +5,10 @@ use std::{
     num::NonZeroU32,
     str::FromStr,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
-        Arc, Mutex, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, PoisonError, RwLock,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use governor::{
@@ -57,8 +57,11 @@ pub struct RateLimit {
 pub struct InvalidRate;
 
 impl RateLimit {
-    /// `requests` per `period` (whole seconds, at least one).
+    /// `requests` per `period` (whole seconds, at least one; `None` otherwise).
     pub fn new(requests: u32, period: Duration) -> Option<Self> {
+        if period.subsec_nanos() != 0 {
+            return None;
+        }
         let secs = u32::try_from(period.as_secs()).ok()?;
         Some(RateLimit {
             requests: NonZeroU32::new(requests)?,
@@ -148,7 +151,8 @@ impl<'de> Deserialize<'de> for RateLimit {
     }
 }
 
-/// Every this many failed attempts, the state of idle addresses is dropped.
+/// Every this many failed attempts, the state of addresses whose budget refilled is
+/// dropped.
 const PRUNE_EVERY: u64 = 4096;
 
 /// The layer's limiters: the default per-key rate, one more per distinct rate a key
@@ -159,10 +163,7 @@ pub(crate) struct Limiters {
     default: Option<(RateLimit, KeyLimiter)>,
     per_key: RwLock<HashMap<RateLimit, Arc<KeyLimiter>>>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    /// Addresses that used up their failure budget, until when.
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
-    any_blocked: AtomicBool,
-    checks: AtomicU64,
+    failures_seen: AtomicU64,
 }
 
 impl Limiters {
@@ -171,9 +172,7 @@ impl Limiters {
             default: default.map(|rate| (rate, key_limiter(rate))),
             per_key: RwLock::new(HashMap::new()),
             failures: failures.map(|rate| RateLimiter::keyed(rate.quota())),
-            blocked: Mutex::new(HashMap::new()),
-            any_blocked: AtomicBool::new(false),
-            checks: AtomicU64::new(0),
+            failures_seen: AtomicU64::new(0),
         }
     }
 
@@ -184,6 +183,10 @@ impl Limiters {
         prefix: &KeyPrefix,
         own: Option<RateLimit>,
     ) -> Result<(), Duration> {
+        if own.is_none() && self.default.is_none() {
+            return Ok(());
+        }
+        self.maybe_prune_keys();
         let over = |limiter: &KeyLimiter| {
             limiter
                 .check_key(prefix)
@@ -215,72 +218,68 @@ impl Limiters {
         }
     }
 
-    /// Whether `client` is blocked for too many failed attempts; `Err(retry_after)`.
-    /// Costs one atomic load while no address is blocked.
-    pub(crate) fn check_blocked(&self, client: Option<IpAddr>) -> Result<(), Duration> {
-        if !self.any_blocked.load(Relaxed) {
-            return Ok(());
-        }
-        let Some(client) = client else { return Ok(()) };
-        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        match blocked.get(&client) {
-            Some(&until) if until > now => Err(until - now),
-            Some(_) => {
-                blocked.remove(&client);
-                self.any_blocked.store(!blocked.is_empty(), Relaxed);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failed attempt from `client`; `Err(retry_after)` when this one went
-    /// over the budget (the address is then blocked until the budget refills).
+    /// Counts a failed attempt from `client` (`None`: an unknown client, counted in
+    /// one shared bucket); `Err(retry_after)` while the client is over its budget.
+    /// Only failing requests are counted and answered 429: the client's valid keys
+    /// keep working.
     pub(crate) fn failed(&self, client: Option<IpAddr>) -> Result<(), Duration> {
-        let (Some(limiter), Some(client)) = (&self.failures, client) else {
+        let Some(limiter) = &self.failures else {
             return Ok(());
         };
-        self.maybe_prune();
-        match limiter.check_key(&client) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(limiter.clock().now());
-                let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-                blocked.insert(client, Instant::now() + wait);
-                self.any_blocked.store(true, Relaxed);
-                Err(wait)
-            }
+        if self
+            .failures_seen
+            .fetch_add(1, Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
+        limiter
+            .check_key(&bucket(client))
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 
     pub(crate) fn counts_failures(&self) -> bool {
         self.failures.is_some()
     }
 
-    /// Some address is blocked right now (then requests need their client address).
-    pub(crate) fn any_blocked(&self) -> bool {
-        self.any_blocked.load(Relaxed)
+    /// Every so many checks on a thread, drops the state of keys whose quota has
+    /// refilled (idle, revoked or deleted keys). A per-thread count costs no shared
+    /// write on the request path.
+    fn maybe_prune_keys(&self) {
+        thread_local! {
+            static CHECKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        let due = CHECKS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n.is_multiple_of(1 << 16)
+        });
+        if due {
+            if let Some((_, limiter)) = &self.default {
+                limiter.retain_recent();
+            }
+            for limiter in self
+                .per_key
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+            {
+                limiter.retain_recent();
+            }
+        }
     }
+}
 
-    /// Drops the state of addresses whose failure budget has refilled, and expired
-    /// blocks. Per-key state needs no pruning: it exists only for verified keys.
-    fn maybe_prune(&self) {
-        if !self
-            .checks
-            .fetch_add(1, Relaxed)
-            .is_multiple_of(PRUNE_EVERY)
-        {
-            return;
-        }
-        if let Some(limiter) = &self.failures {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        let now = Instant::now();
-        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-        blocked.retain(|_, until| *until > now);
-        self.any_blocked.store(!blocked.is_empty(), Relaxed);
+/// The failure budget's key for a client: IPv6 clients by their /64 (one host can
+/// hold a whole /64), an unknown client in one shared bucket.
+fn bucket(client: Option<IpAddr>) -> IpAddr {
+    match client {
+        Some(IpAddr::V6(v6)) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
+        Some(v4) => v4,
+        None => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
     }
 }
 
@@ -347,16 +346,29 @@ mod tests {
     }
 
     #[test]
-    fn failures_block_an_address() {
+    fn failures_are_budgeted_per_address_and_ipv6_per_64() {
         let limiters = Limiters::new(None, Some("2/m".parse().unwrap()));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limiters.check_blocked(Some(ip)).is_ok());
         assert!(limiters.failed(Some(ip)).is_ok());
         assert!(limiters.failed(Some(ip)).is_ok());
-        assert!(limiters.failed(Some(ip)).is_err());
-        assert!(limiters.check_blocked(Some(ip)).is_err());
-        assert!(limiters.check_blocked(Some(other)).is_ok());
-        assert!(limiters.check_blocked(None).is_ok());
+        let wait = limiters.failed(Some(ip)).unwrap_err();
+        assert!(wait > Duration::ZERO);
+        assert!(limiters.failed(Some(other)).is_ok());
+        // Rotating through one /64 does not buy a fresh budget.
+        for i in 0..2u128 {
+            let v6 = IpAddr::V6(std::net::Ipv6Addr::from(
+                0x2001_0db8_0000_0001_0000_0000_0000_0000 + i,
+            ));
+            assert!(limiters.failed(Some(v6)).is_ok());
+        }
+        let v6 = IpAddr::V6(std::net::Ipv6Addr::from(
+            0x2001_0db8_0000_0001_ffff_0000_0000_0009u128,
+        ));
+        assert!(limiters.failed(Some(v6)).is_err());
+        // Unknown clients share one bucket.
+        assert!(limiters.failed(None).is_ok());
+        assert!(limiters.failed(None).is_ok());
+        assert!(limiters.failed(None).is_err());
     }
 }

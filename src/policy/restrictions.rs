@@ -185,7 +185,10 @@ impl FromStr for RoutePattern {
         let path = path.trim();
         let method = match method {
             "*" => None,
-            m => Some(Method::from_bytes(m.as_bytes()).map_err(|_| InvalidPattern)?),
+            m => Some(
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| InvalidPattern)?,
+            ),
         };
         if path == "*" {
             return Ok(RoutePattern {
@@ -214,15 +217,32 @@ impl FromStr for RoutePattern {
 }
 
 impl RoutePattern {
-    /// Whether a request's method and path match.
+    /// Whether a request's method and path match. A `GET` pattern also admits
+    /// `HEAD`. A path with `.` or `..` segments, or with an encoded dot or slash, never
+    /// matches: it could name another route once normalised downstream.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        self.method.as_ref().is_none_or(|m| m == method)
+        let method_ok = self
+            .method
+            .as_ref()
+            .is_none_or(|m| m == method || (*m == Method::GET && *method == Method::HEAD));
+        method_ok
+            && !is_ambiguous(path)
             && if self.prefix {
                 path.starts_with(&self.path) && (self.path == "/" || path.len() > self.path.len())
             } else {
                 path == self.path
             }
     }
+}
+
+fn is_ambiguous(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 impl fmt::Display for RoutePattern {
@@ -348,48 +368,72 @@ impl Facts for RequestFacts {
     }
 }
 
-/// Proxies whose forwarding headers are believed. Empty by default: then
-/// `X-Forwarded-For` and `Forwarded` are never read and the client is the peer.
+/// Which forwarding header your trusted proxies write: the client address is read
+/// from that one only, so a client cannot smuggle in the other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (nginx, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+/// Proxies whose forwarding header is believed. Empty by default: then no forwarding
+/// header is ever read and the client is the peer.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TrustedProxies(pub(crate) Vec<IpNet>);
+pub(crate) struct TrustedProxies {
+    pub(crate) nets: Vec<IpNet>,
+    pub(crate) header: ForwardedHeader,
+}
 
 impl TrustedProxies {
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&ip))
+        self.nets.iter().any(|net| net.contains(&ip))
     }
 
-    /// The client address: the peer, unless the peer is a trusted proxy, in which case
-    /// the rightmost forwarded address that is not a trusted proxy (`Forwarded` when
-    /// present, else `X-Forwarded-For`). Unparseable forwarding: unknown.
+    /// The client address: the peer, unless the peer is a trusted proxy; then the
+    /// rightmost hop of the configured forwarding header that is not a trusted proxy
+    /// (what lies left of it was written by the client and is ignored). `None` when
+    /// that hop is missing or unreadable: the client is then unknown.
     pub(crate) fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer.map(|ip| ip.to_canonical())?;
-        if self.0.is_empty() || !self.trusts(peer) {
+        if self.nets.is_empty() || !self.trusts(peer) {
             return Some(peer);
         }
-        let forwarded: Vec<&HeaderValue> = headers.get_all(header::FORWARDED).iter().collect();
-        let hops: Option<Vec<IpAddr>> = if forwarded.is_empty() {
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .flat_map(|v| v.to_str().ok().into_iter().flat_map(|s| s.split(',')))
-                .map(|entry| entry.trim().parse::<IpAddr>().ok())
-                .collect()
-        } else {
-            forwarded
-                .iter()
-                .flat_map(|v| v.to_str().ok().into_iter().flat_map(|s| s.split(',')))
-                .map(forwarded_for)
-                .collect()
+        let (name, parse): (header::HeaderName, fn(&str) -> Option<IpAddr>) = match self.header {
+            ForwardedHeader::XForwardedFor => (
+                header::HeaderName::from_static("x-forwarded-for"),
+                parse_hop,
+            ),
+            ForwardedHeader::Forwarded => (header::FORWARDED, forwarded_for),
         };
-        let hops = hops?;
-        for hop in hops.iter().rev().map(|ip| ip.to_canonical()) {
-            if !self.trusts(hop) {
-                return Some(hop);
+        // All values of the header, hops right to left.
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().ok())
+            .collect::<Option<_>>()?;
+        for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+            let ip = parse(hop.trim())?.to_canonical();
+            if !self.trusts(ip) {
+                return Some(ip);
             }
         }
-        // Every hop is a trusted proxy: the leftmost is as far as anyone can tell.
-        hops.first().map(|ip| ip.to_canonical()).or(Some(peer))
+        None
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Some(v6) = entry.strip_prefix('[') {
+        return v6.split(']').next()?.parse().ok();
+    }
+    entry.rsplit_once(':')?.0.parse().ok()
 }
 
 /// The address in one `Forwarded` element's `for=` parameter (RFC 7239).
@@ -398,12 +442,7 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
         let (name, value) = pair.trim().split_once('=')?;
         name.eq_ignore_ascii_case("for").then_some(value.trim())
     })?;
-    let value = value.trim_matches('"');
-    if let Some(v6) = value.strip_prefix('[') {
-        return v6.split(']').next()?.parse().ok();
-    }
-    let host = value.rsplit_once(':').map_or(value, |(host, _port)| host);
-    host.parse().ok().or_else(|| value.parse().ok())
+    parse_hop(value.trim_matches('"'))
 }
 
 #[cfg(test)]
@@ -456,6 +495,17 @@ mod tests {
         let all: RoutePattern = "GET *".parse().unwrap();
         assert!(all.matches(&Method::GET, "/anything"));
         assert_eq!(leads.to_string(), "GET /api/leads/*");
+        assert!(leads.matches(&Method::HEAD, "/api/leads/1"));
+        for sneaky in [
+            "/api/leads/../admin",
+            "/api/leads/./1",
+            "/api/leads/%2e%2e/admin",
+            "/api/leads/a%2Fb",
+        ] {
+            assert!(!leads.matches(&Method::GET, sneaky), "{sneaky}");
+        }
+        let lower: RoutePattern = "get /x".parse().unwrap();
+        assert!(lower.matches(&Method::GET, "/x"));
         for bad in ["GET", "GET api", "GET /a*", "GET /a/*/b", "G ET /a"] {
             assert!(bad.parse::<RoutePattern>().is_err(), "{bad}");
         }
@@ -492,25 +542,48 @@ mod tests {
             TrustedProxies::default().client(Some(peer), &spoof),
             Some(peer)
         );
-        let proxies = TrustedProxies(vec!["10.0.0.0/8".parse().unwrap()]);
-        // Rightmost untrusted hop counts; what the client claims to the left does not.
-        let chain = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.5")]);
+        let proxies = TrustedProxies {
+            nets: vec!["10.0.0.0/8".parse().unwrap()],
+            header: ForwardedHeader::XForwardedFor,
+        };
+        // Rightmost untrusted hop counts; what the client claims to the left does not,
+        // even when unreadable.
+        let chain = headers(&[("x-forwarded-for", "junk, 1.1.1.1, 198.51.100.7, 10.0.0.5")]);
         assert_eq!(
             proxies.client(Some(peer), &chain),
+            "198.51.100.7".parse().ok()
+        );
+        let with_port = headers(&[("x-forwarded-for", "198.51.100.7:5678")]);
+        assert_eq!(
+            proxies.client(Some(peer), &with_port),
             "198.51.100.7".parse().ok()
         );
         // An untrusted peer's headers are ignored.
         let outside: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(proxies.client(Some(outside), &chain), Some(outside));
-        // Forwarded, IPv6, quoted, with ports.
+        // The other header is never read: a client cannot smuggle it in.
+        let smuggled = headers(&[
+            ("forwarded", "for=203.0.113.9"),
+            ("x-forwarded-for", "192.0.2.66"),
+        ]);
+        assert_eq!(
+            proxies.client(Some(peer), &smuggled),
+            "192.0.2.66".parse().ok()
+        );
+        // A trusted proxy that forwarded nothing, or only trusted hops: unknown.
+        assert_eq!(proxies.client(Some(peer), &HeaderMap::new()), None);
+        let junk = headers(&[("x-forwarded-for", "not-an-ip")]);
+        assert_eq!(proxies.client(Some(peer), &junk), None);
+        // RFC 7239, when that is what the proxies write.
+        let rfc = TrustedProxies {
+            header: ForwardedHeader::Forwarded,
+            ..proxies.clone()
+        };
         let fwd = headers(&[(
             "forwarded",
             r#"for=192.0.2.60;proto=http, for="[2001:db8::1]:4711""#,
         )]);
-        assert_eq!(proxies.client(Some(peer), &fwd), "2001:db8::1".parse().ok());
-        // Garbage forwarding from a trusted proxy: unknown.
-        let junk = headers(&[("x-forwarded-for", "not-an-ip")]);
-        assert_eq!(proxies.client(Some(peer), &junk), None);
+        assert_eq!(rfc.client(Some(peer), &fwd), "2001:db8::1".parse().ok());
         // IPv4-mapped IPv6 peers are seen as IPv4.
         let mapped: IpAddr = "::ffff:203.0.113.4".parse().unwrap();
         assert_eq!(
