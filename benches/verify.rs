@@ -156,7 +156,8 @@ fn policy(c: &mut Criterion) {
     let plain_auth = Authenticator::builder(store.clone())
         .failed_attempts_limit(None)
         .build();
-    // A second store with the same key, restricted and rate-limited (never reached).
+    // A second store with the same key, restricted, behind a layer-wide rate limit
+    // (never reached), as most deployments configure it.
     let limited_store = tower_api_key::store::InMemoryKeyStore::new();
     let key = &keys[0];
     let restricted = KeyRecord::builder(key, "acct")
@@ -165,10 +166,11 @@ fn policy(c: &mut Criterion) {
                 .allow_ip("10.0.0.0/8".parse().expect("cidr"))
                 .allow_route("GET /api/*".parse().expect("route")),
         )
-        .rate_limit("1000000000/s".parse::<RateLimit>().expect("rate"))
         .build();
     block_on(limited_store.insert(restricted, InsertRule::Unconditional)).expect("insert");
-    let limited_auth = Authenticator::builder(limited_store).build();
+    let limited_auth = Authenticator::builder(limited_store)
+        .rate_limit("1000000000/s".parse::<RateLimit>().expect("rate"))
+        .build();
 
     let mut request = http::Request::get("/api/account")
         .header(AUTHORIZATION, format!("Bearer {}", key.expose_secret()))

@@ -197,22 +197,20 @@ impl Limiters {
             (None, Some((_, limiter))) => over(limiter),
             (Some(rate), Some((default, limiter))) if rate == *default => over(limiter),
             (Some(rate), _) => {
-                let existing = self
+                // Checked under the read lock: no reference count to bump.
+                {
+                    let per_key = self.per_key.read().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(limiter) = per_key.get(&rate) {
+                        return over(limiter);
+                    }
+                }
+                let limiter = self
                     .per_key
-                    .read()
+                    .write()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .get(&rate)
-                    .cloned();
-                let limiter = match existing {
-                    Some(limiter) => limiter,
-                    None => self
-                        .per_key
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .entry(rate)
-                        .or_insert_with(|| Arc::new(key_limiter(rate)))
-                        .clone(),
-                };
+                    .entry(rate)
+                    .or_insert_with(|| Arc::new(key_limiter(rate)))
+                    .clone();
                 over(&limiter)
             }
         }
