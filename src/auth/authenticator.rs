@@ -238,11 +238,8 @@ impl Authenticator {
         };
         let now = SystemTime::now();
         let checked = self.check(&presented, found, now).and_then(|record| {
-            if !record.restrictions.is_empty() {
-                let facts = head.map(|head| HeadFacts { auth: self, head });
-                self.restrict(&record, facts.as_ref())?;
-            }
-            self.limit(&record)?;
+            let facts = head.map(|head| HeadFacts { auth: self, head });
+            self.permit(&record, facts.as_ref())?;
             Ok(record)
         });
         match checked {
@@ -301,10 +298,7 @@ impl Authenticator {
             }
             Err(error) => return Err(error),
         };
-        if !record.restrictions.is_empty() {
-            self.restrict(&record, facts.as_ref())?;
-        }
-        self.limit(&record)?;
+        self.permit(&record, facts.as_ref())?;
         if self.config.last_use.note(&record, now) {
             self.note_use_and_admit(record, now).await
         } else {
@@ -352,6 +346,16 @@ impl Authenticator {
                 Outside::Route => AuthErrorKind::RouteNotAllowed,
             })
         })
+    }
+
+    /// What a verified key may do with this request: its restrictions (if it has
+    /// any), then its rate. The one place both the immediate and the waiting path
+    /// decide it.
+    fn permit(&self, record: &KeyRecord, facts: Option<&impl Facts>) -> Result<(), AuthError> {
+        if !record.restrictions.is_empty() {
+            self.restrict(record, facts)?;
+        }
+        self.limit(record)
     }
 
     /// Counts a verified key's request against its rate; 429 when over. Only verified
