@@ -20,7 +20,8 @@
 //!   `GET|POST /api/user/keys`, `DELETE /api/user/keys/{id}`.
 //!
 //! `RATE_LIMIT` (e.g. `20/s`, `100/10s`, `5/m`, `1000/h`) limits every key's request
-//! rate (429 with `Retry-After` over it); unset, keys are not limited.
+//! rate (429 with `Retry-After` over it, and the `RateLimit` / `RateLimit-Policy`
+//! headers on every answer); unset, keys are not limited.
 //!
 //! Plain http on localhost: the session cookie drops `Secure` and the `__Host-` prefix
 //! (browsers refuse both without TLS). Serve over https and remove
@@ -65,14 +66,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("full access: {}", full.expose_secret());
     println!("read only: {}", read_only.expose_secret());
 
-    // RATE_LIMIT (`20/s`, `100/10s`, `5/m`, `1000/h`) sets every key's request rate;
-    // unset means no limit.
+    // RATE_LIMIT (`20/s`, `100/10s`, `5/m`, `1000/h`) sets every key's request rate,
+    // advertised in the IETF `RateLimit` / `RateLimit-Policy` headers; unset means no
+    // limit.
     let rate_limit: Option<RateLimit> = match std::env::var("RATE_LIMIT") {
         Ok(text) => Some(text.parse()?),
         Err(_) => None,
     };
     let auth = Authenticator::builder(store.clone())
         .rate_limit(rate_limit)
+        .rate_limit_headers(true)
         .build();
     let keys = Keys::new(store)
         .last_use(auth.last_use().clone())

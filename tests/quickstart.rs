@@ -328,10 +328,12 @@ async fn rate_limit_over_real_http() {
     let mut retry_after = Vec::new();
     for _ in 0..400 {
         let reply = qs.send(Method::GET, "/api/account", Some(&full)).await;
+        assert_eq!(reply.header("ratelimit-policy"), r#""key";q=20;w=1"#);
         match reply.status {
             StatusCode::OK => {}
             StatusCode::TOO_MANY_REQUESTS => {
                 limited += 1;
+                assert_eq!(reply.header("ratelimit"), r#""key";r=0;t=1"#);
                 assert!(reply.body.contains(r#""code":"rate_limited""#));
                 retry_after.push(reply.header("retry-after").parse::<u64>().unwrap());
             }

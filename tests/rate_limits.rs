@@ -5,11 +5,11 @@ mod common;
 use std::net::SocketAddr;
 
 use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
-use common::{wrong_secret, Reply};
+use common::{wrong_secret, Reply, TestStore};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_api_key::{
-    auth::Authenticator,
+    auth::{Authenticator, AuthenticatorBuilder},
     policy::RateLimit,
     store::{InsertRule, KeyStore},
     ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
@@ -20,13 +20,19 @@ struct App {
     store: InMemoryKeyStore,
 }
 
-fn app(
-    configure: impl FnOnce(
-        tower_api_key::auth::AuthenticatorBuilder,
-    ) -> tower_api_key::auth::AuthenticatorBuilder,
+type Configure = fn(AuthenticatorBuilder) -> AuthenticatorBuilder;
+
+fn app(configure: impl FnOnce(AuthenticatorBuilder) -> AuthenticatorBuilder) -> App {
+    app_over(TestStore::default(), configure)
+}
+
+/// The app over a store that may make the layer wait.
+fn app_over(
+    test_store: TestStore,
+    configure: impl FnOnce(AuthenticatorBuilder) -> AuthenticatorBuilder,
 ) -> App {
-    let store = InMemoryKeyStore::new();
-    let auth = configure(Authenticator::builder(store.clone())).build();
+    let store = test_store.inner.clone();
+    let auth = configure(Authenticator::builder(test_store)).build();
     let router = Router::new()
         .route(
             "/api/account",
@@ -81,6 +87,69 @@ async fn over_the_limit_is_429_with_retry_after_and_other_keys_are_untouched() {
     );
     assert_eq!(reply.header("cache-control"), "no-store");
     assert_eq!(app.call(&b, CLIENT).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ietf_rate_limit_headers_when_switched_on() {
+    let with_headers: Configure = |b| {
+        b.rate_limit("3/m".parse::<RateLimit>().unwrap())
+            .rate_limit_headers(true)
+    };
+    // The immediate path (in-memory store) and the waiting one (a store to await).
+    for app in [
+        app(with_headers),
+        app_over(TestStore::async_lookups(), with_headers),
+    ] {
+        let key = app.key(None).await;
+        for remaining in [2, 1, 0] {
+            let reply = app.call(&key, CLIENT).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(reply.header("ratelimit-policy"), r#""key";q=3;w=60"#);
+            let reset = 20 * (3 - remaining);
+            assert_eq!(
+                reply.header("ratelimit"),
+                format!(r#""key";r={remaining};t={reset}"#)
+            );
+        }
+        let reply = app.call(&key, CLIENT).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(reply.header("ratelimit"), r#""key";r=0;t=60"#);
+        assert_eq!(reply.header("ratelimit-policy"), r#""key";q=3;w=60"#);
+        assert!(!reply.header("retry-after").is_empty());
+
+        // A key's own rate is the one advertised; a key without one, none at all
+        // (here every key has the default).
+        let own = app.key(Some("100/10s".parse().unwrap())).await;
+        let reply = app.call(&own, CLIENT).await;
+        assert_eq!(reply.header("ratelimit-policy"), r#""key";q=100;w=10"#);
+        assert_eq!(reply.header("ratelimit"), r#""key";r=99;t=1"#);
+    }
+
+    // A wrong key is not a key's request: no quota is advertised.
+    let plain = app(with_headers);
+    let key = plain.key(None).await;
+    let reply = plain.call(&wrong_secret(&key), CLIENT).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.headers.get("ratelimit").is_none());
+}
+
+#[tokio::test]
+async fn no_rate_limit_headers_by_default_or_without_a_rate() {
+    let off = app(|b| b.rate_limit("1/m".parse::<RateLimit>().unwrap()));
+    let key = off.key(None).await;
+    let reply = off.call(&key, CLIENT).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers.get("ratelimit").is_none());
+    let reply = off.call(&key, CLIENT).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reply.headers.get("ratelimit").is_none());
+
+    let unlimited = app(|b| b.rate_limit_headers(true));
+    let key = unlimited.key(None).await;
+    let reply = unlimited.call(&key, CLIENT).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers.get("ratelimit").is_none());
+    assert!(reply.headers.get("ratelimit-policy").is_none());
 }
 
 #[tokio::test]

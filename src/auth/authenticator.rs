@@ -25,7 +25,7 @@ use crate::{
     key::{KeyFormat, KeyHash, KeyMode, KeyPrefix},
     policy::{
         check_restrictions, AcceptedModes, Facts, ForwardedHeader, Limiters, Outside, PeerAddr,
-        RateLimit, RequestFacts, TrustedProxies,
+        RateLimit, RateLimitStatus, RequestFacts, TrustedProxies,
     },
     store::{self, KeyRecord, KeyStore, LastUse},
 };
@@ -80,6 +80,7 @@ struct Config {
     modes: AcceptedModes,
     trusted_proxies: TrustedProxies,
     limiters: Limiters,
+    rate_limit_headers: bool,
 }
 
 /// How far [`Authenticator::start`] got without waiting.
@@ -182,6 +183,7 @@ impl Authenticator {
             trusted_proxies: TrustedProxies::default(),
             rate_limit: None,
             failure_limit: Some(DEFAULT_FAILURE_LIMIT),
+            rate_limit_headers: false,
         }
     }
 
@@ -239,18 +241,18 @@ impl Authenticator {
         let now = SystemTime::now();
         let checked = self.check(&presented, found, now).and_then(|record| {
             let facts = head.map(|head| HeadFacts { auth: self, head });
-            self.permit(&record, facts.as_ref())?;
-            Ok(record)
+            let rate = self.permit(&record, facts.as_ref())?;
+            Ok((record, rate))
         });
         match checked {
             Err(error) => Started::Refused(error),
-            Ok(record) if self.config.last_use.note(&record, now) => {
+            Ok((record, rate)) if self.config.last_use.note(&record, now) => {
                 let auth = self.clone();
                 Started::Pending(Box::pin(async move {
-                    auth.note_use_and_admit(record, now).await
+                    auth.note_use_and_admit(record, rate, now).await
                 }))
             }
-            Ok(record) => Started::Verified(self.principal(record)),
+            Ok((record, rate)) => Started::Verified(self.principal(record, rate)),
         }
     }
 
@@ -298,11 +300,11 @@ impl Authenticator {
             }
             Err(error) => return Err(error),
         };
-        self.permit(&record, facts.as_ref())?;
+        let rate = self.permit(&record, facts.as_ref())?;
         if self.config.last_use.note(&record, now) {
-            self.note_use_and_admit(record, now).await
+            self.note_use_and_admit(record, rate, now).await
         } else {
-            Ok(self.principal(record))
+            Ok(self.principal(record, rate))
         }
     }
 
@@ -350,8 +352,12 @@ impl Authenticator {
 
     /// What a verified key may do with this request: its restrictions (if it has
     /// any), then its rate. The one place both the immediate and the waiting path
-    /// decide it.
-    fn permit(&self, record: &KeyRecord, facts: Option<&impl Facts>) -> Result<(), AuthError> {
+    /// decide it; `Ok` carries the key's standing against its rate, if it has one.
+    fn permit(
+        &self,
+        record: &KeyRecord,
+        facts: Option<&impl Facts>,
+    ) -> Result<Option<RateLimitStatus>, AuthError> {
         if !record.restrictions.is_empty() {
             self.restrict(record, facts)?;
         }
@@ -360,11 +366,18 @@ impl Authenticator {
 
     /// Counts a verified key's request against its rate; 429 when over. Only verified
     /// keys get here, so guesses under a key's prefix never use up its quota.
-    fn limit(&self, record: &KeyRecord) -> Result<(), AuthError> {
+    fn limit(&self, record: &KeyRecord) -> Result<Option<RateLimitStatus>, AuthError> {
         self.config
             .limiters
             .check_key(&record.prefix, record.rate_limit)
-            .map_err(|wait| self.rate_limited(wait))
+            .map_err(|over| {
+                let error = self.rate_limited(over.retry_after);
+                if self.config.rate_limit_headers {
+                    error.with_headers(over.status.headers())
+                } else {
+                    error
+                }
+            })
     }
 
     /// Counts a failed attempt from `client`; the refusal becomes 429 while the client
@@ -426,6 +439,7 @@ impl Authenticator {
     async fn note_use_and_admit(
         &self,
         record: Arc<KeyRecord>,
+        rate: Option<RateLimitStatus>,
         now: SystemTime,
     ) -> Result<Principal, AuthError> {
         let store = &self.config.store;
@@ -440,13 +454,17 @@ impl Authenticator {
             Ok(Some(current)) if current.is_revoked_at(SystemTime::now()) => {
                 Err(self.error(AuthErrorKind::Revoked))
             }
-            Ok(_) => Ok(self.principal(record)),
+            Ok(_) => Ok(self.principal(record, rate)),
             Err(e) => Err(self.error(AuthErrorKind::StoreUnavailable).with_source(e)),
         }
     }
 
-    fn principal(&self, record: Arc<KeyRecord>) -> Principal {
-        Principal::new(record, self.config.rejections.clone())
+    fn principal(&self, record: Arc<KeyRecord>, rate: Option<RateLimitStatus>) -> Principal {
+        Principal::new(
+            record,
+            self.config.rejections.clone(),
+            rate.filter(|_| self.config.rate_limit_headers),
+        )
     }
 
     /// The log of last uses this authenticator notes into.
@@ -516,6 +534,7 @@ pub struct AuthenticatorBuilder {
     trusted_proxies: TrustedProxies,
     rate_limit: Option<RateLimit>,
     failure_limit: Option<RateLimit>,
+    rate_limit_headers: bool,
 }
 
 impl AuthenticatorBuilder {
@@ -603,6 +622,16 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Send the IETF rate-limit headers (draft-ietf-httpapi-ratelimit-headers) for
+    /// keys that have a rate: `RateLimit-Policy: "key";q=<requests>;w=<seconds>` and
+    /// `RateLimit: "key";r=<remaining>;t=<seconds until the whole quota is back>`, on
+    /// the inner service's responses and on the key's 429s. Off by default: the
+    /// draft may still change, and the headers tell every caller its quota.
+    pub fn rate_limit_headers(mut self, on: bool) -> Self {
+        self.rate_limit_headers = on;
+        self
+    }
+
     /// The budget of failed attempts (malformed, unknown or wrong keys) per client
     /// address (IPv6: per /64; clients of unknown address share one budget). Over it,
     /// the client's failing requests get 429 with `Retry-After` instead of 401 until
@@ -633,6 +662,7 @@ impl AuthenticatorBuilder {
                 modes: self.modes,
                 trusted_proxies: self.trusted_proxies,
                 limiters: Limiters::new(self.rate_limit, self.failure_limit),
+                rate_limit_headers: self.rate_limit_headers,
             }),
         }
     }

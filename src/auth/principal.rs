@@ -3,6 +3,8 @@ use std::{borrow::Cow, fmt, sync::Arc, time::SystemTime};
 use crate::{
     error::{AuthError, AuthErrorKind, Rejections},
     key::{KeyMode, KeyPrefix},
+    middleware::{Admitted, ExtraHeaders},
+    policy::RateLimitStatus,
     store::{KeyId, KeyRecord},
 };
 
@@ -25,11 +27,20 @@ use crate::{
 pub struct Principal {
     record: Arc<KeyRecord>,
     rejections: Arc<Rejections>,
+    rate_limit: Option<RateLimitStatus>,
 }
 
 impl Principal {
-    pub(crate) fn new(record: Arc<KeyRecord>, rejections: Arc<Rejections>) -> Self {
-        Principal { record, rejections }
+    pub(crate) fn new(
+        record: Arc<KeyRecord>,
+        rejections: Arc<Rejections>,
+        rate_limit: Option<RateLimitStatus>,
+    ) -> Self {
+        Principal {
+            record,
+            rejections,
+            rate_limit,
+        }
     }
 
     /// The key's id.
@@ -67,6 +78,13 @@ impl Principal {
         self.record.expires_at
     }
 
+    /// The key's standing against its rate after this request, when the key has a
+    /// rate and the layer sends the rate-limit headers
+    /// ([`rate_limit_headers`](crate::auth::AuthenticatorBuilder::rate_limit_headers)).
+    pub fn rate_limit(&self) -> Option<RateLimitStatus> {
+        self.rate_limit
+    }
+
     /// Whether the key carries `scope` (exact match).
     pub fn has_scope(&self, scope: &str) -> bool {
         self.record.has_scope(scope)
@@ -86,6 +104,12 @@ impl Principal {
             )
             .with_scope(scope))
         }
+    }
+}
+
+impl Admitted for Principal {
+    fn response_headers(&self) -> ExtraHeaders {
+        self.rate_limit.map(|status| Box::new(status.headers()))
     }
 }
 

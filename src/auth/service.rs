@@ -7,7 +7,10 @@ use super::{
     authenticator::{Head, Started},
     ApiKeyLayer, Authenticator, Principal, ResponseBody, ResponseFuture,
 };
-use crate::{error::AuthError, middleware::take_ready};
+use crate::{
+    error::AuthError,
+    middleware::{take_ready, Admitted},
+};
 
 /// Middleware that admits only requests carrying a valid API key; see
 /// [`ApiKeyLayer`].
@@ -65,8 +68,9 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         match self.auth.start(Head::of_request(&request)) {
             Started::Verified(principal) => {
+                let headers = principal.response_headers();
                 request.extensions_mut().insert(principal);
-                ResponseFuture::inner(self.inner.call(request))
+                ResponseFuture::inner_with(self.inner.call(request), headers)
             }
             Started::Refused(error) => ResponseFuture::refused(error.into_response()),
             Started::Pending(verify) => {

@@ -261,6 +261,7 @@ pub struct AuthError {
     kind: AuthErrorKind,
     scope: Option<Cow<'static, str>>,
     retry_after: Option<Duration>,
+    extra_headers: Option<Box<HeaderMap>>,
     rejections: Arc<Rejections>,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
@@ -276,6 +277,7 @@ impl AuthError {
             kind,
             scope: None,
             retry_after: None,
+            extra_headers: None,
             rejections,
             source: None,
         }
@@ -290,6 +292,12 @@ impl AuthError {
     /// When the client may retry (rate limits).
     pub(crate) fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
+        self
+    }
+
+    /// More headers for the response (the IETF rate-limit headers).
+    pub(crate) fn with_headers(mut self, headers: HeaderMap) -> Self {
+        self.extra_headers = Some(Box::new(headers));
         self
     }
 
@@ -334,6 +342,9 @@ impl AuthError {
                 headers.insert(header::RETRY_AFTER, r.retry_after.clone());
             }
             _ => {}
+        }
+        if let Some(extra) = self.extra_headers {
+            headers.extend(*extra);
         }
         json_response(
             self.kind.status(),

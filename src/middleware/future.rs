@@ -6,7 +6,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
@@ -18,6 +18,19 @@ pub(crate) type Refusal = Response<Bytes>;
 /// The part of a check that must wait (a store lookup, a session lookup), owned so
 /// it can outlive `call`; yields what goes into the request's extensions.
 pub(crate) type Admission<T> = Pin<Box<dyn Future<Output = Result<T, Refusal>> + Send>>;
+
+/// Headers a guard adds to the inner service's response (boxed: most responses get
+/// none, and the future stays small).
+pub(crate) type ExtraHeaders = Option<Box<HeaderMap>>;
+
+/// What a guard admits into the request's extensions.
+pub(crate) trait Admitted: Clone + Send + Sync + 'static {
+    /// Headers to add to the inner service's response on its behalf (the inner
+    /// service's own headers of the same name win).
+    fn response_headers(&self) -> ExtraHeaders {
+        None
+    }
+}
 
 pin_project! {
     /// Response future of the crate's guards ([`ApiKeyService`](crate::auth::ApiKeyService),
@@ -51,6 +64,7 @@ pin_project! {
         Inner {
             #[pin]
             future: S::Future,
+            headers: ExtraHeaders,
         },
         Refused {
             refusal: Option<Refusal>,
@@ -69,8 +83,13 @@ impl<S: Service<Request<B>>, B, T> ResponseFuture<S, B, T> {
     }
 
     pub(crate) fn inner(future: S::Future) -> Self {
+        Self::inner_with(future, None)
+    }
+
+    /// The inner service's future, whose response gets `headers` added.
+    pub(crate) fn inner_with(future: S::Future, headers: ExtraHeaders) -> Self {
         ResponseFuture {
-            state: State::Inner { future },
+            state: State::Inner { future, headers },
         }
     }
 
@@ -86,7 +105,7 @@ impl<S: Service<Request<B>>, B, T> ResponseFuture<S, B, T> {
 impl<S, B, T, ResBody> Future for ResponseFuture<S, B, T>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
-    T: Clone + Send + Sync + 'static,
+    T: Admitted,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -102,19 +121,27 @@ where
                     let (mut service, mut request) = *pair;
                     match outcome {
                         Ok(admitted) => {
+                            let headers = admitted.response_headers();
                             request.extensions_mut().insert(admitted);
                             let future = service.call(request);
-                            this.state.set(State::Inner { future });
+                            this.state.set(State::Inner { future, headers });
                         }
                         Err(refusal) => {
                             return Poll::Ready(Ok(refusal.map(ResponseBody::envelope)))
                         }
                     }
                 }
-                StateProj::Inner { future } => {
-                    return future
-                        .poll(cx)
-                        .map(|result| result.map(|res| res.map(ResponseBody::inner)));
+                StateProj::Inner { future, headers } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(extra) = headers.take() {
+                        let own = response.headers_mut();
+                        for (name, value) in *extra {
+                            if let Some(name) = name {
+                                own.entry(name).or_insert(value);
+                            }
+                        }
+                    }
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
                 StateProj::Refused { refusal } => {
                     let Some(refusal) = refusal.take() else {

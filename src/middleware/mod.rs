@@ -18,3 +18,4 @@ pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
     std::mem::replace(inner, clone)
 }
 pub use future::ResponseFuture;
+pub(crate) use future::{Admitted, ExtraHeaders};

@@ -6,7 +6,7 @@ mod rate_limit;
 mod restrictions;
 
 pub(crate) use rate_limit::Limiters;
-pub use rate_limit::{InvalidRate, RateLimit};
+pub use rate_limit::{InvalidRate, RateLimit, RateLimitStatus};
 pub(crate) use restrictions::{
     check as check_restrictions, Facts, Outside, RequestFacts, TrustedProxies,
 };

@@ -12,23 +12,22 @@ use std::{
 };
 
 use governor::{
-    clock::{Clock, DefaultClock},
-    middleware::NoOpMiddleware,
+    clock::Clock,
+    middleware::{StateInformationMiddleware, StateSnapshot},
     DefaultKeyedRateLimiter, Quota, RateLimiter,
 };
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::key::{KeyPrefix, PrefixHashing};
 
-/// A limiter keyed by the prefixes of verified keys, hashed by their random bits.
-type KeyLimiter = DefaultKeyedRateLimiter<
-    KeyPrefix,
-    NoOpMiddleware<<DefaultClock as Clock>::Instant>,
-    PrefixHashing,
->;
+/// A limiter keyed by the prefixes of verified keys, hashed by their random bits; it
+/// reports the key's remaining quota with each decision.
+type KeyLimiter = DefaultKeyedRateLimiter<KeyPrefix, StateInformationMiddleware, PrefixHashing>;
 
 fn key_limiter(rate: RateLimit) -> KeyLimiter {
     RateLimiter::dashmap_with_hasher(rate.quota(), PrefixHashing::default())
+        .with_middleware::<StateInformationMiddleware>()
 }
 
 /// A request rate: `n` requests per period, written `20/s`, `100/10s`, `5/m`,
@@ -151,6 +150,84 @@ impl<'de> Deserialize<'de> for RateLimit {
     }
 }
 
+/// A key's standing against its rate once a request was counted: what
+/// [`Principal::rate_limit`](crate::Principal::rate_limit) tells a handler, and what
+/// the IETF `RateLimit` / `RateLimit-Policy` headers carry when
+/// [`rate_limit_headers`](crate::auth::AuthenticatorBuilder::rate_limit_headers) is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    limit: RateLimit,
+    remaining: u32,
+    reset: Duration,
+}
+
+impl RateLimitStatus {
+    /// The status after a decision: `remaining` requests left of `limit`'s burst.
+    fn new(limit: RateLimit, remaining: u32) -> Self {
+        let n = limit.requests();
+        let remaining = remaining.min(n);
+        // GCRA refills one request every period / n: the whole burst is back after
+        // (n - remaining) of those.
+        let nanos = limit.period().as_nanos() * u128::from(n - remaining) / u128::from(n);
+        RateLimitStatus {
+            limit,
+            remaining,
+            reset: Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)),
+        }
+    }
+
+    fn from_snapshot(limit: RateLimit, snapshot: &StateSnapshot) -> Self {
+        Self::new(limit, snapshot.remaining_burst_capacity())
+    }
+
+    /// The rate that applies to the key (its own, or the layer's default).
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// Requests the key may still make at once.
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// How long until the key's whole quota is available again.
+    pub fn reset(&self) -> Duration {
+        self.reset
+    }
+
+    /// The IETF headers (draft-ietf-httpapi-ratelimit-headers):
+    /// `RateLimit-Policy: "key";q=<requests>;w=<period seconds>` and
+    /// `RateLimit: "key";r=<remaining>;t=<seconds until the quota is back>`
+    /// (rounded up).
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let reset = self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0);
+        let policy = format!(
+            "\"key\";q={};w={}",
+            self.limit.requests(),
+            self.limit.period_secs
+        );
+        let state = format!("\"key\";r={};t={reset}", self.remaining);
+        let mut headers = HeaderMap::with_capacity(2);
+        // Digits, quotes, `;` and `=` only: always valid header values.
+        if let (Ok(policy), Ok(state)) =
+            (HeaderValue::try_from(policy), HeaderValue::try_from(state))
+        {
+            headers.insert(HeaderName::from_static("ratelimit-policy"), policy);
+            headers.insert(HeaderName::from_static("ratelimit"), state);
+        }
+        headers
+    }
+}
+
+/// A verified key over its rate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OverLimit {
+    /// When the next request would be admitted.
+    pub(crate) retry_after: Duration,
+    /// The key's standing: nothing remaining.
+    pub(crate) status: RateLimitStatus,
+}
+
 /// Every this many failed attempts, the state of addresses whose budget refilled is
 /// dropped.
 const PRUNE_EVERY: u64 = 4096;
@@ -177,31 +254,34 @@ impl Limiters {
     }
 
     /// Counts a request of a verified key against its rate (its own, else the
-    /// default); `Err(retry_after)` when over.
+    /// default): `Ok(None)` when no rate applies, `Ok(Some(status))` when admitted,
+    /// `Err` when over.
     pub(crate) fn check_key(
         &self,
         prefix: &KeyPrefix,
         own: Option<RateLimit>,
-    ) -> Result<(), Duration> {
+    ) -> Result<Option<RateLimitStatus>, OverLimit> {
         if own.is_none() && self.default.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         self.maybe_prune_keys();
-        let over = |limiter: &KeyLimiter| {
-            limiter
-                .check_key(prefix)
-                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+        let over = |rate: RateLimit, limiter: &KeyLimiter| match limiter.check_key(prefix) {
+            Ok(snapshot) => Ok(Some(RateLimitStatus::from_snapshot(rate, &snapshot))),
+            Err(not_until) => Err(OverLimit {
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
+                status: RateLimitStatus::new(rate, 0),
+            }),
         };
         match (own, &self.default) {
-            (None, None) => Ok(()),
-            (None, Some((_, limiter))) => over(limiter),
-            (Some(rate), Some((default, limiter))) if rate == *default => over(limiter),
+            (None, None) => Ok(None),
+            (None, Some((rate, limiter))) => over(*rate, limiter),
+            (Some(rate), Some((default, limiter))) if rate == *default => over(rate, limiter),
             (Some(rate), _) => {
                 // Checked under the read lock: no reference count to bump.
                 {
                     let per_key = self.per_key.read().unwrap_or_else(PoisonError::into_inner);
                     if let Some(limiter) = per_key.get(&rate) {
-                        return over(limiter);
+                        return over(rate, limiter);
                     }
                 }
                 let limiter = self
@@ -211,7 +291,7 @@ impl Limiters {
                     .entry(rate)
                     .or_insert_with(|| Arc::new(key_limiter(rate)))
                     .clone();
-                over(&limiter)
+                over(rate, &limiter)
             }
         }
     }
@@ -322,10 +402,15 @@ mod tests {
         let limiters = Limiters::new(Some("3/10s".parse().unwrap()), None);
         let a: KeyPrefix = "pk_live_0000000000000001".parse().unwrap();
         let b: KeyPrefix = "pk_live_0000000000000002".parse().unwrap();
-        for _ in 0..3 {
-            assert!(limiters.check_key(&a, None).is_ok());
+        for left in (0..3).rev() {
+            let status = limiters.check_key(&a, None).unwrap().unwrap();
+            assert_eq!(status.remaining(), left);
+            assert_eq!(status.limit().to_string(), "3/10s");
         }
-        let wait = limiters.check_key(&a, None).unwrap_err();
+        let over = limiters.check_key(&a, None).unwrap_err();
+        assert_eq!(over.status.remaining(), 0);
+        assert_eq!(over.status.reset(), Duration::from_secs(10));
+        let wait = over.retry_after;
         assert!(
             wait > Duration::from_secs(2) && wait <= Duration::from_secs(4),
             "{wait:?}"
@@ -340,7 +425,21 @@ mod tests {
         assert!(limiters.check_key(&c, Some(own)).is_ok());
         assert!(limiters.check_key(&c, Some(own)).is_err());
         // No limit at all.
-        assert!(Limiters::new(None, None).check_key(&a, None).is_ok());
+        assert_eq!(Limiters::new(None, None).check_key(&a, None).unwrap(), None);
+    }
+
+    #[test]
+    fn status_headers() {
+        let rate: RateLimit = "100/10s".parse().unwrap();
+        let status = RateLimitStatus::new(rate, 97);
+        assert_eq!(status.reset(), Duration::from_millis(300));
+        let headers = status.headers();
+        assert_eq!(headers["ratelimit-policy"], "\"key\";q=100;w=10");
+        assert_eq!(headers["ratelimit"], "\"key\";r=97;t=1");
+        let full = RateLimitStatus::new(rate, 100);
+        assert_eq!(full.headers()["ratelimit"], "\"key\";r=100;t=0");
+        let empty = RateLimitStatus::new("5/m".parse().unwrap(), 0);
+        assert_eq!(empty.headers()["ratelimit"], "\"key\";r=0;t=60");
     }
 
     #[test]

@@ -27,3 +27,5 @@ impl fmt::Debug for SessionUser {
         f.debug_struct("SessionUser").field("id", &self.id).finish()
     }
 }
+
+impl crate::middleware::Admitted for SessionUser {}
