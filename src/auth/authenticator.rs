@@ -460,11 +460,7 @@ impl Authenticator {
     }
 
     fn principal(&self, record: Arc<KeyRecord>, rate: Option<RateLimitStatus>) -> Principal {
-        Principal::new(
-            record,
-            self.config.rejections.clone(),
-            rate.filter(|_| self.config.rate_limit_headers),
-        )
+        Principal::new(record, self.config.rejections.clone(), rate)
     }
 
     /// The log of last uses this authenticator notes into.
@@ -661,7 +657,11 @@ impl AuthenticatorBuilder {
                 last_use: self.last_use.unwrap_or_default(),
                 modes: self.modes,
                 trusted_proxies: self.trusted_proxies,
-                limiters: Limiters::new(self.rate_limit, self.failure_limit),
+                limiters: Limiters::new(
+                    self.rate_limit,
+                    self.failure_limit,
+                    self.rate_limit_headers,
+                ),
                 rate_limit_headers: self.rate_limit_headers,
             }),
         }

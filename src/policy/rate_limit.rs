@@ -241,11 +241,19 @@ pub(crate) struct Limiters {
     per_key: RwLock<HashMap<RateLimit, Arc<KeyLimiter>>>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     failures_seen: AtomicU64,
+    /// Whether admitted requests report the key's standing (the rate-limit headers).
+    report: bool,
 }
 
 impl Limiters {
-    pub(crate) fn new(default: Option<RateLimit>, failures: Option<RateLimit>) -> Self {
+    /// With `report`, admitted requests get the key's [`RateLimitStatus`].
+    pub(crate) fn new(
+        default: Option<RateLimit>,
+        failures: Option<RateLimit>,
+        report: bool,
+    ) -> Self {
         Limiters {
+            report,
             default: default.map(|rate| (rate, key_limiter(rate))),
             per_key: RwLock::new(HashMap::new()),
             failures: failures.map(|rate| RateLimiter::keyed(rate.quota())),
@@ -254,8 +262,8 @@ impl Limiters {
     }
 
     /// Counts a request of a verified key against its rate (its own, else the
-    /// default): `Ok(None)` when no rate applies, `Ok(Some(status))` when admitted,
-    /// `Err` when over.
+    /// default): `Ok(Some(status))` when admitted and reporting, `Ok(None)` when
+    /// admitted otherwise (or no rate applies), `Err` when over.
     pub(crate) fn check_key(
         &self,
         prefix: &KeyPrefix,
@@ -266,7 +274,9 @@ impl Limiters {
         }
         self.maybe_prune_keys();
         let over = |rate: RateLimit, limiter: &KeyLimiter| match limiter.check_key(prefix) {
-            Ok(snapshot) => Ok(Some(RateLimitStatus::from_snapshot(rate, &snapshot))),
+            Ok(snapshot) => Ok(self
+                .report
+                .then(|| RateLimitStatus::from_snapshot(rate, &snapshot))),
             Err(not_until) => Err(OverLimit {
                 retry_after: not_until.wait_time_from(limiter.clock().now()),
                 status: RateLimitStatus::new(rate, 0),
@@ -399,7 +409,7 @@ mod tests {
 
     #[test]
     fn per_key_limit_and_retry_after() {
-        let limiters = Limiters::new(Some("3/10s".parse().unwrap()), None);
+        let limiters = Limiters::new(Some("3/10s".parse().unwrap()), None, true);
         let a: KeyPrefix = "pk_live_0000000000000001".parse().unwrap();
         let b: KeyPrefix = "pk_live_0000000000000002".parse().unwrap();
         for left in (0..3).rev() {
@@ -425,7 +435,10 @@ mod tests {
         assert!(limiters.check_key(&c, Some(own)).is_ok());
         assert!(limiters.check_key(&c, Some(own)).is_err());
         // No limit at all.
-        assert_eq!(Limiters::new(None, None).check_key(&a, None).unwrap(), None);
+        assert_eq!(
+            Limiters::new(None, None, true).check_key(&a, None).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -444,7 +457,7 @@ mod tests {
 
     #[test]
     fn failures_are_budgeted_per_address_and_ipv6_per_64() {
-        let limiters = Limiters::new(None, Some("2/m".parse().unwrap()));
+        let limiters = Limiters::new(None, Some("2/m".parse().unwrap()), false);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(limiters.failed(Some(ip)).is_ok());

@@ -221,12 +221,16 @@ impl RoutePattern {
     /// `HEAD`. A path with `.` or `..` segments, or with an encoded dot or slash, never
     /// matches: it could name another route once normalised downstream.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
+        !is_ambiguous(path) && self.matches_plain(method, path)
+    }
+
+    /// [`matches`](Self::matches) for a path already known not to be ambiguous.
+    fn matches_plain(&self, method: &Method, path: &str) -> bool {
         let method_ok = self
             .method
             .as_ref()
             .is_none_or(|m| m == method || (*m == Method::GET && *method == Method::HEAD));
         method_ok
-            && !is_ambiguous(path)
             && if self.prefix {
                 path.starts_with(&self.path) && (self.path == "/" || path.len() > self.path.len())
             } else {
@@ -235,14 +239,24 @@ impl RoutePattern {
     }
 }
 
+/// Whether a path could mean another path once normalised: a `.` or `..` segment,
+/// or an encoded dot, slash or backslash (`%2e`, `%2f`, `%5c`, any case). Such a path
+/// never matches a route pattern. No allocation: it runs on every restricted request.
 fn is_ambiguous(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || path
-            .split('/')
-            .any(|segment| segment == "." || segment == "..")
+    let bytes = path.as_bytes();
+    let encoded = bytes.contains(&b'%')
+        && bytes.windows(3).any(|w| {
+            w[0] == b'%'
+                && matches!(
+                    (w[1], w[2].to_ascii_lowercase()),
+                    (b'2', b'e' | b'f') | (b'5', b'c')
+                )
+        });
+    encoded
+        || (bytes.contains(&b'.')
+            && path
+                .split('/')
+                .any(|segment| segment == "." || segment == ".."))
 }
 
 impl fmt::Display for RoutePattern {
@@ -310,13 +324,16 @@ pub(crate) fn check(restrictions: &Restrictions, facts: &impl Facts) -> Result<(
             return Err(Outside::Origin);
         }
     }
-    if !restrictions.routes.is_empty()
-        && !restrictions
-            .routes
-            .iter()
-            .any(|r| r.matches(facts.method(), facts.path()))
-    {
-        return Err(Outside::Route);
+    if !restrictions.routes.is_empty() {
+        let (method, path) = (facts.method(), facts.path());
+        if is_ambiguous(path)
+            || !restrictions
+                .routes
+                .iter()
+                .any(|r| r.matches_plain(method, path))
+        {
+            return Err(Outside::Route);
+        }
     }
     Ok(())
 }
