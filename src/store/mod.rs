@@ -36,6 +36,9 @@
 //! - Every call is bounded in time: a store backed by a network service sets its own
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
 
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod conformance;
 mod last_use;
 mod memory;
 mod record;
