@@ -36,6 +36,7 @@
 //! - Every call is bounded in time: a store backed by a network service sets its own
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
 
+mod change;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
@@ -45,6 +46,7 @@ mod record;
 
 use std::{sync::Arc, time::SystemTime};
 
+pub use change::{Change, ChangeListener, Watching};
 pub use last_use::LastUse;
 pub use memory::InMemoryKeyStore;
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
@@ -148,6 +150,19 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Notes that the key was used at `at` (a later `at` than the stored one wins).
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()>;
+
+    /// Reports changes made through *any* instance sharing this store (inserts,
+    /// revocations, rotations) to `listener`, for as long as it lives: how a cache in
+    /// front of a shared store hears that a key was revoked elsewhere. A store with a
+    /// change feed (PostgreSQL `LISTEN/NOTIFY`, Redis pub/sub) starts a background task
+    /// and reports [`Change::All`] whenever it (re)connects, since changes may have
+    /// been missed meanwhile; the task ends once the listener is dropped.
+    ///
+    /// The default, for stores without a feed, is [`Watching::Unsupported`].
+    fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
+        let _ = listener;
+        Watching::Unsupported
+    }
 }
 
 #[async_trait::async_trait]
@@ -174,5 +189,9 @@ impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
 
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
         (**self).record_last_use(id, at).await
+    }
+
+    fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
+        (**self).watch(listener)
     }
 }

@@ -309,3 +309,20 @@ impl KeyStore for TestStore {
         self.inner.record_last_use(id, at).await
     }
 }
+
+/// The URL of a backend server the tests need, from the environment variable `var`
+/// (`scripts/services.sh` starts the servers and prints them). When it is not set,
+/// the test fails in CI (`CI=true`: a backend must never be silently untested) and
+/// is skipped elsewhere with a notice.
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("{var} is not set in CI: run `eval \"$(scripts/services.sh)\"` first")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set (`eval \"$(scripts/services.sh)\"` starts the servers)");
+            None
+        }
+    }
+}

@@ -1,0 +1,14 @@
+use std::{future::Future, time::Duration};
+
+use super::{Result, StoreError};
+
+/// How long a durable store or a cache waits for its backend by default.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs one backend call, bounded: past `limit` it is abandoned and the answer is
+/// [`StoreError::Timeout`] (the layer then answers 503).
+pub(crate) async fn bounded<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or(Err(StoreError::Timeout))
+}
