@@ -31,4 +31,3 @@ pub enum Watching {
     /// The store cannot tell (no change feed): caches rely on their TTL alone.
     Unsupported,
 }
-

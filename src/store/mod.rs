@@ -37,12 +37,24 @@
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
 
 mod change;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod codec;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
 mod last_use;
 mod memory;
 mod record;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod sql;
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis",
+    feature = "cache"
+))]
+mod timeout;
 
 use std::{sync::Arc, time::SystemTime};
 
@@ -50,6 +62,10 @@ pub use change::{Change, ChangeListener, Watching};
 pub use last_use::LastUse;
 pub use memory::InMemoryKeyStore;
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
+#[cfg(feature = "postgres")]
+pub use sql::PostgresKeyStore;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteKeyStore;
 
 use crate::key::KeyPrefix;
 

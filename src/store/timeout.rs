@@ -7,7 +7,10 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs one backend call, bounded: past `limit` it is abandoned and the answer is
 /// [`StoreError::Timeout`] (the layer then answers 503).
-pub(crate) async fn bounded<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
     tokio::time::timeout(limit, call)
         .await
         .unwrap_or(Err(StoreError::Timeout))

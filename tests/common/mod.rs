@@ -321,7 +321,9 @@ pub fn server_url(var: &str) -> Option<String> {
             panic!("{var} is not set in CI: run `eval \"$(scripts/services.sh)\"` first")
         }
         _ => {
-            eprintln!("skipped: {var} is not set (`eval \"$(scripts/services.sh)\"` starts the servers)");
+            eprintln!(
+                "skipped: {var} is not set (`eval \"$(scripts/services.sh)\"` starts the servers)"
+            );
             None
         }
     }

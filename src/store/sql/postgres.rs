@@ -1,0 +1,181 @@
+use std::{sync::Weak, time::Duration};
+
+use sqlx::{
+    postgres::{PgListener, PgPoolOptions, PgRow},
+    Postgres,
+};
+
+use super::{database_error, sql_key_store, SqlKeyStore, COLUMNS};
+use crate::store::{timeout::bounded, Change, ChangeListener, Result, StoreError, Watching};
+
+/// Keys in PostgreSQL (feature `postgres`): one store shared by many instances of a
+/// service.
+///
+/// [`migrate`](Self::migrate) also installs a trigger that announces every change to
+/// a key (insert, revocation, rotation — by this crate or by hand in `psql`) on the
+/// `tower_api_key_changes` channel, which [`watch`](crate::store::KeyStore::watch)
+/// listens to: a [`CachedKeyStore`](crate::store) on every instance drops a revoked key
+/// as soon as the notification arrives.
+///
+/// ```no_run
+/// use tower_api_key::{store::PostgresKeyStore, ApiKeyLayer};
+///
+/// # async fn run() -> Result<(), tower_api_key::store::StoreError> {
+/// let store = PostgresKeyStore::connect("postgres://app@localhost/app").await?;
+/// store.migrate().await?;
+/// let layer = ApiKeyLayer::new(store);
+/// # Ok(()) }
+/// ```
+pub type PostgresKeyStore = SqlKeyStore<Postgres>;
+
+/// The channel the trigger notifies, with the key's prefix as payload.
+const CHANNEL: &str = "tower_api_key_changes";
+
+/// Taken by `migrate`, so that instances starting together do not race on `CREATE`.
+const MIGRATE_LOCK: i64 = 0x746f_7765_725f_6170;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    prefix TEXT NOT NULL UNIQUE,
+    hash BYTEA NOT NULL,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT,
+    last_used_at BIGINT,
+    restrictions TEXT NOT NULL,
+    rate_limit TEXT
+);
+CREATE INDEX IF NOT EXISTS api_keys_owner ON api_keys (owner, created_at);
+CREATE OR REPLACE FUNCTION api_keys_notify_change() RETURNS trigger AS $$
+BEGIN
+    -- Last-use writes change nothing a cache cares about: stay quiet for those.
+    IF TG_OP = 'UPDATE'
+       AND (OLD.prefix, OLD.hash, OLD.owner, OLD.name, OLD.scopes, OLD.expires_at,
+            OLD.revoked_at, OLD.restrictions, OLD.rate_limit)
+           IS NOT DISTINCT FROM
+           (NEW.prefix, NEW.hash, NEW.owner, NEW.name, NEW.scopes, NEW.expires_at,
+            NEW.revoked_at, NEW.restrictions, NEW.rate_limit) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('tower_api_key_changes', OLD.prefix);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.prefix <> OLD.prefix) THEN
+        PERFORM pg_notify('tower_api_key_changes', NEW.prefix);
+    END IF;
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS api_keys_notify_change ON api_keys;
+CREATE TRIGGER api_keys_notify_change AFTER INSERT OR UPDATE OR DELETE ON api_keys
+    FOR EACH ROW EXECUTE FUNCTION api_keys_notify_change();
+";
+
+impl SqlKeyStore<Postgres> {
+    /// Connects to the database at `url` (`postgres://user:password@host/db`). Run
+    /// [`migrate`](Self::migrate) before first use.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(database_error)?;
+        Ok(Self::new(pool))
+    }
+
+    /// Creates the `api_keys` table, its index and the change trigger if missing.
+    /// Idempotent, and safe when several instances start at once.
+    pub async fn migrate(&self) -> Result<()> {
+        bounded(self.timeout, async {
+            let mut tx = self.pool.begin().await.map_err(database_error)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+            sqlx::raw_sql(SCHEMA)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+            tx.commit().await.map_err(database_error)
+        })
+        .await
+    }
+}
+
+sql_key_store!(
+    Postgres,
+    PgRow,
+    begin: |pool, owner| async {
+        let mut tx = pool.begin().await?;
+        // Serialises the owner's inserts: the rule's check and the write are atomic.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        Ok::<_, sqlx::Error>(tx)
+    }
+    .await,
+    lock_old: " FOR UPDATE",
+    more: {
+        fn watch(&self, listener: Weak<dyn ChangeListener>) -> Watching {
+            tokio::spawn(listen(self.pool.clone(), listener));
+            Watching::Started
+        }
+    }
+);
+
+/// Forwards notifications to `listener` until it is dropped, reconnecting with a
+/// backoff; after every (re)connection it reports [`Change::All`], since changes may
+/// have been missed while it was away.
+async fn listen(pool: sqlx::PgPool, listener: Weak<dyn ChangeListener>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if listener.strong_count() == 0 {
+            return;
+        }
+        let mut feed = match subscribe(&pool).await {
+            Ok(feed) => feed,
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let Some(strong) = listener.upgrade() else {
+            return;
+        };
+        strong.changed(Change::All);
+        drop(strong);
+        loop {
+            // Wakes at least every second to notice a dropped listener.
+            let next = tokio::time::timeout(Duration::from_secs(1), feed.try_recv()).await;
+            let Some(strong) = listener.upgrade() else {
+                return;
+            };
+            match next {
+                Err(_elapsed) => {}
+                Ok(Ok(Some(notification))) => {
+                    if let Ok(prefix) = notification.payload().parse() {
+                        strong.changed(Change::Key(prefix));
+                    }
+                }
+                // The connection dropped: subscribe again (and clear everything).
+                Ok(Ok(None) | Err(_)) => break,
+            }
+        }
+    }
+}
+
+async fn subscribe(pool: &sqlx::PgPool) -> std::result::Result<PgListener, StoreError> {
+    let mut feed = PgListener::connect_with(pool)
+        .await
+        .map_err(database_error)?;
+    feed.listen(CHANNEL).await.map_err(database_error)?;
+    Ok(feed)
+}

@@ -1,0 +1,85 @@
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow},
+    Sqlite,
+};
+
+use super::{database_error, sql_key_store, SqlKeyStore, COLUMNS};
+use crate::store::{timeout::bounded, Result, StoreError};
+
+/// Keys in a SQLite database file (feature `sqlite`): the embedded durable store, for
+/// one process whose keys must survive a restart.
+///
+/// SQLite has no change feed, so a [`CachedKeyStore`](crate::store) in front of it
+/// relies on its TTL for changes made by *other* processes sharing the file; changes
+/// through the cache itself apply at once.
+///
+/// ```no_run
+/// use tower_api_key::{store::SqliteKeyStore, ApiKeyLayer};
+///
+/// # async fn run() -> Result<(), tower_api_key::store::StoreError> {
+/// let store = SqliteKeyStore::connect("sqlite://keys.db").await?;
+/// store.migrate().await?;
+/// let layer = ApiKeyLayer::new(store);
+/// # Ok(()) }
+/// ```
+pub type SqliteKeyStore = SqlKeyStore<Sqlite>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY NOT NULL,
+    prefix TEXT NOT NULL UNIQUE,
+    hash BLOB NOT NULL,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    last_used_at INTEGER,
+    restrictions TEXT NOT NULL,
+    rate_limit TEXT
+);
+CREATE INDEX IF NOT EXISTS api_keys_owner ON api_keys (owner, created_at);
+";
+
+impl SqlKeyStore<Sqlite> {
+    /// Opens (creating it if missing) the database at `url` (`sqlite://keys.db`,
+    /// `sqlite:///var/lib/app/keys.db`), in WAL mode so lookups never wait for a
+    /// write. Run [`migrate`](Self::migrate) before first use.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(database_error)?;
+        Ok(Self::new(pool))
+    }
+
+    /// Creates the `api_keys` table and its index if they do not exist. Idempotent:
+    /// run it at every start.
+    pub async fn migrate(&self) -> Result<()> {
+        bounded(self.timeout, async {
+            sqlx::raw_sql(SCHEMA)
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(database_error)
+        })
+        .await
+    }
+}
+
+sql_key_store!(
+    Sqlite,
+    SqliteRow,
+    begin: |pool, _owner| pool.begin_with("BEGIN IMMEDIATE").await,
+    lock_old: "",
+    more: {}
+);
