@@ -36,6 +36,8 @@
 //! - Every call is bounded in time: a store backed by a network service sets its own
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
 
+#[cfg(feature = "cache")]
+mod cache;
 mod change;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod codec;
@@ -58,6 +60,9 @@ mod timeout;
 
 use std::{sync::Arc, time::SystemTime};
 
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use cache::{CachedKeyStore, CachedKeyStoreBuilder};
 pub use change::{Change, ChangeListener, Watching};
 pub use last_use::LastUse;
 pub use memory::InMemoryKeyStore;
@@ -165,6 +170,7 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>>;
 
     /// Notes that the key was used at `at` (a later `at` than the stored one wins).
+    /// `list_by_owner` shows it; a lookup by prefix through a cache may not yet.
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()>;
 
     /// Reports changes made through *any* instance sharing this store (inserts,

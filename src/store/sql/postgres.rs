@@ -122,9 +122,16 @@ sql_key_store!(
     .await,
     lock_old: " FOR UPDATE",
     more: {
+        /// Listens on the change channel from a task on the current tokio runtime;
+        /// outside one there is nothing to run it on: `Unsupported`.
         fn watch(&self, listener: Weak<dyn ChangeListener>) -> Watching {
-            tokio::spawn(listen(self.pool.clone(), listener));
-            Watching::Started
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(listen(self.pool.clone(), listener));
+                    Watching::Started
+                }
+                Err(_) => Watching::Unsupported,
+            }
         }
     }
 );
