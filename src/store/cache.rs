@@ -8,12 +8,17 @@ use std::{
 };
 
 use moka::sync::Cache;
+use tokio::sync::broadcast;
 
 use super::{
     timeout::{bounded, DEFAULT_TIMEOUT},
     Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, Watching,
 };
 use crate::key::{KeyPrefix, PrefixHashing};
+
+/// The least time a write through the cache gives other instances to apply its
+/// change after the feed delivered it.
+const SETTLE: Duration = Duration::from_millis(5);
 
 /// A cache in front of any [`KeyStore`] (feature `cache`): verified requests are
 /// answered from memory, without a round trip to the database, and a revoked key is
@@ -73,6 +78,10 @@ struct Shared<S> {
     generation: AtomicU64,
     timeout: Duration,
     watching: std::sync::OnceLock<Watching>,
+    /// Changes heard on the feed, for writers waiting to hear their own.
+    heard: broadcast::Sender<Change>,
+    /// How long a write through this cache waits to hear itself on the feed.
+    echo_wait: Duration,
 }
 
 impl<S> Shared<S> {
@@ -104,6 +113,8 @@ impl<S: Send + Sync + 'static> ChangeListener for Shared<S> {
             Change::Key(prefix) => self.forget(&prefix),
             Change::All => self.forget_all(),
         }
+        // Nobody waiting is fine.
+        let _ = self.heard.send(change);
     }
 }
 
@@ -121,6 +132,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
             negative_ttl: Duration::from_secs(10),
             capacity: 100_000,
             timeout: DEFAULT_TIMEOUT,
+            echo_wait: Duration::from_millis(100),
         }
     }
 
@@ -153,6 +165,7 @@ pub struct CachedKeyStoreBuilder<S> {
     negative_ttl: Duration,
     capacity: u64,
     timeout: Duration,
+    echo_wait: Duration,
 }
 
 impl<S: KeyStore> CachedKeyStoreBuilder<S> {
@@ -183,6 +196,15 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         self
     }
 
+    /// With a change feed, how long a revocation or rotation through this cache waits,
+    /// before it returns, to hear its own change come back on the feed — by then the
+    /// feed has delivered it to every other instance too. Default 100 ms (the
+    /// documented cross-instance bound); zero returns at once.
+    pub fn echo_wait(mut self, wait: Duration) -> Self {
+        self.echo_wait = wait;
+        self
+    }
+
     /// The cache. It subscribes to the store's change feed
     /// ([`KeyStore::watch`]), which for PostgreSQL and Redis needs a tokio runtime:
     /// build it inside one.
@@ -200,6 +222,8 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
             generation: AtomicU64::new(0),
             timeout: self.timeout,
             watching: std::sync::OnceLock::new(),
+            heard: broadcast::channel(256).0,
+            echo_wait: self.echo_wait,
         });
         let listener: Arc<dyn ChangeListener> = shared.clone();
         let watching = shared.store.watch(Arc::downgrade(&listener));
@@ -245,22 +269,33 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
             InsertRule::Replace { old, .. } => Some(old.clone()),
             _ => None,
         };
+        let echo = self.listen_for_echo();
         let outcome = bounded(shared.timeout, shared.store.insert(record, rule)).await;
         shared.forget(&prefix);
-        if let Some(old) = replaced {
-            self.forget_id(&old);
+        if let Some(old) = &replaced {
+            let old_prefix = self.forget_id(old);
+            // A rotation changes the old key: other instances must hear of it.
+            if outcome.is_ok() {
+                self.await_echo(echo, old_prefix.unwrap_or(prefix)).await;
+            }
         }
         outcome
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>> {
         let shared = &self.shared;
+        let echo = self.listen_for_echo();
         let outcome = bounded(shared.timeout, shared.store.revoke(id, at)).await;
         match &outcome {
-            Ok(Some(record)) => shared.forget(&record.prefix),
+            Ok(Some(record)) => {
+                shared.forget(&record.prefix);
+                self.await_echo(echo, record.prefix).await;
+            }
             // Not found, or unknown outcome (it may have been revoked): no cached copy
             // of that id may outlive this call.
-            _ => self.forget_id(id),
+            _ => {
+                self.forget_id(id);
+            }
         }
         outcome
     }
@@ -284,12 +319,45 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
 
 impl<S> CachedKeyStore<S> {
     /// Drops the cached record with this id, found by a scan: only rotations and
-    /// failed revocations need it, and they are rare.
-    fn forget_id(&self, id: &KeyId) {
+    /// failed revocations need it, and they are rare. Returns its prefix if it was
+    /// cached.
+    fn forget_id(&self, id: &KeyId) -> Option<KeyPrefix> {
         let shared = &self.shared;
         shared.generation.fetch_add(1, SeqCst);
-        if let Some((prefix, _)) = shared.found.iter().find(|(_, record)| record.id == *id) {
-            shared.forget(&*prefix);
+        let (prefix, _) = shared.found.iter().find(|(_, record)| record.id == *id)?;
+        shared.forget(&prefix);
+        Some(*prefix)
+    }
+
+    /// Starts listening for the feed's echo of a write about to be made (before it,
+    /// so the echo cannot be missed). `None` without a feed or without a wait.
+    fn listen_for_echo(&self) -> Option<broadcast::Receiver<Change>> {
+        let shared = &self.shared;
+        let feed = shared.watching.get() == Some(&Watching::Started);
+        (feed && !shared.echo_wait.is_zero()).then(|| shared.heard.subscribe())
+    }
+
+    /// Waits, at most the echo wait, until the feed brings back the change to
+    /// `prefix` (or a reset), so that every instance listening has it.
+    async fn await_echo(&self, echo: Option<broadcast::Receiver<Change>>, prefix: KeyPrefix) {
+        let Some(mut echo) = echo else { return };
+        let heard = async {
+            loop {
+                match echo.recv().await {
+                    Ok(Change::Key(changed)) if changed != prefix => continue,
+                    // Our change, a reset, a lag (ours may be among what was missed)
+                    // or a closed feed: stop waiting.
+                    _ => return,
+                }
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let wait = self.shared.echo_wait;
+        if tokio::time::timeout(wait, heard).await.is_ok() {
+            // Every instance got the change when we did; give the others' listeners
+            // as long again (at least a few ms, within the wait) to apply it.
+            let settle = (started.elapsed() + SETTLE).min(wait.saturating_sub(started.elapsed()));
+            tokio::time::sleep(settle).await;
         }
     }
 }
@@ -311,6 +379,7 @@ impl<S> fmt::Debug for CachedKeyStoreBuilder<S> {
             .field("negative_ttl", &self.negative_ttl)
             .field("capacity", &self.capacity)
             .field("timeout", &self.timeout)
+            .field("echo_wait", &self.echo_wait)
             .finish_non_exhaustive()
     }
 }

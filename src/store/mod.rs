@@ -47,6 +47,9 @@ pub mod conformance;
 mod last_use;
 mod memory;
 mod record;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod sql;
@@ -60,6 +63,8 @@ mod timeout;
 
 use std::{sync::Arc, time::SystemTime};
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisKeyStore, RedisKeyStoreBuilder};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder};

@@ -2,6 +2,8 @@
 //! and a counter that proves whether the inner handler ran.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod proxy;
+
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
     Arc,

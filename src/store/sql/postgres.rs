@@ -34,6 +34,8 @@ const CHANNEL: &str = "tower_api_key_changes";
 /// Taken by `migrate`, so that instances starting together do not race on `CREATE`.
 const MIGRATE_LOCK: i64 = 0x746f_7765_725f_6170;
 
+// Each object is created only when missing, so that a migration on a live database
+// takes no lock on the table (and cannot deadlock with requests).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
@@ -49,7 +51,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     restrictions TEXT NOT NULL,
     rate_limit TEXT
 );
-CREATE INDEX IF NOT EXISTS api_keys_owner ON api_keys (owner, created_at);
+DO $$
+BEGIN
+    IF to_regclass('api_keys_owner') IS NULL THEN
+        CREATE INDEX api_keys_owner ON api_keys (owner, created_at);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION api_keys_notify_change() RETURNS trigger AS $$
 BEGIN
     -- Last-use writes change nothing a cache cares about: stay quiet for those.
@@ -64,15 +72,22 @@ BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         PERFORM pg_notify('tower_api_key_changes', OLD.prefix);
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.prefix <> OLD.prefix) THEN
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.prefix <> OLD.prefix) THEN
         PERFORM pg_notify('tower_api_key_changes', NEW.prefix);
     END IF;
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS api_keys_notify_change ON api_keys;
-CREATE TRIGGER api_keys_notify_change AFTER INSERT OR UPDATE OR DELETE ON api_keys
-    FOR EACH ROW EXECUTE FUNCTION api_keys_notify_change();
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                   WHERE tgname = 'api_keys_notify_change'
+                     AND tgrelid = 'api_keys'::regclass) THEN
+        CREATE TRIGGER api_keys_notify_change AFTER INSERT OR UPDATE OR DELETE ON api_keys
+            FOR EACH ROW EXECUTE FUNCTION api_keys_notify_change();
+    END IF;
+END
+$$;
 ";
 
 impl SqlKeyStore<Postgres> {

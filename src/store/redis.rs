@@ -1,0 +1,644 @@
+//! [`RedisKeyStore`]: key records in Redis, shared by many instances.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    ops::ControlFlow,
+    sync::{Arc, LazyLock, Weak},
+    time::{Duration, SystemTime},
+};
+
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    AsyncCommands, AsyncConnectionConfig, Client, Msg, ProtocolVersion, PushInfo, PushKind,
+    RedisResult, Script,
+};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+
+use super::{
+    codec::{nanos, Columns},
+    timeout::{bounded, DEFAULT_TIMEOUT},
+    Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, Watching,
+};
+use crate::key::KeyPrefix;
+
+/// The layout version [`RedisKeyStore::migrate`] records under `<namespace>:schema`.
+const LAYOUT_VERSION: &str = "1";
+
+/// The change feed's reconnection delay: doubling from the first to the last.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const LAST_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How often a quiet change feed checks that its listener lives and its server answers.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Key records in Redis, shared by every instance that connects to the same server and
+/// namespace; behind the `redis` feature.
+///
+/// Every call is bounded by the [timeout](RedisKeyStoreBuilder::timeout): a server that
+/// is down or hung makes calls fail with [`StoreError::Timeout`] or
+/// [`StoreError::Backend`] — never `Ok(None)` — and the layer answers 503. The
+/// connection (redis-rs' `ConnectionManager`) is made on first use and remade after it
+/// drops, so an application can start while Redis is away; call
+/// [`migrate`](Self::migrate) at startup to check the server instead. Cloning is
+/// cheap: clones share the connection.
+///
+/// Writes are Lua scripts, so each [`InsertRule`] is checked atomically on the server,
+/// and every insert, revocation or rotation publishes the prefixes whose records it
+/// changed on `<namespace>:changes` (refused and no-op writes publish nothing; last
+/// uses are not published), which [`watch`](KeyStore::watch) relays to a cache on
+/// every instance. Records hold only the key's SHA-256 hash.
+///
+/// # Layout
+///
+/// With the default namespace `tower-api-key`:
+///
+/// | key | type | holds |
+/// | --- | --- | --- |
+/// | `tower-api-key:key:<prefix>` | hash | the record: `id`, `prefix`, `hash` (hex), `owner`, `name`, `scopes` and `restrictions` (JSON), `rate_limit`, and `created_at`, `expires_at`, `revoked_at`, `last_used_at` as decimal nanoseconds since the Unix epoch; unset fields are absent |
+/// | `tower-api-key:id:<id>` | string | the record's prefix |
+/// | `tower-api-key:owner:<owner>` | list | the owner's prefixes, in insertion order |
+/// | `tower-api-key:schema` | string | the layout version, written by [`migrate`](Self::migrate) |
+/// | `tower-api-key:changes` | channel | the prefix of every inserted, revoked or replaced record |
+///
+/// Scripts derive record keys from the id and owner entries, so this store needs a
+/// single Redis server (or a primary with replicas), not Redis Cluster. Its change
+/// feed uses RESP3 and so needs Redis 6 or later.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use tower_api_key::{store::RedisKeyStore, ApiKeyLayer, Authenticator};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisKeyStore::builder("redis://127.0.0.1:6379")
+///     .namespace("my-app:api-keys")
+///     .timeout(Duration::from_millis(500))
+///     .build()
+///     .await?;
+/// store.migrate().await?; // checks the server; idempotent
+///
+/// let layer = ApiKeyLayer::new(Authenticator::new(store.clone()));
+/// // …and `store` itself goes to key management.
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisKeyStore {
+    conn: ConnectionManager,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    names: Names,
+    timeout: Duration,
+    /// Opens the change feed's connections (RESP3, for pushes).
+    feed: Client,
+}
+
+impl RedisKeyStore {
+    /// A store at `url` (`redis://[user:password@]host[:port][/db]`) with the default
+    /// namespace and timeout; see [`builder`](Self::builder).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the URL does not parse. An unreachable server is
+    /// not an error here: calls fail until it answers.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).build().await
+    }
+
+    /// Starts a store at `url` with settings of your own.
+    pub fn builder(url: impl Into<String>) -> RedisKeyStoreBuilder {
+        RedisKeyStoreBuilder {
+            url: url.into(),
+            namespace: "tower-api-key".into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Prepares the server, idempotently: records the layout version under
+    /// `<namespace>:schema` and loads the Lua scripts. Call it at startup (every
+    /// instance may): it checks that the server answers and that the namespace holds
+    /// a layout this version reads. The store works without it — scripts load on
+    /// first use, nothing else needs creating.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the server fails or the namespace holds another
+    /// layout version; [`StoreError::Timeout`] when it does not answer in time.
+    pub async fn migrate(&self) -> Result<()> {
+        let schema = self.shared.names.schema();
+        let mut conn = self.conn.clone();
+        let version = self
+            .run(async {
+                let _: bool = conn.set_nx(&schema, LAYOUT_VERSION).await?;
+                for script in [&*INSERT, &*REVOKE, &*LAST_USE, &*LIST] {
+                    script.prepare_invoke().load_async(&mut conn).await?;
+                }
+                conn.get::<_, Option<String>>(&schema).await
+            })
+            .await?;
+        match version.as_deref() {
+            Some(LAYOUT_VERSION) => Ok(()),
+            other => Err(StoreError::backend(format!(
+                "Redis namespace `{}` holds key layout version {}; this version reads {LAYOUT_VERSION}",
+                self.shared.names.namespace,
+                other.unwrap_or("(none)"),
+            ))),
+        }
+    }
+
+    /// One Redis call, bounded by the timeout; its errors are backend errors.
+    async fn run<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T> {
+        bounded(self.shared.timeout, async {
+            call.await.map_err(StoreError::backend)
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for RedisKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("RedisKeyStore")
+            .field("namespace", &self.shared.names.namespace)
+            .field("timeout", &self.shared.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for a [`RedisKeyStore`]; see [`RedisKeyStore::builder`].
+#[must_use]
+pub struct RedisKeyStoreBuilder {
+    url: String,
+    namespace: String,
+    timeout: Duration,
+}
+
+impl RedisKeyStoreBuilder {
+    /// The prefix of every Redis key and channel the store uses (default
+    /// `tower-api-key`): stores with different namespaces share a server without
+    /// seeing each other's records.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long one call may wait for Redis, connecting included (default 2 s); past
+    /// it the call fails with [`StoreError::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The store. It connects on first use, so this does not wait for the server;
+    /// must be awaited within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the URL does not parse.
+    pub async fn build(self) -> Result<RedisKeyStore> {
+        let client = Client::open(self.url.as_str()).map_err(StoreError::backend)?;
+        let info = client.get_connection_info().clone();
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let feed = Client::open(info.set_redis_settings(resp3)).map_err(StoreError::backend)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            // Calls are bounded by `bounded`, which answers `StoreError::Timeout`.
+            .set_response_timeout(None);
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::backend)?;
+        Ok(RedisKeyStore {
+            conn,
+            shared: Arc::new(Shared {
+                names: Names {
+                    namespace: self.namespace,
+                },
+                timeout: self.timeout,
+                feed,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for RedisKeyStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisKeyStoreBuilder")
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for RedisKeyStore {
+    async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
+        let mut conn = self.conn.clone();
+        let key = self.shared.names.record(prefix.as_str());
+        let fields: HashMap<String, String> = self.run(conn.hgetall(key)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        decode(fields).map(|record| Some(Arc::new(record)))
+    }
+
+    async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
+        let names = &self.shared.names;
+        let columns = Columns::of(&record);
+        let mut call = INSERT.prepare_invoke();
+        call.key(names.record(&columns.prefix))
+            .key(names.id(&columns.id))
+            .key(names.owner(&columns.owner));
+        // No `_` arm: `InsertRule` is non-exhaustive only outside this crate, so a new
+        // rule fails to compile here until handled (the script refuses unknown names).
+        let (rule, revoke_at) = match rule {
+            InsertRule::Unconditional => ("unconditional", String::new()),
+            InsertRule::NoOtherActiveKey => ("one-active", String::new()),
+            InsertRule::Replace { old, revoke_at } => {
+                call.key(names.id(old.as_str()));
+                ("replace", nanos(revoke_at).to_string())
+            }
+        };
+        call.arg(&names.namespace)
+            .arg(rule)
+            .arg(&columns.prefix)
+            .arg(&columns.owner)
+            .arg(columns.created_at)
+            .arg(revoke_at);
+        for (field, value) in encode(columns) {
+            call.arg(field).arg(value);
+        }
+        let mut conn = self.conn.clone();
+        let outcome: String = self.run(call.invoke_async(&mut conn)).await?;
+        match outcome.as_str() {
+            "ok" => Ok(()),
+            "duplicate" => Err(StoreError::Duplicate),
+            "active" => Err(StoreError::ActiveKeyExists),
+            "not-found" => Err(StoreError::NotFound),
+            "revoked" => Err(StoreError::AlreadyRevoked),
+            other => Err(StoreError::backend(format!(
+                "unexpected answer from the insert script: {other}"
+            ))),
+        }
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>> {
+        let names = &self.shared.names;
+        let mut call = REVOKE.key(names.id(id.as_str()));
+        call.arg(&names.namespace).arg(nanos(at));
+        let mut conn = self.conn.clone();
+        let fields: Option<HashMap<String, String>> =
+            self.run(call.invoke_async(&mut conn)).await?;
+        fields.map(decode).transpose()
+    }
+
+    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>> {
+        let names = &self.shared.names;
+        let mut call = LIST.key(names.owner(owner));
+        call.arg(&names.namespace);
+        let mut conn = self.conn.clone();
+        let rows: Vec<HashMap<String, String>> = self.run(call.invoke_async(&mut conn)).await?;
+        let mut records = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
+        // Stable: records created at the same instant stay in insertion order.
+        records.sort_by_key(|r| r.created_at);
+        Ok(records)
+    }
+
+    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
+        let names = &self.shared.names;
+        let mut call = LAST_USE.key(names.id(id.as_str()));
+        call.arg(&names.namespace).arg(nanos(at));
+        let mut conn = self.conn.clone();
+        self.run(call.invoke_async::<()>(&mut conn)).await
+    }
+
+    /// Starts a tokio task that subscribes to `<namespace>:changes` on a connection of
+    /// its own and relays each prefix as [`Change::Key`], with [`Change::All`] after
+    /// every (re)subscription. It reconnects after a drop (waiting 100 ms, doubling up
+    /// to 2 s), pings a quiet connection every second to notice one that died
+    /// silently, and ends within about a second of the listener being dropped.
+    ///
+    /// The task runs on the current tokio runtime; outside one there is nothing to run
+    /// it on, and the answer is [`Watching::Unsupported`].
+    fn watch(&self, listener: Weak<dyn ChangeListener>) -> Watching {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Watching::Unsupported;
+        };
+        runtime.spawn(feed(
+            self.shared.feed.clone(),
+            self.shared.names.channel(),
+            self.shared.timeout,
+            listener,
+        ));
+        Watching::Started
+    }
+}
+
+/// The Redis names of one namespace; the scripts build record keys the same way
+/// (`<namespace>:key:<prefix>`).
+struct Names {
+    namespace: String,
+}
+
+impl Names {
+    fn record(&self, prefix: &str) -> String {
+        format!("{}:key:{prefix}", self.namespace)
+    }
+
+    fn id(&self, id: &str) -> String {
+        format!("{}:id:{id}", self.namespace)
+    }
+
+    fn owner(&self, owner: &str) -> String {
+        format!("{}:owner:{owner}", self.namespace)
+    }
+
+    fn schema(&self) -> String {
+        format!("{}:schema", self.namespace)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:changes", self.namespace)
+    }
+}
+
+/// A record's hash fields; unset options are left out.
+fn encode(columns: Columns) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("id", columns.id),
+        ("prefix", columns.prefix),
+        ("hash", base16ct::lower::encode_string(&columns.hash)),
+        ("owner", columns.owner),
+        ("name", columns.name),
+        ("scopes", columns.scopes),
+        ("created_at", columns.created_at.to_string()),
+        ("restrictions", columns.restrictions),
+    ];
+    let options = [
+        ("expires_at", columns.expires_at.map(|t| t.to_string())),
+        ("revoked_at", columns.revoked_at.map(|t| t.to_string())),
+        ("last_used_at", columns.last_used_at.map(|t| t.to_string())),
+        ("rate_limit", columns.rate_limit),
+    ];
+    fields.extend(
+        options
+            .into_iter()
+            .filter_map(|(field, value)| Some((field, value?))),
+    );
+    fields
+}
+
+/// The record in a hash's fields; anything missing or unreadable is a backend error.
+fn decode(fields: HashMap<String, String>) -> Result<KeyRecord> {
+    let mut f = Fields(fields);
+    let columns = Columns {
+        id: f.required("id")?,
+        prefix: f.required("prefix")?,
+        hash: base16ct::lower::decode_vec(f.required("hash")?).map_err(|_| corrupt("hash"))?,
+        owner: f.required("owner")?,
+        name: f.required("name")?,
+        scopes: f.required("scopes")?,
+        created_at: f.time("created_at")?.ok_or_else(|| corrupt("created_at"))?,
+        expires_at: f.time("expires_at")?,
+        revoked_at: f.time("revoked_at")?,
+        last_used_at: f.time("last_used_at")?,
+        restrictions: f.required("restrictions")?,
+        rate_limit: f.optional("rate_limit"),
+    };
+    columns.into_record()
+}
+
+/// A stored hash, read field by field.
+struct Fields(HashMap<String, String>);
+
+impl Fields {
+    fn optional(&mut self, field: &'static str) -> Option<String> {
+        self.0.remove(field)
+    }
+
+    fn required(&mut self, field: &'static str) -> Result<String> {
+        self.optional(field).ok_or_else(|| corrupt(field))
+    }
+
+    fn time(&mut self, field: &'static str) -> Result<Option<i64>> {
+        self.optional(field)
+            .map(|text| text.parse().map_err(|_| corrupt(field)))
+            .transpose()
+    }
+}
+
+fn corrupt(field: &'static str) -> StoreError {
+    StoreError::backend(format!(
+        "stored key record has a missing or unreadable `{field}`"
+    ))
+}
+
+/// Relays the change channel to `listener` until it is dropped, reconnecting as
+/// needed.
+async fn feed(
+    client: Client,
+    channel: String,
+    timeout: Duration,
+    listener: Weak<dyn ChangeListener>,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    while listener.strong_count() > 0 {
+        if let Ok((conn, pushes)) = subscribe(&client, &channel, timeout).await {
+            backoff = FIRST_BACKOFF;
+            // Changes made while no feed listened went unheard.
+            match listener.upgrade() {
+                Some(listener) => listener.changed(Change::All),
+                None => return,
+            }
+            if relay(conn, pushes, &listener, timeout).await.is_break() {
+                return;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(LAST_BACKOFF);
+    }
+}
+
+/// A connection subscribed to `channel`, and the messages it receives.
+///
+/// The feed uses RESP3 pushes on a connection of its own: redis-rs' RESP2
+/// `aio::PubSub` hands messages out only as a `futures` `Stream`, which this crate
+/// does not depend on.
+async fn subscribe(
+    client: &Client,
+    channel: &str,
+    timeout: Duration,
+) -> Result<(MultiplexedConnection, UnboundedReceiver<PushInfo>)> {
+    let (sender, pushes) = mpsc::unbounded_channel();
+    let config = AsyncConnectionConfig::new()
+        .set_push_sender(sender)
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let conn = bounded(timeout, async {
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(StoreError::backend)?;
+        conn.subscribe(channel).await.map_err(StoreError::backend)?;
+        Ok(conn)
+    })
+    .await?;
+    Ok((conn, pushes))
+}
+
+/// Hands each published prefix to the listener. Breaks once the listener is gone;
+/// continues (to reconnect) once the connection is.
+async fn relay(
+    mut conn: MultiplexedConnection,
+    mut pushes: UnboundedReceiver<PushInfo>,
+    listener: &Weak<dyn ChangeListener>,
+    timeout: Duration,
+) -> ControlFlow<()> {
+    loop {
+        match tokio::time::timeout(TICK, pushes.recv()).await {
+            Ok(Some(push)) if push.kind == PushKind::Disconnection => {
+                return ControlFlow::Continue(())
+            }
+            Ok(Some(push)) => {
+                let Some(listener) = listener.upgrade() else {
+                    return ControlFlow::Break(());
+                };
+                if let Some(prefix) = published_prefix(push) {
+                    listener.changed(Change::Key(prefix));
+                }
+            }
+            Ok(None) => return ControlFlow::Continue(()),
+            Err(_quiet) => {
+                if listener.strong_count() == 0 {
+                    return ControlFlow::Break(());
+                }
+                let ping = bounded(timeout, async {
+                    conn.ping::<String>().await.map_err(StoreError::backend)
+                });
+                if ping.await.is_err() {
+                    return ControlFlow::Continue(());
+                }
+            }
+        }
+    }
+}
+
+/// The prefix a change message carries; `None` for other pushes and for payloads
+/// that are not a prefix.
+fn published_prefix(push: PushInfo) -> Option<KeyPrefix> {
+    let message = Msg::from_push_info(push)?;
+    std::str::from_utf8(message.get_payload_bytes())
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Compares times exactly in Lua, whose numbers are doubles (exact only to 2^53, while
+/// nanosecond times reach 1.8e18). A time, decimal text of an i64, is read as two
+/// exact doubles `n = hi * 1e9 + lo`, both with n's sign (|hi| < 2^34, |lo| < 1e9);
+/// comparing the pairs in order compares the times: if hi_a < hi_b, then
+/// a < (hi_a + 1) * 1e9 <= b when b >= 0, and a <= hi_a * 1e9 <= (hi_b - 1) * 1e9 < b
+/// when b < 0 (then hi_a < 0 and lo_a <= 0).
+const TIMES_LUA: &str = r#"
+local function parts(s)
+  local sign, digits = 1, s
+  if s:sub(1, 1) == '-' then sign, digits = -1, s:sub(2) end
+  if #digits > 19 or not digits:match('^%d+$') then
+    return error('stored key record has an unreadable time')
+  end
+  local n = #digits
+  local hi = n > 9 and tonumber(digits:sub(1, n - 9)) or 0
+  return sign * hi, sign * tonumber(digits:sub(math.max(n - 8, 1)))
+end
+local function before(a, b)
+  local a_hi, a_lo = parts(a)
+  local b_hi, b_lo = parts(b)
+  return a_hi < b_hi or (a_hi == b_hi and a_lo < b_lo)
+end
+"#;
+
+/// Inserts a record if its id and prefix are free and its rule holds; writes nothing
+/// otherwise. KEYS: the record, its id, its owner's list, and (replace) the old id.
+/// ARGV: namespace, rule, prefix, owner, created_at, revoke_at, then field/value pairs.
+const INSERT_LUA: &str = r#"
+local ns, rule, prefix, owner, created_at, revoke_at = unpack(ARGV, 1, 6)
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 'duplicate' end
+if rule == 'one-active' then
+  for _, other in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+    local r = redis.call('HMGET', ns .. ':key:' .. other, 'id', 'revoked_at', 'expires_at')
+    if r[1] and not r[2] and (not r[3] or before(created_at, r[3])) then
+      return 'active'
+    end
+  end
+elseif rule == 'replace' then
+  local old = redis.call('GET', KEYS[4])
+  local old_key = old and (ns .. ':key:' .. old)
+  if not old or redis.call('HGET', old_key, 'owner') ~= owner then return 'not-found' end
+  if redis.call('HEXISTS', old_key, 'revoked_at') == 1 then return 'revoked' end
+  redis.call('HSET', old_key, 'revoked_at', revoke_at)
+  redis.call('PUBLISH', ns .. ':changes', old)
+elseif rule ~= 'unconditional' then
+  return redis.error_reply('unknown insert rule ' .. rule)
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('SET', KEYS[2], prefix)
+redis.call('RPUSH', KEYS[3], prefix)
+redis.call('PUBLISH', ns .. ':changes', prefix)
+return 'ok'
+"#;
+
+/// Revokes as of ARGV[2], keeping an earlier revocation; returns the record's fields,
+/// or nil when there is none. KEYS: the id. ARGV: namespace, at.
+const REVOKE_LUA: &str = r#"
+local prefix = redis.call('GET', KEYS[1])
+if not prefix then return false end
+local key = ARGV[1] .. ':key:' .. prefix
+if redis.call('EXISTS', key) == 0 then return false end
+local revoked_at = redis.call('HGET', key, 'revoked_at')
+if not revoked_at or before(ARGV[2], revoked_at) then
+  redis.call('HSET', key, 'revoked_at', ARGV[2])
+  redis.call('PUBLISH', ARGV[1] .. ':changes', prefix)
+end
+return redis.call('HGETALL', key)
+"#;
+
+/// Notes a use at ARGV[2] unless a later one is stored. KEYS: the id. ARGV: namespace,
+/// at. Not published: a cache does not need it.
+const LAST_USE_LUA: &str = r#"
+local prefix = redis.call('GET', KEYS[1])
+if not prefix then return end
+local key = ARGV[1] .. ':key:' .. prefix
+if redis.call('EXISTS', key) == 0 then return end
+local seen = redis.call('HGET', key, 'last_used_at')
+if not seen or before(seen, ARGV[2]) then
+  redis.call('HSET', key, 'last_used_at', ARGV[2])
+end
+"#;
+
+/// The owner's records, as one consistent read, in insertion order. KEYS: the owner's
+/// list. ARGV: namespace.
+const LIST_LUA: &str = r#"
+local records = {}
+for _, prefix in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local fields = redis.call('HGETALL', ARGV[1] .. ':key:' .. prefix)
+  if #fields > 0 then records[#records + 1] = fields end
+end
+return records
+"#;
+
+fn script(body: &str) -> Script {
+    Script::new(&[TIMES_LUA, body].concat())
+}
+
+static INSERT: LazyLock<Script> = LazyLock::new(|| script(INSERT_LUA));
+static REVOKE: LazyLock<Script> = LazyLock::new(|| script(REVOKE_LUA));
+static LAST_USE: LazyLock<Script> = LazyLock::new(|| script(LAST_USE_LUA));
+static LIST: LazyLock<Script> = LazyLock::new(|| script(LIST_LUA));
