@@ -19,6 +19,13 @@
 //!   `GET|POST|DELETE /api/v1/partners/api-key`, `POST /api/v1/partners/api-key/rotate`,
 //!   `GET|POST /api/user/keys`, `DELETE /api/user/keys/{id}`.
 //!
+//! `DATABASE_URL` selects the store: unset, the embedded in-memory store (keys last as
+//! long as the process); `sqlite://keys.db` a SQLite file (keys survive a restart);
+//! `postgres://…` or `redis://…` a server that several instances share. Durable stores
+//! are migrated at start and sit behind a `CachedKeyStore`. The demo keys are minted
+//! only if their accounts have none yet, so a restart creates no duplicates (and
+//! cannot print keys it never kept).
+//!
 //! `RATE_LIMIT` (e.g. `20/s`, `100/10s`, `5/m`, `1000/h`) limits every key's request
 //! rate (429 with `Retry-After` over it, and the `RateLimit` / `RateLimit-Policy`
 //! headers on every answer); unset, keys are not limited.
@@ -27,7 +34,7 @@
 //! (browsers refuse both without TLS). Serve over https and remove
 //! `insecure_for_local_http()` in production.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     http::{header::SET_COOKIE, StatusCode},
@@ -42,7 +49,9 @@ use tower_api_key::{
     manage::{self, Keys},
     policy::RateLimit,
     session::{CookieSessions, SessionGuardLayer, SessionUser},
-    store::{InsertRule, KeyStore},
+    store::{
+        CachedKeyStore, InsertRule, KeyStore, PostgresKeyStore, RedisKeyStore, SqliteKeyStore,
+    },
     ApiError, ApiKey, ApiKeyLayer, ErrorCode, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
     RequireScopeLayer,
 };
@@ -53,18 +62,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
 
-    let store = InMemoryKeyStore::new();
-    let full = mint(
-        &store,
+    let store = open_store(std::env::var("DATABASE_URL").ok().as_deref()).await?;
+    seed(
+        &*store,
         "demo",
         "full access",
         &["account:read", "signals:write"],
     )
     .await?;
-    let read_only = mint(&store, "acme", "read only", &["account:read"]).await?;
-    // Shown once, as a dashboard would right after minting. Servers log prefixes only.
-    println!("full access: {}", full.expose_secret());
-    println!("read only: {}", read_only.expose_secret());
+    seed(&*store, "acme", "read only", &["account:read"]).await?;
 
     // RATE_LIMIT (`20/s`, `100/10s`, `5/m`, `1000/h`) sets every key's request rate,
     // advertised in the IETF `RateLimit` / `RateLimit-Policy` headers; unset means no
@@ -182,12 +188,55 @@ async fn logout(
     ([(SET_COOKIE, sessions.logout())], StatusCode::NO_CONTENT)
 }
 
-async fn mint(
-    store: &InMemoryKeyStore,
+/// The store `DATABASE_URL` names: unset, in memory; otherwise SQLite, PostgreSQL or
+/// Redis, migrated, behind a cache (which hears revocations made by other instances
+/// through the store's change feed).
+async fn open_store(url: Option<&str>) -> Result<Arc<dyn KeyStore>, Box<dyn std::error::Error>> {
+    let Some(url) = url.filter(|url| !url.is_empty()) else {
+        return Ok(Arc::new(InMemoryKeyStore::new()));
+    };
+    let scheme = url.split(':').next().unwrap_or_default();
+    let store: Arc<dyn KeyStore> = match scheme {
+        "sqlite" => {
+            let store = SqliteKeyStore::connect(url).await?;
+            store.migrate().await?;
+            Arc::new(CachedKeyStore::new(store))
+        }
+        "postgres" | "postgresql" => {
+            let store = PostgresKeyStore::connect(url).await?;
+            store.migrate().await?;
+            Arc::new(CachedKeyStore::new(store))
+        }
+        "redis" | "rediss" => {
+            let store = RedisKeyStore::connect(url).await?;
+            store.migrate().await?;
+            Arc::new(CachedKeyStore::new(store))
+        }
+        _ => return Err(format!("DATABASE_URL: unsupported scheme `{scheme}:`").into()),
+    };
+    eprintln!("store: {scheme}, cached");
+    Ok(store)
+}
+
+/// Mints the demo key `name` for `owner` unless the owner already has it, and prints
+/// the raw key: the only time it is ever shown. Servers log prefixes only.
+async fn seed(
+    store: &dyn KeyStore,
     owner: &str,
     name: &str,
     scopes: &[&str],
-) -> Result<ApiKey, Box<dyn std::error::Error>> {
+) -> Result<(), Box<dyn std::error::Error>> {
+    let existing = store.list_by_owner(owner).await?;
+    if let Some(record) = existing
+        .iter()
+        .find(|r| r.name == name && r.revoked_at.is_none())
+    {
+        println!(
+            "{name}: {} already exists; its raw key was printed when it was first created",
+            record.prefix
+        );
+        return Ok(());
+    }
     let key = ApiKey::generate(KeyMode::Live)?;
     let record = KeyRecord::builder(&key, owner)
         .name(name)
@@ -195,5 +244,6 @@ async fn mint(
         .build();
     store.insert(record, InsertRule::Unconditional).await?;
     eprintln!("minted {} ({name}) for account {owner}", key.prefix());
-    Ok(key)
+    println!("{name}: {}", key.expose_secret());
+    Ok(())
 }

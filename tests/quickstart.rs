@@ -53,14 +53,17 @@ struct Quickstart {
     _child: Child,
     /// What the server logged (stderr), line by line.
     logs: Arc<Mutex<Vec<String>>>,
+    /// What it printed (stdout) before it listened.
+    printed: Vec<String>,
     base: String,
+    /// The demo keys, when this start minted them (empty when they already existed).
     full: String,
     read_only: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 async fn start() -> Quickstart {
-    start_with(&[]).await
+    start_fresh(&[]).await
 }
 
 async fn start_with(env: &[(&str, &str)]) -> Quickstart {
@@ -81,18 +84,21 @@ async fn start_with(env: &[(&str, &str)]) -> Quickstart {
         }
     });
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut full, mut read_only, mut base) = (None, None, None);
+    let (mut full, mut read_only, mut base) = (String::new(), String::new(), None);
+    let mut printed = Vec::new();
     let read = async {
         while let Some(line) = lines.next_line().await.expect("read stdout") {
+            printed.push(line.clone());
             let last = line
                 .split_whitespace()
                 .last()
                 .unwrap_or_default()
                 .to_owned();
-            if line.starts_with("full access: ") {
-                full = Some(last);
-            } else if line.starts_with("read only: ") {
-                read_only = Some(last);
+            let is_key = last.starts_with("pk_live_") && last.len() == 72;
+            if line.starts_with("full access: ") && is_key {
+                full = last;
+            } else if line.starts_with("read only: ") && is_key {
+                read_only = last;
             } else if line.contains("listening") {
                 base = Some(last);
                 break;
@@ -102,19 +108,24 @@ async fn start_with(env: &[(&str, &str)]) -> Quickstart {
     tokio::time::timeout(Duration::from_secs(120), read)
         .await
         .expect("quickstart printed `listening` in time");
-    let full = full.expect("full access key printed");
-    let read_only = read_only.expect("read only key printed");
-    for key in [&full, &read_only] {
-        assert!(key.starts_with("pk_live_") && key.len() == 72, "{key}");
-    }
     Quickstart {
         _child: child,
         logs,
+        printed,
         base: base.expect("listening line has the address"),
         full,
         read_only,
         client: Client::builder(TokioExecutor::new()).build_http(),
     }
+}
+
+/// A quickstart on the in-memory store, which mints and prints both demo keys.
+async fn start_fresh(env: &[(&str, &str)]) -> Quickstart {
+    let qs = start_with(env).await;
+    for key in [&qs.full, &qs.read_only] {
+        assert!(!key.is_empty(), "a fresh start prints both demo keys");
+    }
+    qs
 }
 
 impl Quickstart {
@@ -320,7 +331,7 @@ async fn quickstart_over_real_http() {
 /// untouched, and wrong-secret guesses under a key's prefix never use up its quota.
 #[tokio::test]
 async fn rate_limit_over_real_http() {
-    let qs = start_with(&[("RATE_LIMIT", "20/s")]).await;
+    let qs = start_fresh(&[("RATE_LIMIT", "20/s")]).await;
     let full = format!("Bearer {}", qs.full);
     let other = format!("Bearer {}", qs.read_only);
 
@@ -360,4 +371,173 @@ async fn rate_limit_over_real_http() {
             .status,
         200
     );
+}
+
+impl Quickstart {
+    /// Logs in as the demo user; the session cookie to send.
+    async fn login(&self) -> String {
+        let reply = self
+            .send_with(
+                Method::POST,
+                "/login",
+                &[("content-type", "application/json")],
+                r#"{"username":"demo","password":"demo"}"#,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        reply
+            .header("set-cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Mints a named key for the logged-in user: its id and raw key.
+    async fn mint_named(&self, cookie: &str, name: &str) -> (String, String) {
+        let reply = self
+            .send_with(
+                Method::POST,
+                "/api/user/keys",
+                &[("cookie", cookie), ("content-type", "application/json")],
+                &format!(r#"{{"name":"{name}"}}"#),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let json = reply.json();
+        (
+            json["id"].as_str().unwrap().to_owned(),
+            json["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn account_status(&self, key: &str) -> StatusCode {
+        self.send(Method::GET, "/api/account", Some(&format!("Bearer {key}")))
+            .await
+            .status
+    }
+}
+
+/// `DATABASE_URL=sqlite://…`: keys survive a restart, and seeding the demo keys again
+/// creates no duplicates.
+#[tokio::test]
+async fn sqlite_keys_survive_a_restart_and_seeding_is_idempotent() {
+    let dir = std::env::temp_dir().join("tower-api-key-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("quickstart-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let url = format!("sqlite://{}", file.display());
+
+    let first = start_with(&[("DATABASE_URL", &url)]).await;
+    assert!(
+        !first.full.is_empty(),
+        "the first start mints and prints the demo keys"
+    );
+    let full = first.full.clone();
+    assert_eq!(first.account_status(&full).await, StatusCode::OK);
+    let cookie = first.login().await;
+    let (_, minted) = first.mint_named(&cookie, "before restart").await;
+    drop(first); // killed
+
+    let second = start_with(&[("DATABASE_URL", &url)]).await;
+    assert!(
+        second.full.is_empty() && second.read_only.is_empty(),
+        "no new demo keys"
+    );
+    assert!(
+        second
+            .printed
+            .iter()
+            .any(|line| line.contains("already exists") && line.contains("first created")),
+        "says the raw keys were shown when first created: {:?}",
+        second.printed
+    );
+    assert_eq!(
+        second.account_status(&full).await,
+        StatusCode::OK,
+        "survived"
+    );
+    assert_eq!(
+        second.account_status(&minted).await,
+        StatusCode::OK,
+        "survived"
+    );
+    let cookie = second.login().await;
+    let listed = second
+        .send_with(Method::GET, "/api/user/keys", &[("cookie", &cookie)], "")
+        .await;
+    let names: Vec<String> = listed.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "full access").count(),
+        1,
+        "no duplicate demo key: {names:?}"
+    );
+    drop(second);
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Two quickstart processes on one server (`DATABASE_URL`): a key minted through A
+/// works at B; revoked through A, it is refused at B within 100 ms.
+async fn two_instances(url_var: &str) {
+    let Some(url) = common::server_url(url_var) else {
+        return;
+    };
+    let a = start_with(&[("DATABASE_URL", &url)]).await;
+    let b = start_with(&[("DATABASE_URL", &url)]).await;
+    let cookie = a.login().await;
+    let mut slowest = Duration::ZERO;
+    let mut minted = Vec::new();
+    for trial in 0..5 {
+        let (id, key) = a.mint_named(&cookie, &format!("instances {trial}")).await;
+        minted.push(key.clone());
+        assert_eq!(
+            b.account_status(&key).await,
+            StatusCode::OK,
+            "minted at A, works at B"
+        );
+        assert_eq!(
+            b.account_status(&key).await,
+            StatusCode::OK,
+            "now cached at B"
+        );
+        let revoked = a
+            .send_with(
+                Method::DELETE,
+                &format!("/api/user/keys/{id}"),
+                &[("cookie", &cookie)],
+                "",
+            )
+            .await;
+        assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+        let since = std::time::Instant::now();
+        while b.account_status(&key).await != StatusCode::UNAUTHORIZED {
+            assert!(
+                since.elapsed() < Duration::from_millis(100),
+                "B still admits the key"
+            );
+        }
+        slowest = slowest.max(since.elapsed());
+    }
+    eprintln!("{url_var}: revoked at A, refused at B after at most {slowest:?}");
+    for qs in [&a, &b] {
+        let logs = qs.logs.lock().unwrap().join("\n");
+        for key in &minted {
+            assert!(!logs.contains(&key[24..]), "a secret in the logs: {logs}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_instances_on_postgres() {
+    two_instances("TEST_POSTGRES_URL").await;
+}
+
+#[tokio::test]
+async fn two_instances_on_redis() {
+    two_instances("TEST_REDIS_URL").await;
 }
