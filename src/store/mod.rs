@@ -35,6 +35,17 @@
 //! - `revoke` is immediate and durable when it returns.
 //! - Every call is bounded in time: a store backed by a network service sets its own
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
+//! - A store shared by several instances can report their changes through
+//!   [`KeyStore::watch`], so that caches drop revoked keys at once.
+//!
+//! The `test-util` feature's `conformance` module checks all of this: run
+//! `key_store_conformance!` from your tests, as the built-in stores do.
+//!
+//! # The stores
+//!
+//! [`InMemoryKeyStore`] is always there. Behind features: `SqliteKeyStore` (`sqlite`),
+//! `PostgresKeyStore` (`postgres`), `RedisKeyStore` (`redis`), and `CachedKeyStore`
+//! (`cache`) to put in front of any of them.
 
 #[cfg(feature = "cache")]
 mod cache;

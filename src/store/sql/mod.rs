@@ -7,7 +7,7 @@
 //! only trace of the key, times are integer nanoseconds since the Unix epoch, and
 //! scopes and restrictions are JSON text. Every call is bounded by the store's timeout
 //! (default 2 s; [`with_timeout`](SqlKeyStore::with_timeout)) and answers
-//! [`StoreError::Timeout`] past it. Inserts check their [`InsertRule`] inside one
+//! [`StoreError::Timeout`] past it. Inserts check their [`InsertRule`](super::InsertRule) inside one
 //! transaction that no other insert for the same owner can interleave with (SQLite:
 //! `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock on the owner, and
 //! the replaced row locked `FOR UPDATE`), so two instances can never both mint an

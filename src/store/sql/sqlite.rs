@@ -11,7 +11,7 @@ use crate::store::{timeout::bounded, Result, StoreError};
 /// Keys in a SQLite database file (feature `sqlite`): the embedded durable store, for
 /// one process whose keys must survive a restart.
 ///
-/// SQLite has no change feed, so a [`CachedKeyStore`](crate::store) in front of it
+/// SQLite has no change feed, so a `CachedKeyStore` in front of it
 /// relies on its TTL for changes made by *other* processes sharing the file; changes
 /// through the cache itself apply at once.
 ///
