@@ -525,3 +525,11 @@ async fn feed_reports_all_after_reconnecting() {
     );
     drop(server);
 }
+
+/// Compiles only if the store's own futures are `Send` (spawnable).
+#[allow(dead_code)]
+fn futures_are_send(
+    store: &RedisKeyStore,
+) -> impl std::future::Future<Output = tower_api_key::store::Result<()>> + Send + '_ {
+    store.migrate()
+}

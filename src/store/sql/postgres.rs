@@ -105,20 +105,21 @@ impl SqlKeyStore<Postgres> {
     /// Creates the `api_keys` table, its index and the change trigger if missing.
     /// Idempotent, and safe when several instances start at once.
     pub async fn migrate(&self) -> Result<()> {
-        bounded(self.timeout, async {
-            let mut tx = self.pool.begin().await.map_err(database_error)?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(MIGRATE_LOCK)
-                .execute(&mut *tx)
-                .await
-                .map_err(database_error)?;
-            sqlx::raw_sql(SCHEMA)
-                .execute(&mut *tx)
-                .await
-                .map_err(database_error)?;
-            tx.commit().await.map_err(database_error)
-        })
-        .await
+        bounded(self.timeout, self.create_schema()).await
+    }
+
+    async fn create_schema(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(database_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(database_error)?;
+        // Several statements: the simple-query protocol (no parameters).
+        sqlx::Executor::execute(&mut *tx, SCHEMA)
+            .await
+            .map_err(database_error)?;
+        tx.commit().await.map_err(database_error)
     }
 }
 

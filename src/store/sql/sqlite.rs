@@ -65,14 +65,8 @@ impl SqlKeyStore<Sqlite> {
     /// Creates the `api_keys` table and its index if they do not exist. Idempotent:
     /// run it at every start.
     pub async fn migrate(&self) -> Result<()> {
-        bounded(self.timeout, async {
-            sqlx::raw_sql(SCHEMA)
-                .execute(&self.pool)
-                .await
-                .map(drop)
-                .map_err(database_error)
-        })
-        .await
+        let create = sqlx::Executor::execute(&self.pool, SCHEMA);
+        bounded(self.timeout, async { create.await.map(drop).map_err(database_error) }).await
     }
 }
 
