@@ -68,7 +68,7 @@ mod postgres_feed {
 
     use tower_api_key::{
         key::KeyPrefix,
-        store::{Change, ChangeListener, InsertRule, KeyStore, PostgresKeyStore, Watching},
+        store::{Change, ChangeListener, InsertRule, KeyStore, Watching},
         ApiKey, KeyMode, KeyRecord,
     };
 
