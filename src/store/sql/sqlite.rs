@@ -66,7 +66,10 @@ impl SqlKeyStore<Sqlite> {
     /// run it at every start.
     pub async fn migrate(&self) -> Result<()> {
         let create = sqlx::Executor::execute(&self.pool, SCHEMA);
-        bounded(self.timeout, async { create.await.map(drop).map_err(database_error) }).await
+        bounded(self.timeout, async {
+            create.await.map(drop).map_err(database_error)
+        })
+        .await
     }
 }
 
