@@ -1,0 +1,154 @@
+//! dudect timing-leak tests of the verifier (`Authenticator::authenticate_key` over an
+//! in-memory store of 100 000 keys), with a positive control. Run by
+//! `scripts/timing.sh`, which checks each `max t`: below 5 for the verifier, above 10
+//! for the control (so the harness is shown able to see a leak).
+//!
+//! - `wrong_secret_vs_unknown_prefix`: a stored key's prefix with a wrong secret
+//!   (left) against a prefix no key has (right).
+//! - `first_vs_last_byte`: a stored key with its first secret character changed (left)
+//!   against its last one changed (right).
+//! - `control_plain_eq`: the same two classes, compared with a plain `==` on the key
+//!   text, as tower-http's `ValidateRequestHeaderLayer::bearer` does.
+
+use std::{
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    sync::LazyLock,
+    task::{Context, Poll, Waker},
+};
+
+use dudect_bencher::{ctbench_main, rand::Rng, BenchRng, Class, CtRunner};
+use tower_api_key::{
+    auth::Authenticator,
+    store::{InsertRule, KeyStore},
+    ApiKey, InMemoryKeyStore, KeyMode, KeyRecord,
+};
+
+/// Samples per call of a bench function, about half in each class; `--continuous`
+/// calls it again and again, accumulating.
+const SAMPLES: usize = 200_000;
+const KEYS: usize = 100_000;
+
+struct Fixture {
+    auth: Authenticator,
+    keys: Vec<String>,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let store = InMemoryKeyStore::with_capacity(KEYS);
+    let mut keys = Vec::with_capacity(KEYS);
+    for _ in 0..KEYS {
+        let key = ApiKey::generate(KeyMode::Live).expect("OS random source");
+        let record = KeyRecord::builder(&key, "timing").build();
+        block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
+        keys.push(key.expose_secret().to_owned());
+    }
+    let auth = Authenticator::builder(store)
+        .failed_attempts_limit(None)
+        .build();
+    Fixture { auth, keys }
+});
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+fn hex(rng: &mut BenchRng, digits: usize) -> String {
+    let mut out = String::with_capacity(digits);
+    while out.len() < digits {
+        out.push_str(&format!("{:016x}", rng.next_u64()));
+    }
+    out.truncate(digits);
+    out
+}
+
+fn class(rng: &mut BenchRng) -> Class {
+    if rng.next_u64() & 1 == 0 {
+        Class::Left
+    } else {
+        Class::Right
+    }
+}
+
+/// `key` with the secret character at `at` (8..72) changed to another hex digit.
+fn changed_at(key: &str, at: usize) -> String {
+    let mut bytes = key.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    String::from_utf8(bytes).expect("ascii")
+}
+
+fn verify(runner: &mut CtRunner, inputs: Vec<(Class, String)>) {
+    let auth = &FIXTURE.auth;
+    for (class, text) in inputs {
+        runner.run_one(class, || {
+            let outcome = block_on(auth.authenticate_key(black_box(&text)));
+            black_box(outcome.is_ok())
+        });
+    }
+}
+
+fn wrong_secret_vs_unknown_prefix(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let keys = &FIXTURE.keys;
+    let inputs = (0..SAMPLES)
+        .map(|_| {
+            let class = class(rng);
+            let text = match class {
+                Class::Left => {
+                    let stored = &keys[(rng.next_u64() % KEYS as u64) as usize];
+                    format!("{}{}", &stored[..24], hex(rng, 48))
+                }
+                Class::Right => format!("pk_live_{}", hex(rng, 64)),
+            };
+            (class, text)
+        })
+        .collect();
+    verify(runner, inputs);
+}
+
+/// Left: a stored key with its first secret character changed; right: its last. With
+/// the stored key's index.
+fn first_or_last(rng: &mut BenchRng) -> Vec<(Class, String, usize)> {
+    let keys = &FIXTURE.keys;
+    (0..SAMPLES)
+        .map(|_| {
+            let class = class(rng);
+            let index = (rng.next_u64() % KEYS as u64) as usize;
+            let at = match class {
+                Class::Left => 8,
+                Class::Right => 71,
+            };
+            (class, changed_at(&keys[index], at), index)
+        })
+        .collect()
+}
+
+fn first_vs_last_byte(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let inputs = first_or_last(rng)
+        .into_iter()
+        .map(|(class, text, _)| (class, text))
+        .collect();
+    verify(runner, inputs);
+}
+
+fn control_plain_eq(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let keys = &FIXTURE.keys;
+    for (class, text, index) in first_or_last(rng) {
+        let stored = keys[index].as_str();
+        runner.run_one(class, || {
+            black_box(black_box(stored) == black_box(text.as_str()))
+        });
+    }
+}
+
+ctbench_main!(
+    wrong_secret_vs_unknown_prefix,
+    first_vs_last_byte,
+    control_plain_eq
+);
