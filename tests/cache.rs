@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_api_key::{
     key::KeyPrefix,
-    store::{CachedKeyStore, InsertRule, KeyId, StoreError, Watching},
+    store::{CachedKeyStore, Change, ChangeListener, InsertRule, KeyId, StoreError, Watching},
     ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, KeyStore,
 };
 
@@ -40,11 +40,26 @@ struct Controlled {
     hanging: Arc<AtomicBool>,
     /// When set, a lookup waits for a permit after reading the record.
     hold: Arc<std::sync::Mutex<Option<Arc<Semaphore>>>>,
+    /// With a change feed: the listener it reports to (the test plays the feed).
+    feed: Option<Arc<std::sync::Mutex<Option<std::sync::Weak<dyn ChangeListener>>>>>,
 }
 
 impl Controlled {
     fn lookups(&self) -> usize {
         self.lookups.load(SeqCst)
+    }
+
+    fn with_feed() -> Self {
+        Controlled {
+            feed: Some(Arc::default()),
+            ..Controlled::default()
+        }
+    }
+
+    /// Reports a change as the store's feed would.
+    fn report(&self, change: Change) {
+        let listener = self.feed.as_ref().unwrap().lock().unwrap().clone();
+        listener.unwrap().upgrade().unwrap().changed(change);
     }
 }
 
@@ -84,6 +99,16 @@ impl KeyStore for Controlled {
 
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         self.inner.record_last_use(id, at).await
+    }
+
+    fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
+        match &self.feed {
+            Some(feed) => {
+                *feed.lock().unwrap() = Some(listener);
+                Watching::Started
+            }
+            None => Watching::Unsupported,
+        }
     }
 }
 
@@ -256,4 +281,44 @@ async fn a_lookup_racing_a_revocation_never_resurrects_the_key() {
             "revocation undone by a race"
         );
     }
+}
+
+/// With a change feed, entries are served only while it is subscribed: not before its
+/// first `All`, not from its `Disconnected` until the next `All`.
+#[tokio::test]
+async fn nothing_is_served_from_memory_while_the_feed_cannot_hear() {
+    let store = Controlled::with_feed();
+    let cache = CachedKeyStore::new(store.clone());
+    assert_eq!(cache.watching(), Watching::Started);
+    let (key, record) = mint(&cache).await;
+    let app = router(cache.clone());
+
+    // Not subscribed yet: every request asks the store.
+    for _ in 0..3 {
+        let before = store.lookups();
+        assert_eq!(get(&app, &key).await.status, StatusCode::OK);
+        assert!(
+            store.lookups() > before,
+            "served from memory before subscribing"
+        );
+    }
+    store.report(Change::All);
+    assert_eq!(get(&app, &key).await.status, StatusCode::OK);
+    let cached = store.lookups();
+    for _ in 0..3 {
+        assert_eq!(get(&app, &key).await.status, StatusCode::OK);
+    }
+    assert_eq!(store.lookups(), cached, "subscribed: served from memory");
+
+    // The feed drops; meanwhile another instance revokes the key (unheard).
+    store.report(Change::Disconnected);
+    store
+        .inner
+        .revoke(&record.id, SystemTime::now())
+        .await
+        .unwrap();
+    let reply = get(&app, &key).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "never served stale");
+    store.report(Change::All);
+    assert_eq!(get(&app, &key).await.status, StatusCode::UNAUTHORIZED);
 }

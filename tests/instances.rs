@@ -111,6 +111,7 @@ for_each_backend!(
     a_cold_lookup_on_a_slow_store_cannot_resurrect_a_key_revoked_elsewhere,
     a_stopped_store_fails_closed_and_recovers_within_5s,
     a_paused_store_answers_503_within_the_timeout_plus_1s,
+    a_key_revoked_while_the_feed_is_cut_is_never_served_from_memory,
 );
 
 fn router(store: impl KeyStore) -> axum::Router {
@@ -362,7 +363,7 @@ async fn a_stopped_store_fails_closed_and_recovers_within_5s<B: Backend>(url: &s
         if status == StatusCode::OK {
             break;
         }
-        assert!(status.is_server_error(), "recovering: {status}");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "recovering");
         assert!(
             up.elapsed() < Duration::from_secs(5),
             "not recovered within 5 s"
@@ -396,6 +397,53 @@ async fn a_paused_store_answers_503_within_the_timeout_plus_1s<B: Backend>(url: 
     while get(&app, &key).await != StatusCode::OK {
         assert!(
             up.elapsed() < Duration::from_secs(5),
+            "not recovered within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Instance B reaches the store (and its change feed) through a proxy that is cut
+/// while A revokes a key B has cached: B must not answer from memory what it can no
+/// longer hear about — 503 while cut, 401 once back.
+async fn a_key_revoked_while_the_feed_is_cut_is_never_served_from_memory<B: Backend>(url: &str) {
+    let a = instance::<B>(url).await;
+    let (proxy, store_b) = behind_proxy::<B>(url, Duration::from_millis(500)).await;
+    let b = CachedKeyStore::new(store_b);
+    let app_b = router(b.clone());
+    let (key, record) = mint(&a).await;
+    // Subscribed and cached on B.
+    let started = Instant::now();
+    while b.find_by_prefix_now(&record.prefix).is_none() {
+        assert_eq!(get(&app_b, &key).await, StatusCode::OK);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B never cached the key"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    proxy.set(Mode::Down);
+    a.revoke(&record.id, SystemTime::now()).await.unwrap();
+    let cut = Instant::now();
+    while cut.elapsed() < Duration::from_secs(2) {
+        let status = get(&app_b, &key).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "served from memory while deaf"
+        );
+    }
+    proxy.set(Mode::Open);
+    let back = Instant::now();
+    loop {
+        let status = get(&app_b, &key).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "recovering");
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
             "not recovered within 5 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

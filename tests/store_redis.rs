@@ -508,6 +508,11 @@ async fn feed_reports_all_after_reconnecting() {
     );
 
     drop(server);
+    assert_eq!(
+        next(&mut changes, Duration::from_secs(5)).await,
+        Change::Disconnected,
+        "a lost connection is reported: nothing cached may be trusted"
+    );
     let server = Server::on(port).await;
     assert_eq!(
         next(&mut changes, Duration::from_secs(5)).await,

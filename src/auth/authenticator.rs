@@ -27,7 +27,7 @@ use crate::{
         check_restrictions, AcceptedModes, Facts, ForwardedHeader, Limiters, Outside, PeerAddr,
         RateLimit, RateLimitStatus, RequestFacts, TrustedProxies,
     },
-    store::{self, KeyRecord, KeyStore, LastUse},
+    store::{self, KeyRecord, KeyStore, LastUse, Lookup},
 };
 
 /// Failed attempts a client address may make: 300 a minute.
@@ -232,7 +232,7 @@ impl Authenticator {
     }
 
     fn lookup(&self, presented: Presented, head: Option<Head<'_>>) -> Started {
-        let Some(found) = self.config.store.find_by_prefix_now(&presented.prefix) else {
+        let Some(found) = self.config.store.lookup_now(&presented.prefix) else {
             // What the restriction check needs, owned, for after the wait.
             let facts = head.map(|head| self.facts(head));
             let auth = self.clone();
@@ -288,6 +288,7 @@ impl Authenticator {
         facts: Option<RequestFacts>,
     ) -> Result<Principal, AuthError> {
         let found = self.config.store.find_by_prefix(&presented.prefix).await;
+        let found = found.map(Lookup::found);
         let now = SystemTime::now();
         let record = match self.check(&presented, found, now) {
             Ok(record) => record,
@@ -308,16 +309,20 @@ impl Authenticator {
         }
     }
 
-    /// The store's answer, the constant-time comparison and the key's lifecycle.
+    /// The store's answer, the constant-time comparison and the key's lifecycle. An
+    /// unknown prefix is compared against the store's decoy, else a fixed dummy digest.
     fn check(
         &self,
         presented: &Presented,
-        found: store::Result<Option<Arc<KeyRecord>>>,
+        lookup: store::Result<Lookup>,
         now: SystemTime,
     ) -> Result<Arc<KeyRecord>, AuthError> {
-        let found =
-            found.map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?;
-        let expected = found.as_deref().map_or(&DUMMY_HASH, |r| &r.hash);
+        let Lookup { found, decoy } =
+            lookup.map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?;
+        let expected = found
+            .as_deref()
+            .or(decoy.as_deref())
+            .map_or(&DUMMY_HASH, |r| &r.hash);
         let matched = presented.hash.ct_eq(expected) & Choice::from(u8::from(found.is_some()));
         let record = match found {
             Some(record) if bool::from(matched) => record,

@@ -1,7 +1,7 @@
 use std::{
     fmt,
     sync::{
-        atomic::{AtomicU64, Ordering::SeqCst},
+        atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
         Arc,
     },
     time::{Duration, SystemTime},
@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 
 use super::{
     timeout::{bounded, DEFAULT_TIMEOUT},
-    Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, Watching,
+    Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Lookup, Result, Watching,
 };
 use crate::key::{KeyPrefix, PrefixHashing};
 
@@ -34,10 +34,13 @@ const SETTLE: Duration = Duration::from_millis(5);
 ///   before the call returns.
 /// - **Changes through other instances** reach it through the store's change feed
 ///   ([`KeyStore::watch`]: PostgreSQL `LISTEN/NOTIFY`, Redis pub/sub), typically
-///   within milliseconds. While the feed is down, and after it comes back (when the
-///   whole cache is cleared), entries are bounded by the TTL: **the worst case for a
-///   key revoked on another instance is the positive TTL**, the same as for a store
-///   without a feed (SQLite shared by several processes, a store of your own).
+///   within milliseconds. Entries are served only while the feed is subscribed: until
+///   it first is, and from the moment it reports its connection lost
+///   ([`Change::Disconnected`]) until it is back ([`Change::All`], which also clears
+///   the cache), every lookup goes to the store. A feed that dies silently is noticed
+///   by its ping within about a second plus the timeout. With a store that has no
+///   feed (SQLite shared by several processes, a store of your own), **a key revoked
+///   elsewhere is refused within the positive TTL**.
 /// - **Revocation cannot be undone by a race**: a lookup that started before a
 ///   revocation, and so read the record before it, never leaves that record cached
 ///   after the revocation returns (a generation counter: every invalidation bumps it,
@@ -76,6 +79,9 @@ struct Shared<S> {
     // Keyed by prefixes callers made up: the default (randomly keyed) hasher.
     missing: Cache<KeyPrefix, ()>,
     generation: AtomicU64,
+    /// Whether entries may be served: always without a change feed (the TTL bounds
+    /// them); with one, only while it is subscribed.
+    live: AtomicBool,
     timeout: Duration,
     watching: std::sync::OnceLock<Watching>,
     /// Changes heard on the feed, for writers waiting to hear their own.
@@ -100,6 +106,9 @@ impl<S> Shared<S> {
     }
 
     fn cached(&self, prefix: &KeyPrefix) -> Option<Option<Arc<KeyRecord>>> {
+        if !self.live.load(SeqCst) {
+            return None;
+        }
         if let Some(record) = self.found.get(prefix) {
             return Some(Some(record));
         }
@@ -111,7 +120,14 @@ impl<S: Send + Sync + 'static> ChangeListener for Shared<S> {
     fn changed(&self, change: Change) {
         match change {
             Change::Key(prefix) => self.forget(&prefix),
-            Change::All => self.forget_all(),
+            Change::All => {
+                self.forget_all();
+                self.live.store(true, SeqCst);
+            }
+            Change::Disconnected => {
+                self.live.store(false, SeqCst);
+                self.forget_all();
+            }
         }
         // Nobody waiting is fine.
         let _ = self.heard.send(change);
@@ -197,8 +213,9 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
     }
 
     /// With a change feed, how long a revocation or rotation through this cache waits,
-    /// before it returns, to hear its own change come back on the feed — by then the
-    /// feed has delivered it to every other instance too. Default 100 ms (the
+    /// before it returns, to hear its own change come back on the feed, plus as long
+    /// again for the other instances (whose feeds got it at the same time) to apply
+    /// it. That the others have applied it is likely, not proven. Default 100 ms (the
     /// documented cross-instance bound); zero returns at once.
     pub fn echo_wait(mut self, wait: Duration) -> Self {
         self.echo_wait = wait;
@@ -220,6 +237,7 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
                 .time_to_live(self.negative_ttl)
                 .build(),
             generation: AtomicU64::new(0),
+            live: AtomicBool::new(false),
             timeout: self.timeout,
             watching: std::sync::OnceLock::new(),
             heard: broadcast::channel(256).0,
@@ -228,6 +246,9 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         let listener: Arc<dyn ChangeListener> = shared.clone();
         let watching = shared.store.watch(Arc::downgrade(&listener));
         let _ = shared.watching.set(watching);
+        if watching == Watching::Unsupported {
+            shared.live.store(true, SeqCst);
+        }
         CachedKeyStore { shared }
     }
 }
@@ -241,6 +262,9 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         }
         let generation = shared.generation.load(SeqCst);
         let found = bounded(shared.timeout, shared.store.find_by_prefix(prefix)).await?;
+        if !shared.live.load(SeqCst) {
+            return Ok(found);
+        }
         match &found {
             Some(record) => shared.found.insert(*prefix, record.clone()),
             None => shared.missing.insert(*prefix, ()),
@@ -260,6 +284,13 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         }
         // The wrapped store may answer at once too (in memory); not cached then.
         self.shared.store.find_by_prefix_now(prefix)
+    }
+
+    fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
+        if let Some(cached) = self.shared.cached(prefix) {
+            return Some(Ok(Lookup::found(cached)));
+        }
+        self.shared.store.lookup_now(prefix)
     }
 
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
@@ -333,7 +364,7 @@ impl<S> CachedKeyStore<S> {
     /// so the echo cannot be missed). `None` without a feed or without a wait.
     fn listen_for_echo(&self) -> Option<broadcast::Receiver<Change>> {
         let shared = &self.shared;
-        let feed = shared.watching.get() == Some(&Watching::Started);
+        let feed = shared.watching.get() == Some(&Watching::Started) && shared.live.load(SeqCst);
         (feed && !shared.echo_wait.is_zero()).then(|| shared.heard.subscribe())
     }
 

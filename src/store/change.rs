@@ -7,9 +7,13 @@ pub enum Change {
     /// The record with this prefix was inserted, revoked or replaced (by this or
     /// another instance).
     Key(KeyPrefix),
-    /// Changes may have been missed (the channel was down and is back): forget
-    /// everything.
+    /// The feed is (again) listening, and changes may have been missed before: forget
+    /// everything. Reported once the feed is subscribed, at first and after every
+    /// reconnection.
     All,
+    /// The feed lost its connection: until the next [`Change::All`], changes made
+    /// elsewhere go unheard, so nothing cached may be trusted.
+    Disconnected,
 }
 
 /// Hears of changes a store reports through [`KeyStore::watch`]: a cache drops what

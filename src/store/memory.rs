@@ -4,13 +4,18 @@ use std::{
     time::SystemTime,
 };
 
-use super::{InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError};
-use crate::key::{KeyPrefix, PrefixHashing};
+use super::{
+    prefix_table::PrefixTable, InsertRule, KeyId, KeyRecord, KeyStore, Lookup, Result, StoreError,
+};
+use crate::key::KeyPrefix;
 
 /// The embedded store: records in a hash map behind a read-write lock.
 ///
-/// Lookup by prefix is one hash-map probe under a shared lock, so its cost does not
-/// grow with the number of keys, and concurrent requests do not block each other.
+/// Lookup by prefix is one probe of an open-addressing table under a shared lock, so
+/// its cost does not grow with the number of keys, and concurrent requests do not
+/// block each other. An unknown prefix does the same memory work as a stored one (it
+/// reads a stored record as a decoy; see [`KeyStore::lookup_now`]), so the time a
+/// request takes does not tell whether its prefix exists.
 /// Cloning is cheap and clones share the same records, so one clone can go to the
 /// layer and another to key management. Records live as long as the process.
 ///
@@ -28,7 +33,7 @@ pub struct InMemoryKeyStore {
 
 #[derive(Default)]
 struct Maps {
-    by_prefix: HashMap<KeyPrefix, Arc<KeyRecord>, PrefixHashing>,
+    by_prefix: PrefixTable,
     prefix_by_id: HashMap<KeyId, KeyPrefix>,
     by_owner: HashMap<String, Vec<KeyPrefix>>,
 }
@@ -43,7 +48,7 @@ impl InMemoryKeyStore {
     pub fn with_capacity(capacity: usize) -> Self {
         InMemoryKeyStore {
             maps: Arc::new(RwLock::new(Maps {
-                by_prefix: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+                by_prefix: PrefixTable::with_capacity(capacity),
                 prefix_by_id: HashMap::with_capacity(capacity),
                 by_owner: HashMap::new(),
             })),
@@ -88,10 +93,9 @@ impl Maps {
     /// Replaces the record with this id by `update(record)`.
     fn update(&mut self, id: &KeyId, update: impl FnOnce(&mut KeyRecord)) -> Option<KeyRecord> {
         let prefix = self.prefix_by_id.get(id)?;
-        let slot = self.by_prefix.get_mut(prefix)?;
-        let mut record = KeyRecord::clone(slot);
+        let mut record = KeyRecord::clone(self.by_prefix.get(prefix)?);
         update(&mut record);
-        *slot = Arc::new(record.clone());
+        self.by_prefix.insert(Arc::new(record.clone()));
         Some(record)
     }
 }
@@ -114,9 +118,18 @@ impl KeyStore for InMemoryKeyStore {
         Some(Ok(self.lookup(prefix)))
     }
 
+    fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
+        let found = self.read().by_prefix.find(prefix);
+        Some(Ok(Lookup {
+            found: found.record,
+            decoy: found.decoy,
+        }))
+    }
+
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
         let mut maps = self.write();
-        if maps.by_prefix.contains_key(&record.prefix) || maps.prefix_by_id.contains_key(&record.id)
+        if maps.by_prefix.get(&record.prefix).is_some()
+            || maps.prefix_by_id.contains_key(&record.id)
         {
             return Err(StoreError::Duplicate);
         }
@@ -146,7 +159,7 @@ impl KeyStore for InMemoryKeyStore {
             .entry(record.owner.clone())
             .or_default()
             .push(record.prefix);
-        maps.by_prefix.insert(record.prefix, Arc::new(record));
+        maps.by_prefix.insert(Arc::new(record));
         Ok(())
     }
 

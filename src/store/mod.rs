@@ -57,6 +57,7 @@ mod codec;
 pub mod conformance;
 mod last_use;
 mod memory;
+mod prefix_table;
 mod record;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -83,6 +84,7 @@ pub use change::{Change, ChangeListener, Watching};
 pub use last_use::LastUse;
 pub use memory::InMemoryKeyStore;
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
+
 #[cfg(feature = "postgres")]
 pub use sql::PostgresKeyStore;
 #[cfg(feature = "sqlite")]
@@ -129,6 +131,25 @@ impl StoreError {
 /// Result alias for store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What [`KeyStore::lookup_now`] found: the record with the prefix, or else,
+/// optionally, a stored record the verifier compares the presented key against in its
+/// place (a *decoy*), so that an unknown prefix does the same work as a wrong secret.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Lookup {
+    /// The record with the prefix, if any.
+    pub found: Option<Arc<KeyRecord>>,
+    /// When nothing was found: another stored record, read the way a hit is read.
+    pub decoy: Option<Arc<KeyRecord>>,
+}
+
+impl Lookup {
+    /// A lookup's answer without a decoy.
+    pub fn found(found: Option<Arc<KeyRecord>>) -> Self {
+        Lookup { found, decoy: None }
+    }
+}
+
 /// The condition an [`insert`](KeyStore::insert) must check atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -174,6 +195,16 @@ pub trait KeyStore: Send + Sync + 'static {
         None
     }
 
+    /// [`find_by_prefix_now`](Self::find_by_prefix_now) for the verifier, which also
+    /// takes a decoy: when no record has the prefix, a store that can hands back another
+    /// stored record, read as a hit would be, so that an unknown prefix costs the same
+    /// memory work (and time) as a wrong secret. The default wraps
+    /// `find_by_prefix_now` without a decoy.
+    fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
+        self.find_by_prefix_now(prefix)
+            .map(|found| found.map(Lookup::found))
+    }
+
     /// Stores a new record, checking `rule` atomically with the write.
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()>;
 
@@ -211,6 +242,10 @@ impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
 
     fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
         (**self).find_by_prefix_now(prefix)
+    }
+
+    fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
+        (**self).lookup_now(prefix)
     }
 
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {

@@ -461,6 +461,10 @@ async fn feed(
             if relay(conn, pushes, &listener, timeout).await.is_break() {
                 return;
             }
+            // Until resubscribed, changes go unheard.
+            if let Some(listener) = listener.upgrade() {
+                listener.changed(Change::Disconnected);
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(LAST_BACKOFF);

@@ -127,7 +127,9 @@ sql_key_store!(
     Postgres,
     PgRow,
     begin: |pool, owner| async {
-        let mut tx = pool.begin().await?;
+        // READ COMMITTED whatever the database's default: under REPEATABLE READ the
+        // snapshot would predate the lock, and the rule's check miss a racing insert.
+        let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
         // Serialises the owner's inserts: the rule's check and the write are atomic.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(owner)
@@ -143,7 +145,7 @@ sql_key_store!(
         fn watch(&self, listener: Weak<dyn ChangeListener>) -> Watching {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(listen(self.pool.clone(), listener));
+                    runtime.spawn(listen(self.pool.clone(), self.timeout, listener));
                     Watching::Started
                 }
                 Err(_) => Watching::Unsupported,
@@ -152,44 +154,67 @@ sql_key_store!(
     }
 );
 
+/// How often a quiet feed checks that its listener lives and its connection answers.
+const TICK: Duration = Duration::from_secs(1);
+
 /// Forwards notifications to `listener` until it is dropped, reconnecting with a
-/// backoff; after every (re)connection it reports [`Change::All`], since changes may
-/// have been missed while it was away.
-async fn listen(pool: sqlx::PgPool, listener: Weak<dyn ChangeListener>) {
+/// backoff. After every (re)subscription it reports [`Change::All`] (changes may have
+/// been missed), and [`Change::Disconnected`] as soon as the connection is lost or a
+/// quiet connection stops answering a ping — so a cache never trusts what it holds
+/// while it cannot hear.
+async fn listen(pool: sqlx::PgPool, timeout: Duration, listener: Weak<dyn ChangeListener>) {
     let mut backoff = Duration::from_millis(100);
-    loop {
-        if listener.strong_count() == 0 {
-            return;
-        }
-        let mut feed = match subscribe(&pool).await {
-            Ok(feed) => feed,
-            Err(_) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(100);
-        let Some(strong) = listener.upgrade() else {
-            return;
-        };
-        strong.changed(Change::All);
-        drop(strong);
-        loop {
-            // Wakes at least every second to notice a dropped listener.
-            let next = tokio::time::timeout(Duration::from_secs(1), feed.try_recv()).await;
+    while listener.strong_count() > 0 {
+        if let Ok(mut feed) = bounded(timeout, subscribe(&pool)).await {
+            backoff = Duration::from_millis(100);
             let Some(strong) = listener.upgrade() else {
                 return;
             };
-            match next {
-                Err(_elapsed) => {}
-                Ok(Ok(Some(notification))) => {
-                    if let Ok(prefix) = notification.payload().parse() {
-                        strong.changed(Change::Key(prefix));
-                    }
+            strong.changed(Change::All);
+            drop(strong);
+            if relay(&mut feed, &listener, timeout).await.is_break() {
+                return;
+            }
+            if let Some(strong) = listener.upgrade() {
+                strong.changed(Change::Disconnected);
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Hands each notification to the listener. Breaks once the listener is gone;
+/// continues (to reconnect) once the connection is.
+async fn relay(
+    feed: &mut PgListener,
+    listener: &Weak<dyn ChangeListener>,
+    timeout: Duration,
+) -> std::ops::ControlFlow<()> {
+    use std::ops::ControlFlow::{Break, Continue};
+    loop {
+        let next = tokio::time::timeout(TICK, feed.try_recv()).await;
+        let Some(strong) = listener.upgrade() else {
+            return Break(());
+        };
+        match next {
+            Ok(Ok(Some(notification))) => {
+                if let Ok(prefix) = notification.payload().parse() {
+                    strong.changed(Change::Key(prefix));
                 }
-                // The connection dropped: subscribe again (and clear everything).
-                Ok(Ok(None) | Err(_)) => break,
+            }
+            // Lost (with `eager_reconnect` off, `try_recv` says so at once).
+            Ok(Ok(None) | Err(_)) => return Continue(()),
+            Err(_quiet) => {
+                let ping = bounded(timeout, async {
+                    sqlx::query("SELECT 1")
+                        .execute(&mut *feed)
+                        .await
+                        .map_err(database_error)
+                });
+                if ping.await.is_err() {
+                    return Continue(());
+                }
             }
         }
     }
@@ -199,6 +224,8 @@ async fn subscribe(pool: &sqlx::PgPool) -> std::result::Result<PgListener, Store
     let mut feed = PgListener::connect_with(pool)
         .await
         .map_err(database_error)?;
+    // A lost connection is reported (and re-made here), not silently re-made inside.
+    feed.eager_reconnect(false);
     feed.listen(CHANNEL).await.map_err(database_error)?;
     Ok(feed)
 }
