@@ -41,8 +41,10 @@ struct Controlled {
     /// When set, a lookup waits for a permit after reading the record.
     hold: Arc<std::sync::Mutex<Option<Arc<Semaphore>>>>,
     /// With a change feed: the listener it reports to (the test plays the feed).
-    feed: Option<Arc<std::sync::Mutex<Option<std::sync::Weak<dyn ChangeListener>>>>>,
+    feed: Option<Arc<std::sync::Mutex<Option<Listener>>>>,
 }
+
+type Listener = std::sync::Weak<dyn ChangeListener>;
 
 impl Controlled {
     fn lookups(&self) -> usize {
