@@ -112,6 +112,7 @@ for_each_backend!(
     a_stopped_store_fails_closed_and_recovers_within_5s,
     a_paused_store_answers_503_within_the_timeout_plus_1s,
     a_key_revoked_while_the_feed_is_cut_is_never_served_from_memory,
+    silently_dead_connections_are_replaced_within_5s,
 );
 
 fn router(store: impl KeyStore) -> axum::Router {
@@ -448,4 +449,35 @@ async fn a_key_revoked_while_the_feed_is_cut_is_never_served_from_memory<B: Back
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The connections made so far go silent (half-open: no reset, no answer) while new
+/// ones work: 503s, then working again within 5 s on fresh connections.
+async fn silently_dead_connections_are_replaced_within_5s<B: Backend>(url: &str) {
+    let (proxy, store) = behind_proxy::<B>(url, Duration::from_millis(500)).await;
+    let (key, _) = mint(&store).await;
+    let app = router(store);
+    assert_eq!(get(&app, &key).await, StatusCode::OK);
+    proxy.freeze_existing();
+    let frozen = Instant::now();
+    loop {
+        let status = get(&app, &key).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a dead connection fails closed"
+        );
+        assert!(
+            frozen.elapsed() < Duration::from_secs(5),
+            "not recovered within 5 s"
+        );
+    }
+    eprintln!(
+        "{}: recovered from dead connections in {:?}",
+        B::URL,
+        frozen.elapsed()
+    );
 }

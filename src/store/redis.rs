@@ -5,7 +5,7 @@ use std::{
     fmt,
     future::Future,
     ops::ControlFlow,
-    sync::{Arc, LazyLock, Weak},
+    sync::{Arc, LazyLock, PoisonError, RwLock, Weak},
     time::{Duration, SystemTime},
 };
 
@@ -89,13 +89,18 @@ const TICK: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Clone)]
 pub struct RedisKeyStore {
-    conn: ConnectionManager,
+    /// Replaced after a timeout: a connection that went silent (a half-open TCP
+    /// connection) would otherwise time out every call until the kernel gives up.
+    conn: Arc<RwLock<ConnectionManager>>,
     shared: Arc<Shared>,
 }
 
 struct Shared {
     names: Names,
     timeout: Duration,
+    /// Makes the calls' connection (again).
+    client: Client,
+    config: ConnectionManagerConfig,
     /// Opens the change feed's connections (RESP3, for pushes).
     feed: Client,
 }
@@ -133,7 +138,7 @@ impl RedisKeyStore {
     /// layout version; [`StoreError::Timeout`] when it does not answer in time.
     pub async fn migrate(&self) -> Result<()> {
         let schema = self.shared.names.schema();
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let version = self
             .run(async {
                 let _: bool = conn.set_nx(&schema, LAYOUT_VERSION).await?;
@@ -153,12 +158,34 @@ impl RedisKeyStore {
         }
     }
 
-    /// One Redis call, bounded by the timeout; its errors are backend errors.
+    /// One Redis call, bounded by the timeout; its errors are backend errors. After a
+    /// timeout the connection is replaced: the next call connects afresh.
     async fn run<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T> {
-        bounded(self.shared.timeout, async {
+        let outcome = bounded(self.shared.timeout, async {
             call.await.map_err(StoreError::backend)
         })
-        .await
+        .await;
+        if matches!(outcome, Err(StoreError::Timeout)) {
+            self.reconnect();
+        }
+        outcome
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn reconnect(&self) {
+        let fresh = ConnectionManager::new_lazy_with_config(
+            self.shared.client.clone(),
+            self.shared.config.clone(),
+        );
+        if let Ok(fresh) = fresh {
+            *self.conn.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        }
     }
 }
 
@@ -214,15 +241,17 @@ impl RedisKeyStoreBuilder {
             .set_connection_timeout(Some(self.timeout))
             // Calls are bounded by `bounded`, which answers `StoreError::Timeout`.
             .set_response_timeout(None);
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::backend)?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(StoreError::backend)?;
         Ok(RedisKeyStore {
-            conn,
+            conn: Arc::new(RwLock::new(conn)),
             shared: Arc::new(Shared {
                 names: Names {
                     namespace: self.namespace,
                 },
                 timeout: self.timeout,
+                client,
+                config,
                 feed,
             }),
         })
@@ -241,7 +270,7 @@ impl fmt::Debug for RedisKeyStoreBuilder {
 #[async_trait::async_trait]
 impl KeyStore for RedisKeyStore {
     async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let key = self.shared.names.record(prefix.as_str());
         let fields: HashMap<String, String> = self.run(conn.hgetall(key)).await?;
         if fields.is_empty() {
@@ -276,7 +305,7 @@ impl KeyStore for RedisKeyStore {
         for (field, value) in encode(columns) {
             call.arg(field).arg(value);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let outcome: String = self.run(call.invoke_async(&mut conn)).await?;
         match outcome.as_str() {
             "ok" => Ok(()),
@@ -294,7 +323,7 @@ impl KeyStore for RedisKeyStore {
         let names = &self.shared.names;
         let mut call = REVOKE.key(names.id(id.as_str()));
         call.arg(&names.namespace).arg(nanos(at));
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let fields: Option<HashMap<String, String>> =
             self.run(call.invoke_async(&mut conn)).await?;
         fields.map(decode).transpose()
@@ -304,7 +333,7 @@ impl KeyStore for RedisKeyStore {
         let names = &self.shared.names;
         let mut call = LIST.key(names.owner(owner));
         call.arg(&names.namespace);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let rows: Vec<HashMap<String, String>> = self.run(call.invoke_async(&mut conn)).await?;
         let mut records = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
         // Stable: records created at the same instant stay in insertion order.
@@ -316,7 +345,7 @@ impl KeyStore for RedisKeyStore {
         let names = &self.shared.names;
         let mut call = LAST_USE.key(names.id(id.as_str()));
         call.arg(&names.namespace).arg(nanos(at));
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         self.run(call.invoke_async::<()>(&mut conn)).await
     }
 
