@@ -23,16 +23,20 @@ if ! command -v redis-server >/dev/null || ! command -v pg_ctlcluster >/dev/null
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >&2
 fi
 
-# Redis: loopback only, no persistence (test data).
+# Redis: loopback only, with the append-only file the store requires.
 if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   log "starting redis on 127.0.0.1:$REDIS_PORT"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+  mkdir -p /tmp/tower-api-key-redis
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly yes \
+    --dir /tmp/tower-api-key-redis \
     --daemonize yes --logfile /tmp/tower-api-key-redis.log >&2
   for _ in $(seq 50); do
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
     sleep 0.1
   done
 fi
+# A server started otherwise (a distribution's service) may run without it.
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set appendonly yes >/dev/null
 
 # PostgreSQL: the distribution's cluster, listening on loopback.
 version="$(ls /usr/lib/postgresql | sort -n | tail -1)"

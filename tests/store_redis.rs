@@ -538,3 +538,27 @@ fn futures_are_send(
 ) -> impl std::future::Future<Output = tower_api_key::store::Result<()>> + Send + '_ {
     store.migrate()
 }
+
+/// A server that would forget acknowledged writes on restart (no append-only file)
+/// is refused by `migrate`, unless the check is turned off on purpose.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_refuses_a_server_that_could_lose_revocations() {
+    let Some(server) = Server::start().await else {
+        return;
+    };
+    let store = RedisKeyStore::connect(&server.url).await.expect("build");
+    let refused = store.migrate().await;
+    assert!(
+        matches!(&refused, Err(StoreError::Backend(e)) if e.to_string().contains("appendonly")),
+        "{refused:?}"
+    );
+    let unchecked = RedisKeyStore::builder(&server.url)
+        .check_durability(false)
+        .build()
+        .await
+        .expect("build");
+    unchecked
+        .migrate()
+        .await
+        .expect("migrate without the check");
+}

@@ -98,6 +98,7 @@ pub struct RedisKeyStore {
 struct Shared {
     names: Names,
     timeout: Duration,
+    check_durability: bool,
     /// Makes the calls' connection (again).
     client: Client,
     config: ConnectionManagerConfig,
@@ -123,6 +124,7 @@ impl RedisKeyStore {
             url: url.into(),
             namespace: "tower-api-key".into(),
             timeout: DEFAULT_TIMEOUT,
+            check_durability: true,
         }
     }
 
@@ -132,11 +134,19 @@ impl RedisKeyStore {
     /// a layout this version reads. The store works without it — scripts load on
     /// first use, nothing else needs creating.
     ///
+    /// It also checks that the server keeps what it acknowledged (see
+    /// [`check_durability`](RedisKeyStoreBuilder::check_durability)): a revocation a
+    /// restarted server forgot would bring the key back.
+    ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the server fails or the namespace holds another
-    /// layout version; [`StoreError::Timeout`] when it does not answer in time.
+    /// [`StoreError::Backend`] when the server fails, could lose writes, or the
+    /// namespace holds another layout version; [`StoreError::Timeout`] when it does
+    /// not answer in time.
     pub async fn migrate(&self) -> Result<()> {
+        if self.shared.check_durability {
+            self.check_durability().await?;
+        }
         let schema = self.shared.names.schema();
         let mut conn = self.connection();
         let version = self
@@ -156,6 +166,41 @@ impl RedisKeyStore {
                 other.unwrap_or("(none)"),
             ))),
         }
+    }
+
+    /// Refuses a server without the append-only file or with an `allkeys-*` eviction
+    /// policy.
+    async fn check_durability(&self) -> Result<()> {
+        let mut conn = self.connection();
+        let settings: HashMap<String, String> = self
+            .run(async {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("appendonly")
+                    .arg("maxmemory-policy")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await
+            .map_err(|e| {
+                StoreError::backend(format!(
+                    "cannot read the Redis server's persistence settings ({e}); check                      `appendonly yes` and the eviction policy yourself, then turn                      `check_durability` off"
+                ))
+            })?;
+        if settings.get("appendonly").map(String::as_str) != Some("yes") {
+            return Err(StoreError::backend(
+                "the Redis server runs without `appendonly yes`: after a restart it                  would forget the revocations since its last snapshot",
+            ));
+        }
+        if settings
+            .get("maxmemory-policy")
+            .is_some_and(|policy| policy.starts_with("allkeys-"))
+        {
+            return Err(StoreError::backend(
+                "the Redis server's `maxmemory-policy` is `allkeys-*`: it may evict key                  records and indexes; use `noeviction` (or a `volatile-*` policy)",
+            ));
+        }
+        Ok(())
     }
 
     /// One Redis call, bounded by the timeout; its errors are backend errors. After a
@@ -205,6 +250,7 @@ pub struct RedisKeyStoreBuilder {
     url: String,
     namespace: String,
     timeout: Duration,
+    check_durability: bool,
 }
 
 impl RedisKeyStoreBuilder {
@@ -220,6 +266,18 @@ impl RedisKeyStoreBuilder {
     /// it the call fails with [`StoreError::Timeout`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Whether [`migrate`](RedisKeyStore::migrate) refuses a server that could lose
+    /// revocations (default `true`): one without the append-only file
+    /// (`appendonly yes`), which forgets the writes since its last snapshot when it
+    /// restarts, or with an `allkeys-*` eviction policy, which may drop records and
+    /// indexes under memory pressure. Turn it off only for a throwaway server, or
+    /// when the server's `CONFIG` command is disabled and you have checked both
+    /// settings yourself.
+    pub fn check_durability(mut self, check: bool) -> Self {
+        self.check_durability = check;
         self
     }
 
@@ -250,6 +308,7 @@ impl RedisKeyStoreBuilder {
                     namespace: self.namespace,
                 },
                 timeout: self.timeout,
+                check_durability: self.check_durability,
                 client,
                 config,
                 feed,
