@@ -41,6 +41,23 @@ mod postgres {
     }
 
     tower_api_key::key_store_conformance!(conformance, store());
+
+    /// The same store on connections whose default isolation is REPEATABLE READ:
+    /// the insert rules must stay atomic whatever the database's default.
+    pub async fn repeatable_read_store() -> Option<PostgresKeyStore> {
+        use std::str::FromStr;
+        let url = super::common::server_url("TEST_POSTGRES_URL")?;
+        let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+            .unwrap()
+            // The space escaped, as `options` requires.
+            .options([("default_transaction_isolation", r"repeatable\ read")]);
+        let pool = sqlx::PgPool::connect_with(options).await.expect("connect");
+        let store = PostgresKeyStore::new(pool);
+        store.migrate().await.expect("migrate");
+        Some(store)
+    }
+
+    tower_api_key::key_store_conformance!(conformance_repeatable_read, repeatable_read_store());
 }
 
 #[cfg(feature = "sqlite")]
@@ -173,4 +190,28 @@ mod postgres_feed {
         .await;
         drop(listener);
     }
+}
+
+/// `migrate` never alters a table `api_keys` that is not the key store's.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_migrate_refuses_a_foreign_api_keys_table() {
+    let file = std::env::temp_dir().join(format!(
+        "tower-api-key-tests/foreign-{}.db",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&file);
+    let store =
+        tower_api_key::store::SqliteKeyStore::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+    sqlx::query("CREATE TABLE api_keys (id INTEGER PRIMARY KEY, token TEXT)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let refused = store.migrate().await.unwrap_err();
+    assert!(refused.to_string().contains("store failed"), "{refused}");
+    let source = std::error::Error::source(&refused).unwrap().to_string();
+    assert!(source.contains("not tower-api-key's"), "{source}");
+    let _ = std::fs::remove_file(&file);
 }

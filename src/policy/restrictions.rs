@@ -18,8 +18,12 @@ use serde::{Deserialize, Serialize};
 ///     .allow_route("GET /api/leads/*".parse().unwrap());
 /// assert!(!r.is_empty());
 /// ```
+///
+/// Read back from storage, a field this version does not know is an error, never
+/// ignored: a restriction written by a newer version (or mistyped by hand) must not
+/// leave the key unrestricted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Restrictions {
     /// Client addresses or ranges the key may be used from (IPv4 and IPv6 CIDR).

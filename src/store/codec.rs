@@ -53,22 +53,24 @@ fn corrupt(what: &'static str) -> StoreError {
 }
 
 impl Columns {
-    pub(crate) fn of(record: &KeyRecord) -> Self {
-        Columns {
+    /// The columns of `record`; a field that cannot be written is an error, never
+    /// written as something less restrictive.
+    pub(crate) fn of(record: &KeyRecord) -> Result<Self, StoreError> {
+        let unwritable = |_| StoreError::backend("a key record field cannot be encoded");
+        Ok(Columns {
             id: record.id.as_str().to_owned(),
             prefix: record.prefix.as_str().to_owned(),
             hash: record.hash.as_bytes().to_vec(),
             owner: record.owner.clone(),
             name: record.name.clone(),
-            scopes: serde_json::to_string(&record.scopes).unwrap_or_else(|_| "[]".into()),
+            scopes: serde_json::to_string(&record.scopes).map_err(unwritable)?,
             created_at: nanos(record.created_at),
             expires_at: record.expires_at.map(nanos),
             revoked_at: record.revoked_at.map(nanos),
             last_used_at: record.last_used_at.map(nanos),
-            restrictions: serde_json::to_string(&record.restrictions)
-                .unwrap_or_else(|_| "{}".into()),
+            restrictions: serde_json::to_string(&record.restrictions).map_err(unwritable)?,
             rate_limit: record.rate_limit.map(|rate| rate.to_string()),
-        }
+        })
     }
 
     /// The record; a column that does not parse is a backend error, never a panic.
@@ -125,10 +127,14 @@ mod tests {
             .scopes(["a", "b"])
             .rate_limit("5/m".parse::<RateLimit>().unwrap())
             .build();
-        let columns = Columns::of(&record);
+        let columns = Columns::of(&record).unwrap();
         assert_eq!(columns.clone().into_record().unwrap(), record);
-        let mut bad = columns;
+        let mut bad = columns.clone();
         bad.hash.pop();
         assert!(matches!(bad.into_record(), Err(StoreError::Backend(_))));
+        // A restriction this version does not know fails closed.
+        let mut unknown = columns;
+        unknown.restrictions = r#"{"ips":[],"countries":["FR"]}"#.into();
+        assert!(matches!(unknown.into_record(), Err(StoreError::Backend(_))));
     }
 }

@@ -340,7 +340,7 @@ impl KeyStore for RedisKeyStore {
 
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
         let names = &self.shared.names;
-        let columns = Columns::of(&record);
+        let columns = Columns::of(&record)?;
         let mut call = INSERT.prepare_invoke();
         call.key(names.record(&columns.prefix))
             .key(names.id(&columns.id))

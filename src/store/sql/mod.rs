@@ -81,6 +81,44 @@ impl<DB: Database> fmt::Debug for SqlKeyStore<DB> {
 const COLUMNS: &str = "id, prefix, hash, owner, name, scopes, created_at, expires_at, \
                        revoked_at, last_used_at, restrictions, rate_limit";
 
+/// The same, one by one: an existing `api_keys` table must have all of them.
+const COLUMN_NAMES: [&str; 12] = [
+    "id",
+    "prefix",
+    "hash",
+    "owner",
+    "name",
+    "scopes",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+    "restrictions",
+    "rate_limit",
+];
+
+/// Whether an existing table with `present` columns is this crate's: `Ok(false)` when
+/// there is no table yet, an error when it is someone else's.
+fn ours(present: &[String]) -> Result<bool, StoreError> {
+    if present.is_empty() {
+        return Ok(false);
+    }
+    let missing: Vec<&str> = COLUMN_NAMES
+        .iter()
+        .copied()
+        .filter(|name| !present.iter().any(|p| p == name))
+        .collect();
+    if missing.is_empty() {
+        Ok(true)
+    } else {
+        Err(StoreError::backend(format!(
+            "a table `api_keys` exists but is not tower-api-key's (it lacks {}); \
+             give the key store a database or schema of its own",
+            missing.join(", ")
+        )))
+    }
+}
+
 /// A database error, as the store reports it: a taken id or prefix is `Duplicate`,
 /// anything else a backend failure.
 fn database_error(error: sqlx::Error) -> StoreError {
@@ -108,7 +146,7 @@ macro_rules! sql_key_store {
                 rule: &$crate::store::InsertRule,
             ) -> $crate::store::Result<()> {
                 use $crate::store::{codec::Columns, InsertRule, StoreError};
-                let columns = Columns::of(record);
+                let columns = Columns::of(record)?;
                 let $pool = &self.pool;
                 let $owner = columns.owner.as_str();
                 let mut tx = $begin.map_err(database_error)?;

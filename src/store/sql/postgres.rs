@@ -5,7 +5,7 @@ use sqlx::{
     Postgres,
 };
 
-use super::{database_error, sql_key_store, SqlKeyStore, COLUMNS};
+use super::{database_error, ours, sql_key_store, SqlKeyStore, COLUMNS};
 use crate::store::{timeout::bounded, Change, ChangeListener, Result, StoreError, Watching};
 
 /// Keys in PostgreSQL (feature `postgres`): one store shared by many instances of a
@@ -102,13 +102,36 @@ impl SqlKeyStore<Postgres> {
         Ok(Self::new(pool))
     }
 
-    /// Creates the `api_keys` table, its index and the change trigger if missing.
-    /// Idempotent, and safe when several instances start at once.
+    /// Creates the `api_keys` table (in the connection's current schema), its index
+    /// and the change trigger if missing. Idempotent, and safe when several instances
+    /// start at once; when everything is in place it only reads the catalog, so a role
+    /// without `CREATE` privileges can run it at every start. A table `api_keys` that
+    /// is not this crate's is refused, never altered.
     pub async fn migrate(&self) -> Result<()> {
         bounded(self.timeout, self.create_schema()).await
     }
 
     async fn create_schema(&self) -> Result<()> {
+        // Already in place (the common case at every start): no DDL, so no lock on the
+        // table and no privilege beyond reading the catalog.
+        let present: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'api_keys'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        let triggered: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             WHERE t.tgname = 'api_keys_notify_change' AND c.relname = 'api_keys' \
+             AND c.relnamespace = current_schema()::regnamespace)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(database_error)?;
+        if ours(&present)? && triggered {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await.map_err(database_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATE_LOCK)

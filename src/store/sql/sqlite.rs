@@ -5,7 +5,7 @@ use sqlx::{
     Sqlite,
 };
 
-use super::{database_error, sql_key_store, SqlKeyStore, COLUMNS};
+use super::{database_error, ours, sql_key_store, SqlKeyStore, COLUMNS};
 use crate::store::{timeout::bounded, Result, StoreError};
 
 /// Keys in a SQLite database file (feature `sqlite`): the embedded durable store, for
@@ -63,13 +63,25 @@ impl SqlKeyStore<Sqlite> {
     }
 
     /// Creates the `api_keys` table and its index if they do not exist. Idempotent:
-    /// run it at every start.
+    /// run it at every start. A table `api_keys` that is not this crate's is refused,
+    /// never altered.
     pub async fn migrate(&self) -> Result<()> {
-        let create = sqlx::Executor::execute(&self.pool, SCHEMA);
-        bounded(self.timeout, async {
-            create.await.map(drop).map_err(database_error)
-        })
-        .await
+        bounded(self.timeout, self.create_schema()).await
+    }
+
+    async fn create_schema(&self) -> Result<()> {
+        let present: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('api_keys')")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(database_error)?;
+        if ours(&present)? {
+            return Ok(());
+        }
+        sqlx::Executor::execute(&self.pool, SCHEMA)
+            .await
+            .map(drop)
+            .map_err(database_error)
     }
 }
 
