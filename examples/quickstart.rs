@@ -207,7 +207,7 @@ async fn open_store(url: Option<&str>) -> Result<Arc<dyn KeyStore>, Box<dyn std:
             store.migrate().await?;
             Arc::new(CachedKeyStore::new(store))
         }
-        "redis" | "rediss" => {
+        "redis" => {
             let store = RedisKeyStore::connect(url).await?;
             store.migrate().await?;
             Arc::new(CachedKeyStore::new(store))
