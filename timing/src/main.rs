@@ -5,8 +5,8 @@
 //!
 //! - `wrong_secret_vs_unknown_prefix`: a stored key's prefix with a wrong secret
 //!   (left) against a prefix no key has (right).
-//! - `first_vs_last_byte`: a stored key with its first secret character changed (left)
-//!   against its last one changed (right).
+//! - `first_vs_last_byte`: a stored key with the first character after its prefix
+//!   changed (left) against its last one changed (right).
 //! - `control_plain_eq`: the same two classes, compared with a plain `==` on the key
 //!   text, as tower-http's `ValidateRequestHeaderLayer::bearer` does.
 
@@ -77,7 +77,8 @@ fn class(rng: &mut BenchRng) -> Class {
     }
 }
 
-/// `key` with the secret character at `at` (8..72) changed to another hex digit.
+/// `key` with the character at `at` (24..72, after the prefix) changed to another
+/// hex digit.
 fn changed_at(key: &str, at: usize) -> String {
     let mut bytes = key.as_bytes().to_vec();
     bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
@@ -112,8 +113,9 @@ fn wrong_secret_vs_unknown_prefix(runner: &mut CtRunner, rng: &mut BenchRng) {
     verify(runner, inputs);
 }
 
-/// Left: a stored key with its first secret character changed; right: its last. With
-/// the stored key's index.
+/// Left: a stored key with the first character after its prefix changed; right: its
+/// last. Both keep the stored prefix (a character changed inside the prefix would make
+/// it an unknown prefix: the other bench). With the stored key's index.
 fn first_or_last(rng: &mut BenchRng) -> Vec<(Class, String, usize)> {
     let keys = &FIXTURE.keys;
     (0..SAMPLES)
@@ -121,7 +123,7 @@ fn first_or_last(rng: &mut BenchRng) -> Vec<(Class, String, usize)> {
             let class = class(rng);
             let index = (rng.next_u64() % KEYS as u64) as usize;
             let at = match class {
-                Class::Left => 8,
+                Class::Left => 24,
                 Class::Right => 71,
             };
             (class, changed_at(&keys[index], at), index)
