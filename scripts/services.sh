@@ -36,6 +36,7 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   done
 fi
 # A server started otherwise (a distribution's service) may run without it.
+# (It writes the file in that server's own directory.)
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set appendonly yes >/dev/null
 
 # PostgreSQL: the distribution's cluster, listening on loopback.
