@@ -77,9 +77,28 @@ impl<DB: Database> fmt::Debug for SqlKeyStore<DB> {
     }
 }
 
-/// The columns every query reads, in [`Columns`](super::codec::Columns) order.
-const COLUMNS: &str = "id, prefix, hash, owner, name, scopes, created_at, expires_at, \
-                       revoked_at, last_used_at, restrictions, rate_limit";
+/// The columns every query reads, in [`Columns`](super::codec::Columns) order (a
+/// macro, so that the queries are built at compile time).
+macro_rules! columns {
+    () => {
+        "id, prefix, hash, owner, name, scopes, created_at, expires_at, \
+         revoked_at, last_used_at, restrictions, rate_limit"
+    };
+}
+
+/// The queries whose text names every column.
+const FIND_BY_PREFIX: &str = concat!("SELECT ", columns!(), " FROM api_keys WHERE prefix = $1");
+const REVOKE: &str = concat!(
+    "UPDATE api_keys SET revoked_at = CASE \
+     WHEN revoked_at IS NULL OR revoked_at > $2 THEN $2 ELSE revoked_at END \
+     WHERE id = $1 RETURNING ",
+    columns!()
+);
+const LIST_BY_OWNER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM api_keys WHERE owner = $1 ORDER BY created_at, id"
+);
 
 /// The same, one by one: an existing `api_keys` table must have all of them.
 const COLUMN_NAMES: [&str; 12] = [
@@ -221,9 +240,8 @@ macro_rules! sql_key_store {
                 &self,
                 prefix: &$crate::key::KeyPrefix,
             ) -> $crate::store::Result<Option<std::sync::Arc<$crate::store::KeyRecord>>> {
-                let query = format!("SELECT {COLUMNS} FROM api_keys WHERE prefix = $1");
                 let row = $crate::store::timeout::bounded(self.timeout, async {
-                    sqlx::query(&query)
+                    sqlx::query(FIND_BY_PREFIX)
                         .bind(prefix.as_str())
                         .fetch_optional(&self.pool)
                         .await
@@ -248,13 +266,8 @@ macro_rules! sql_key_store {
                 id: &$crate::store::KeyId,
                 at: std::time::SystemTime,
             ) -> $crate::store::Result<Option<$crate::store::KeyRecord>> {
-                let query = format!(
-                    "UPDATE api_keys SET revoked_at = CASE \
-                     WHEN revoked_at IS NULL OR revoked_at > $2 THEN $2 ELSE revoked_at END \
-                     WHERE id = $1 RETURNING {COLUMNS}"
-                );
                 let row = $crate::store::timeout::bounded(self.timeout, async {
-                    sqlx::query(&query)
+                    sqlx::query(REVOKE)
                         .bind(id.as_str())
                         .bind($crate::store::codec::nanos(at))
                         .fetch_optional(&self.pool)
@@ -269,10 +282,8 @@ macro_rules! sql_key_store {
                 &self,
                 owner: &str,
             ) -> $crate::store::Result<Vec<$crate::store::KeyRecord>> {
-                let query =
-                    format!("SELECT {COLUMNS} FROM api_keys WHERE owner = $1 ORDER BY created_at, id");
                 let rows = $crate::store::timeout::bounded(self.timeout, async {
-                    sqlx::query(&query)
+                    sqlx::query(LIST_BY_OWNER)
                         .bind(owner)
                         .fetch_all(&self.pool)
                         .await

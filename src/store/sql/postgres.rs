@@ -5,7 +5,9 @@ use sqlx::{
     Postgres,
 };
 
-use super::{database_error, ours, sql_key_store, SqlKeyStore, COLUMNS};
+use super::{
+    database_error, ours, sql_key_store, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
+};
 use crate::store::{timeout::bounded, Change, ChangeListener, Result, StoreError, Watching};
 
 /// Keys in PostgreSQL (feature `postgres`): one store shared by many instances of a

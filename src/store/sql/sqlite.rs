@@ -5,7 +5,9 @@ use sqlx::{
     Sqlite,
 };
 
-use super::{database_error, ours, sql_key_store, SqlKeyStore, COLUMNS};
+use super::{
+    database_error, ours, sql_key_store, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
+};
 use crate::store::{timeout::bounded, Result, StoreError};
 
 /// Keys in a SQLite database file (feature `sqlite`): the embedded durable store, for
