@@ -3,158 +3,14 @@
 
 mod common;
 
-use std::{
-    path::PathBuf,
-    process::Stdio,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use bytes::Bytes;
-use common::{Reply, INVALID_BODY};
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
+use common::{
+    quickstart::{start, start_fresh, start_with},
+    INVALID_BODY,
 };
+use http::{Method, StatusCode};
 use serde_json::Value;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
-
-/// `target/<profile>/examples/quickstart`, built (or brought up to date) first: a
-/// filtered `cargo test --test quickstart` does not build examples by itself.
-fn quickstart_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let mut build = std::process::Command::new(env!("CARGO"));
-    build
-        .args(["build", "--example", "quickstart"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir
-        .file_name()
-        .is_some_and(|name| name == "release")
-    {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build");
-    assert!(status.success(), "building the quickstart failed");
-    profile_dir
-        .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX))
-}
-
-struct Quickstart {
-    _child: Child,
-    /// What the server logged (stderr), line by line.
-    logs: Arc<Mutex<Vec<String>>>,
-    /// What it printed (stdout) before it listened.
-    printed: Vec<String>,
-    base: String,
-    /// The demo keys, when this start minted them (empty when they already existed).
-    full: String,
-    read_only: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-async fn start() -> Quickstart {
-    start_fresh(&[]).await
-}
-
-async fn start_with(env: &[(&str, &str)]) -> Quickstart {
-    let mut child = Command::new(quickstart_binary())
-        .env("ADDR", "127.0.0.1:0")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start quickstart");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let sink = logs.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut full, mut read_only, mut base) = (String::new(), String::new(), None);
-    let mut printed = Vec::new();
-    let read = async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            printed.push(line.clone());
-            let last = line
-                .split_whitespace()
-                .last()
-                .unwrap_or_default()
-                .to_owned();
-            let is_key = last.starts_with("pk_live_") && last.len() == 72;
-            if line.starts_with("full access: ") && is_key {
-                full = last;
-            } else if line.starts_with("read only: ") && is_key {
-                read_only = last;
-            } else if line.contains("listening") {
-                base = Some(last);
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), read)
-        .await
-        .expect("quickstart printed `listening` in time");
-    Quickstart {
-        _child: child,
-        logs,
-        printed,
-        base: base.expect("listening line has the address"),
-        full,
-        read_only,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    }
-}
-
-/// A quickstart on the in-memory store, which mints and prints both demo keys.
-async fn start_fresh(env: &[(&str, &str)]) -> Quickstart {
-    let qs = start_with(env).await;
-    for key in [&qs.full, &qs.read_only] {
-        assert!(!key.is_empty(), "a fresh start prints both demo keys");
-    }
-    qs
-}
-
-impl Quickstart {
-    async fn send(&self, method: Method, path: &str, auth: Option<&str>) -> Reply {
-        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
-        self.send_with(method, path, &headers, "").await
-    }
-
-    async fn send_with(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = self
-            .client
-            .request(request.body(Full::from(body.to_owned())).unwrap())
-            .await
-            .expect("HTTP request");
-        Reply::read(response).await
-    }
-}
 
 /// The README's walk-through, over real HTTP: log in, view, try to create (409),
 /// revoke, create, use the new key.
@@ -371,51 +227,6 @@ async fn rate_limit_over_real_http() {
             .status,
         200
     );
-}
-
-impl Quickstart {
-    /// Logs in as the demo user; the session cookie to send.
-    async fn login(&self) -> String {
-        let reply = self
-            .send_with(
-                Method::POST,
-                "/login",
-                &[("content-type", "application/json")],
-                r#"{"username":"demo","password":"demo"}"#,
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK);
-        reply
-            .header("set-cookie")
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// Mints a named key for the logged-in user: its id and raw key.
-    async fn mint_named(&self, cookie: &str, name: &str) -> (String, String) {
-        let reply = self
-            .send_with(
-                Method::POST,
-                "/api/user/keys",
-                &[("cookie", cookie), ("content-type", "application/json")],
-                &format!(r#"{{"name":"{name}"}}"#),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        let json = reply.json();
-        (
-            json["id"].as_str().unwrap().to_owned(),
-            json["api_key"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn account_status(&self, key: &str) -> StatusCode {
-        self.send(Method::GET, "/api/account", Some(&format!("Bearer {key}")))
-            .await
-            .status
-    }
 }
 
 /// `DATABASE_URL=sqlite://…`: keys survive a restart, and seeding the demo keys again

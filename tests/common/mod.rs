@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod proxy;
+pub mod quickstart;
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
