@@ -17,6 +17,10 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
+
 pub use auth::{ApiKeyLayer, Authenticator, Principal, RequireScopeLayer};
 pub use error::{ApiError, AuthError, ErrorCode};
 pub use key::{ApiKey, KeyMode};

@@ -1,10 +1,14 @@
 use std::{
     fmt,
+    net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use super::{types::MAX_GRACE, ActiveKey, KeyView, ManageError, MintedKey, NewKey};
+use super::{
+    hooks::Hooks, types::MAX_GRACE, ActiveKey, Actor, KeyAction, KeyEvent, KeyHooks, KeyView,
+    ManageError, MintedKey, NewKey,
+};
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
     store::{InsertRule, KeyId, KeyRecord, KeyStore, LastUse},
@@ -43,6 +47,9 @@ pub struct Keys {
     last_use: Option<LastUse>,
     default_scopes: Vec<String>,
     grantable_scopes: Vec<String>,
+    hooks: Hooks,
+    actor: Actor,
+    client_addr: Option<IpAddr>,
 }
 
 impl Keys {
@@ -54,6 +61,9 @@ impl Keys {
             last_use: None,
             default_scopes: Vec::new(),
             grantable_scopes: Vec::new(),
+            hooks: Hooks::default(),
+            actor: Actor::System,
+            client_addr: None,
         }
     }
 
@@ -84,6 +94,28 @@ impl Keys {
         scopes: I,
     ) -> Self {
         self.grantable_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a [hook](KeyHooks) run after every create, rotate and revoke (several
+    /// hooks run in the order added), e.g. an [`AuditTrail`](super::AuditTrail).
+    pub fn hook(mut self, hook: impl KeyHooks) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// Says who performs the operations made through the returned handle, for the
+    /// hooks' [`KeyEvent::actor`]. Default: [`Actor::System`]. The management router
+    /// sets the session user (or the self-revoking key) on every request.
+    pub fn acting_as(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// The client address the hooks' [`KeyEvent::client_addr`] reports. Default:
+    /// unknown. The management router sets the connection's peer.
+    pub fn client_addr(mut self, addr: IpAddr) -> Self {
+        self.client_addr = Some(addr);
         self
     }
 
@@ -142,7 +174,49 @@ impl Keys {
             .build();
         let view = self.view(&record, now);
         self.store.insert(record, rule).await?;
-        Ok(MintedKey { key, view })
+        Ok(MintedKey {
+            key,
+            view,
+            hook_failures: Vec::new(),
+        })
+    }
+
+    /// Runs the hooks for an operation that happened just now; the failures (already
+    /// logged).
+    async fn announce(
+        &self,
+        action: KeyAction,
+        owner: &str,
+        key: &KeyView,
+        replaced: Option<KeyView>,
+    ) -> Vec<super::HookFailure> {
+        if self.hooks.is_empty() {
+            return Vec::new();
+        }
+        let event = KeyEvent {
+            action,
+            owner: owner.to_owned(),
+            key: key.clone(),
+            replaced,
+            actor: self.actor.clone(),
+            client_addr: self.client_addr,
+            at: SystemTime::now(),
+        };
+        self.hooks.run(&event).await
+    }
+
+    /// Mints a key and runs the create hooks.
+    async fn create(
+        &self,
+        owner: &str,
+        new: NewKey,
+        rule: InsertRule,
+    ) -> Result<MintedKey, ManageError> {
+        let mut minted = self.mint(owner, new, rule).await?;
+        minted.hook_failures = self
+            .announce(KeyAction::Created, owner, &minted.view, None)
+            .await;
+        Ok(minted)
     }
 
     async fn owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
@@ -159,7 +233,13 @@ impl Keys {
             .revoke(&record.id, now)
             .await?
             .ok_or(ManageError::NotFound)?;
-        Ok(self.view(&revoked, now))
+        let view = self.view(&revoked, now);
+        // Revoking a revoked key changes nothing, so it is no event.
+        if !record.is_revoked_at(now) {
+            self.announce(KeyAction::Revoked, &record.owner, &view, None)
+                .await;
+        }
+        Ok(view)
     }
 
     /// Mints a successor (same name, scopes, mode and expiry) and schedules the old
@@ -182,16 +262,24 @@ impl Keys {
             expires_at: old.expires_at,
             mode: Some(old.mode),
         };
+        let revoke_at = now + grace;
         let rule = InsertRule::Replace {
             old: old.id.clone(),
-            revoke_at: now + grace,
+            revoke_at,
         };
         // The successor keeps exactly the old key's scopes, granted before.
         let keys = Keys {
             grantable_scopes: old.scopes.clone(),
             ..self.clone()
         };
-        keys.mint(&old.owner, new, rule).await
+        let mut minted = keys.mint(&old.owner, new, rule).await?;
+        let mut retiring = old.clone();
+        retiring.revoked_at = Some(revoke_at);
+        let replaced = self.view(&retiring, now);
+        minted.hook_failures = self
+            .announce(KeyAction::Rotated, &old.owner, &minted.view, Some(replaced))
+            .await;
+        Ok(minted)
     }
 }
 
@@ -201,6 +289,9 @@ impl fmt::Debug for Keys {
             .field("format", &self.format)
             .field("default_scopes", &self.default_scopes)
             .field("grantable_scopes", &self.grantable_scopes)
+            .field("hooks", &self.hooks)
+            .field("actor", &self.actor)
+            .field("client_addr", &self.client_addr)
             .finish_non_exhaustive()
     }
 }
@@ -217,7 +308,7 @@ impl OneActiveKeys {
     /// concurrent creates exactly one succeeds.
     pub async fn create(&self, owner: &str, new: NewKey) -> Result<MintedKey, ManageError> {
         self.keys
-            .mint(owner, new, InsertRule::NoOtherActiveKey)
+            .create(owner, new, InsertRule::NoOtherActiveKey)
             .await
     }
 
@@ -296,7 +387,9 @@ impl NamedKeys {
         if new.name.trim().is_empty() {
             return Err(ManageError::Invalid("A named key needs a name."));
         }
-        self.keys.mint(owner, new, InsertRule::Unconditional).await
+        self.keys
+            .create(owner, new, InsertRule::Unconditional)
+            .await
     }
 
     /// The owner's keys that are not revoked (expired ones included, marked so),

@@ -9,12 +9,20 @@
 //!
 //! The raw key exists only in the [`MintedKey`] a create or rotate returns; every view
 //! after that shows the prefix only.
+//!
+//! [`KeyHooks`] run after every create, rotate and revoke with the key's public view
+//! (never the raw key): create a webhook app, send an e-mail, or keep an
+//! [`AuditTrail`] of who did what to which key, when and from where.
 
+mod audit;
+mod hooks;
 mod keys;
 #[cfg(feature = "axum")]
 mod router;
 mod types;
 
+pub use audit::{AuditEntry, AuditSink, AuditTrail, MemoryAuditSink, TracingAuditSink};
+pub use hooks::{Actor, HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
 pub use keys::{Keys, NamedKeys, OneActiveKeys};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -1,21 +1,27 @@
-use std::time::Duration;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use axum::{
-    extract::{Path, Request, State},
+    extract::{ConnectInfo, FromRequestParts, Path, Request, State},
     handler::Handler,
     response::Response,
     routing::{get, post},
     Router,
 };
 use bytes::Bytes;
-use http::{header, HeaderMap, StatusCode};
+use http::{header, request::Parts, HeaderMap, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 
-use super::{Keys, ManageError, MintedKey};
+use super::{Actor, Keys, ManageError, MintedKey};
+#[cfg(feature = "dashboard")]
+use crate::dashboard::{self, DashboardConfig};
 use crate::{
     auth::Authenticator,
     error::{json_response, ApiError, ErrorCode},
+    policy::PeerAddr,
     session::{SessionGuardLayer, SessionUser},
     store::KeyId,
 };
@@ -45,6 +51,13 @@ const SHOWN_ONCE: &str =
 /// Both shapes manage the same owner's keys: with both mounted, an owner can hold named
 /// keys next to the one-active key (the one-active view shows the newest active key).
 /// To enforce one key per owner, mount only that shape: `.named_path(None)`.
+///
+/// The [hooks](super::KeyHooks) registered on `keys` learn who acted (the session
+/// user, or for a self-revoking `DELETE` the key itself) and the client's address (the
+/// connection's peer: axum's `ConnectInfo`, or [`PeerAddr`]; forwarding headers are not
+/// read). A create or rotate answer lists failed hooks in `hook_errors`
+/// (`[{"hook":"webhook","error":"…"}]`, only when one failed). With the `dashboard`
+/// feature, [`dashboard`](Self::dashboard) adds the key dashboard page.
 #[derive(Clone, Debug)]
 pub struct ManagementRoutes {
     keys: Keys,
@@ -52,6 +65,8 @@ pub struct ManagementRoutes {
     auth: Authenticator,
     one_active: Option<String>,
     named: Option<String>,
+    #[cfg(feature = "dashboard")]
+    dashboard: Option<DashboardConfig>,
 }
 
 /// The default [`ManagementRoutes`] as a router: both shapes at their default paths.
@@ -91,6 +106,8 @@ impl ManagementRoutes {
             auth,
             one_active: Some("/api/v1/partners/api-key".into()),
             named: Some("/api/user/keys".into()),
+            #[cfg(feature = "dashboard")]
+            dashboard: None,
         }
     }
 
@@ -106,10 +123,43 @@ impl ManagementRoutes {
         self
     }
 
+    /// Adds the key dashboard page (feature `dashboard`) at `config`'s path, behind the
+    /// session guard, calling the shapes mounted here; see [`crate::dashboard`].
+    ///
+    /// ```
+    /// use axum::Router;
+    /// # use tower_api_key::{auth::Authenticator, manage::{Keys, ManagementRoutes}, session::{CookieSessions, SessionGuardLayer}, store::InMemoryKeyStore};
+    /// use tower_api_key::dashboard::DashboardConfig;
+    /// # let store = InMemoryKeyStore::new();
+    /// # let (keys, auth) = (Keys::new(store.clone()), Authenticator::new(store));
+    /// # let guard = SessionGuardLayer::new(CookieSessions::new(&[9u8; 64]).unwrap());
+    ///
+    /// let app: Router = ManagementRoutes::new(keys, guard, auth)
+    ///     .dashboard(DashboardConfig::new("/settings/api-keys").login_url("/login"))
+    ///     .into_router();
+    /// ```
+    #[cfg(feature = "dashboard")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+    pub fn dashboard(mut self, config: DashboardConfig) -> Self {
+        self.dashboard = Some(config);
+        self
+    }
+
     /// The router, to `merge` into your app.
     pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let guard = self.guard.clone();
         let mut router = Router::new();
+        #[cfg(feature = "dashboard")]
+        if let Some(config) = self.dashboard.clone() {
+            let endpoints = dashboard::Endpoints {
+                one_active: self.one_active.clone(),
+                named: self.named.clone(),
+                conflict: ApiError::from(ManageError::ActiveKeyExists)
+                    .message()
+                    .to_owned(),
+            };
+            router = router.merge(dashboard::router(config, guard.clone(), endpoints));
+        }
         if let Some(path) = &self.one_active {
             router = router
                 .route(
@@ -154,15 +204,67 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
         .map_err(|_| ApiError::new(ErrorCode::InternalError, "The answer could not be encoded."))
 }
 
-/// 201 with the view, the raw key (this once) and the save-it-now message.
+/// 201 with the view, the raw key (this once), the save-it-now message and any hook
+/// failures.
 fn minted(minted: Result<MintedKey, ManageError>) -> Answer {
     let minted = minted?;
     let mut body = to_json(minted.view())?;
+    let failures = minted.hook_failures();
+    let failures = (!failures.is_empty())
+        .then(|| to_json(&failures))
+        .transpose()?;
     if let Value::Object(fields) = &mut body {
         fields.insert("api_key".into(), minted.api_key().expose_secret().into());
         fields.insert("message".into(), SHOWN_ONCE.into());
+        if let Some(failures) = failures {
+            fields.insert("hook_errors".into(), failures);
+        }
     }
     Ok(answer(StatusCode::CREATED, body))
+}
+
+/// The client's address as the connection reports it (`PeerAddr`, or axum's
+/// `ConnectInfo`), for the hooks.
+struct ClientAddr(Option<IpAddr>);
+
+impl ClientAddr {
+    fn of(parts: &Parts) -> Self {
+        let extensions = &parts.extensions;
+        ClientAddr(
+            extensions
+                .get::<PeerAddr>()
+                .map(|peer| peer.0.ip())
+                .or_else(|| {
+                    extensions
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|info| info.0.ip())
+                }),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(parts))
+    }
+}
+
+impl ManagementRoutes {
+    /// The key management, acting for `actor` from `client`.
+    fn acting(&self, actor: Actor, client: ClientAddr) -> Keys {
+        let keys = self.keys.clone().acting_as(actor);
+        match client.0 {
+            Some(addr) => keys.client_addr(addr),
+            None => keys,
+        }
+    }
+
+    /// The key management, acting for the session user.
+    fn for_user(&self, user: &SessionUser, client: ClientAddr) -> Keys {
+        self.acting(Actor::user(user.id()), client)
+    }
 }
 
 /// Parses an optional JSON body; an empty body is the default value.
@@ -201,38 +303,49 @@ async fn view_active(State(r): State<ManagementRoutes>, user: SessionUser) -> An
 async fn create_active(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
+    client: ClientAddr,
     bytes: Bytes,
 ) -> Answer {
-    minted(r.keys.one_active().create(user.id(), body(&bytes)?).await)
+    let keys = r.for_user(&user, client);
+    minted(keys.one_active().create(user.id(), body(&bytes)?).await)
 }
 
 async fn rotate_active(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
+    client: ClientAddr,
     bytes: Bytes,
 ) -> Answer {
     let grace = body::<Rotation>(&bytes)?.grace();
-    minted(r.keys.one_active().rotate(user.id(), grace).await)
+    let keys = r.for_user(&user, client);
+    minted(keys.one_active().rotate(user.id(), grace).await)
 }
 
 /// With `Authorization`, the key revokes itself (a leaked key can be killed by whoever
 /// holds it); otherwise the session user revokes their keys.
 async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> Answer {
     let (parts, _) = request.into_parts();
+    let client = ClientAddr::of(&parts);
     let revoked = if parts.headers.contains_key(header::AUTHORIZATION) {
         let principal = match r.auth.authenticate(&parts.headers).await {
             Ok(principal) => principal,
             Err(refused) => return Ok(refused.into_response()),
         };
+        let actor = Actor::Key {
+            prefix: principal.prefix(),
+        };
         vec![
-            r.keys
+            r.acting(actor, client)
                 .named()
                 .revoke(principal.owner(), principal.key_id())
                 .await?,
         ]
     } else {
         let user = r.guard.admit(&parts).await?;
-        r.keys.one_active().revoke(user.id()).await?
+        r.for_user(&user, client)
+            .one_active()
+            .revoke(user.id())
+            .await?
     };
     Ok(answer(
         StatusCode::OK,
@@ -248,31 +361,32 @@ async fn list_named(State(r): State<ManagementRoutes>, user: SessionUser) -> Ans
 async fn create_named(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
+    client: ClientAddr,
     bytes: Bytes,
 ) -> Answer {
-    minted(r.keys.named().create(user.id(), body(&bytes)?).await)
+    let keys = r.for_user(&user, client);
+    minted(keys.named().create(user.id(), body(&bytes)?).await)
 }
 
 async fn revoke_named(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
+    client: ClientAddr,
     Path(id): Path<String>,
 ) -> Answer {
-    let view = r.keys.named().revoke(user.id(), &KeyId::new(id)).await?;
+    let keys = r.for_user(&user, client);
+    let view = keys.named().revoke(user.id(), &KeyId::new(id)).await?;
     Ok(answer(StatusCode::OK, to_json(&view)?))
 }
 
 async fn rotate_named(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
+    client: ClientAddr,
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Answer {
     let grace = body::<Rotation>(&bytes)?.grace();
-    minted(
-        r.keys
-            .named()
-            .rotate(user.id(), &KeyId::new(id), grace)
-            .await,
-    )
+    let keys = r.for_user(&user, client);
+    minted(keys.named().rotate(user.id(), &KeyId::new(id), grace).await)
 }

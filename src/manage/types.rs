@@ -6,6 +6,7 @@ use std::{
 use http::StatusCode;
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::HookFailure;
 use crate::{
     error::{is_scope_token, ApiError, ErrorCode},
     key::{ApiKey, KeyMode, KeyPrefix, MintError},
@@ -100,6 +101,7 @@ impl NewKey {
 pub struct MintedKey {
     pub(crate) key: ApiKey,
     pub(crate) view: KeyView,
+    pub(crate) hook_failures: Vec<HookFailure>,
 }
 
 impl MintedKey {
@@ -113,6 +115,12 @@ impl MintedKey {
     pub fn view(&self) -> &KeyView {
         &self.view
     }
+
+    /// The [hooks](super::KeyHooks) that failed after minting (logged too); empty when
+    /// all succeeded. The key works regardless.
+    pub fn hook_failures(&self) -> &[HookFailure] {
+        &self.hook_failures
+    }
 }
 
 impl fmt::Debug for MintedKey {
@@ -120,6 +128,7 @@ impl fmt::Debug for MintedKey {
         f.debug_struct("MintedKey")
             .field("key", &self.key)
             .field("view", &self.view)
+            .field("hook_failures", &self.hook_failures)
             .finish()
     }
 }
@@ -273,7 +282,7 @@ impl From<ManageError> for ApiError {
 
 /// RFC 3339 in UTC; a time RFC 3339 cannot hold (after year 9999, before 1970) as
 /// seconds since the epoch rather than an error.
-fn rfc3339<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+pub(super) fn rfc3339<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
     use std::fmt::Write;
     let mut text = String::new();
     match write!(text, "{}", humantime::format_rfc3339_seconds(*at)) {

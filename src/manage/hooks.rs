@@ -1,0 +1,436 @@
+use std::{
+    borrow::Cow,
+    fmt,
+    future::Future,
+    net::IpAddr,
+    panic::{catch_unwind, AssertUnwindSafe},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::SystemTime,
+};
+
+use pin_project_lite::pin_project;
+use serde::Serialize;
+
+use super::KeyView;
+use crate::{key::KeyPrefix, store::BoxError};
+
+/// Code run after a key is created, rotated or revoked: create a webhook app, send an
+/// e-mail, write an audit entry ([`AuditTrail`](super::AuditTrail)).
+///
+/// Register hooks with [`Keys::hook`](super::Keys::hook); they run one after the other,
+/// in registration order, after the store has taken the change:
+///
+/// - after a create or a rotation, best effort: an error (or a panic) is logged with
+///   the key's prefix and reported in the answer
+///   ([`MintedKey::hook_failures`](super::MintedKey::hook_failures), `hook_errors` in
+///   the JSON), and the key is minted all the same;
+/// - after a revocation, once the store's `revoke` has returned (for a
+///   [`CachedKeyStore`](crate::store) that is when every instance refuses the key): an
+///   error is logged, the revocation stands.
+///
+/// A hook sees the key's public view ([`KeyEvent`]), never the raw key or its hash.
+/// Hooks run inside the request: keep them quick, or hand slow work to a queue.
+///
+/// ```
+/// use tower_api_key::manage::{HookError, KeyEvent, KeyHooks, Keys, NewKey};
+/// use tower_api_key::store::InMemoryKeyStore;
+///
+/// /// Creates the owner's webhook app next to each new key.
+/// struct WebhookApp;
+///
+/// #[async_trait::async_trait]
+/// impl KeyHooks for WebhookApp {
+///     fn name(&self) -> &str {
+///         "webhook"
+///     }
+///
+///     async fn after_create(&self, event: &KeyEvent) -> Result<(), HookError> {
+///         // e.g. POST to the webhook service for `event.owner`; here it is down:
+///         Err(HookError::new("The webhook app could not be created; it will be retried."))
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let keys = Keys::new(InMemoryKeyStore::new()).hook(WebhookApp);
+/// let minted = keys.named().create("acct_42", NewKey::named("ci")).await?; // still minted
+/// assert_eq!(minted.hook_failures()[0].hook(), "webhook");
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[async_trait::async_trait]
+pub trait KeyHooks: Send + Sync + 'static {
+    /// The hook's name in logs and in the answer's `hook_errors` (default: the type's
+    /// name).
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+
+    /// After a key was minted (`event.action` is [`KeyAction::Created`]).
+    async fn after_create(&self, event: &KeyEvent) -> Result<(), HookError> {
+        let _ = event;
+        Ok(())
+    }
+
+    /// After a key was rotated: `event.key` is the successor, `event.replaced` the old
+    /// key, which keeps working until its `revoked_at`.
+    async fn after_rotate(&self, event: &KeyEvent) -> Result<(), HookError> {
+        let _ = event;
+        Ok(())
+    }
+
+    /// After a key was revoked, once the store's revocation returned.
+    async fn after_revoke(&self, event: &KeyEvent) -> Result<(), HookError> {
+        let _ = event;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: KeyHooks + ?Sized> KeyHooks for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn after_create(&self, event: &KeyEvent) -> Result<(), HookError> {
+        (**self).after_create(event).await
+    }
+
+    async fn after_rotate(&self, event: &KeyEvent) -> Result<(), HookError> {
+        (**self).after_rotate(event).await
+    }
+
+    async fn after_revoke(&self, event: &KeyEvent) -> Result<(), HookError> {
+        (**self).after_revoke(event).await
+    }
+}
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeyAction {
+    /// A key was minted.
+    Created,
+    /// A successor was minted; the old key retires after its grace period.
+    Rotated,
+    /// A key was revoked.
+    Revoked,
+}
+
+impl KeyAction {
+    /// `created`, `rotated` or `revoked`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyAction::Created => "created",
+            KeyAction::Rotated => "rotated",
+            KeyAction::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for KeyAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who performed a key operation. Serialises as `{"type":"user","id":"acct_42"}`,
+/// `{"type":"key","prefix":"pk_live_…"}` or `{"type":"system"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Actor {
+    /// A logged-in user (the management router's session user).
+    User {
+        /// The session user's id.
+        id: String,
+    },
+    /// The key itself: a self-revoking `DELETE` with its own bearer key.
+    Key {
+        /// The key's public prefix.
+        prefix: KeyPrefix,
+    },
+    /// Your own code, calling [`Keys`](super::Keys) without saying who acts
+    /// ([`Keys::acting_as`](super::Keys::acting_as)).
+    System,
+}
+
+impl Actor {
+    /// A logged-in user.
+    pub fn user(id: impl Into<String>) -> Self {
+        Actor::User { id: id.into() }
+    }
+}
+
+/// What a hook learns about a key operation: the key's public view, never the raw key
+/// or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct KeyEvent {
+    /// What happened.
+    pub action: KeyAction,
+    /// The account the key acts for.
+    pub owner: String,
+    /// The key as it is now (for a rotation: the successor).
+    pub key: KeyView,
+    /// For a rotation: the old key, working until its `revoked_at`.
+    pub replaced: Option<KeyView>,
+    /// Who did it.
+    pub actor: Actor,
+    /// The client's address, when known (the connection's peer: axum's `ConnectInfo`
+    /// or [`PeerAddr`](crate::policy::PeerAddr)).
+    pub client_addr: Option<IpAddr>,
+    /// When it happened.
+    #[serde(serialize_with = "super::types::rfc3339")]
+    pub at: SystemTime,
+}
+
+/// Why a hook failed. Its message is shown to the key's owner (in the create or rotate
+/// answer) and logged; keep internals in the [`source`](HookError::with_source), which
+/// is only logged.
+///
+/// ```
+/// use tower_api_key::manage::HookError;
+///
+/// let io = std::io::Error::other("connection refused by 10.0.0.7:8080");
+/// let error = HookError::new("The webhook app could not be created.").with_source(io);
+/// assert_eq!(error.to_string(), "The webhook app could not be created.");
+/// ```
+#[derive(Debug)]
+pub struct HookError {
+    message: Cow<'static, str>,
+    source: Option<BoxError>,
+}
+
+impl HookError {
+    /// A failure with a message fit for the key's owner.
+    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
+        HookError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error, which is logged but never shown to the owner.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The message shown to the owner.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HookError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A hook that failed after a create or rotate; the key was minted all the same.
+/// Serialises as `{"hook":"webhook","error":"…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookFailure {
+    hook: String,
+    error: String,
+}
+
+impl HookFailure {
+    /// The hook's [`name`](KeyHooks::name).
+    pub fn hook(&self) -> &str {
+        &self.hook
+    }
+
+    /// Its [`HookError`] message.
+    pub fn error(&self) -> &str {
+        &self.error
+    }
+}
+
+/// The hooks registered on a [`Keys`](super::Keys).
+#[derive(Clone, Default)]
+pub(crate) struct Hooks(Vec<Arc<dyn KeyHooks>>);
+
+impl Hooks {
+    pub(crate) fn push(&mut self, hook: Arc<dyn KeyHooks>) {
+        self.0.push(hook);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|h| h.name()).collect()
+    }
+
+    /// Runs every hook for `event`, in order; failures (errors and panics) are logged
+    /// with the key's prefix and returned.
+    pub(crate) async fn run(&self, event: &KeyEvent) -> Vec<HookFailure> {
+        let mut failures = Vec::new();
+        for hook in &self.0 {
+            let call = match event.action {
+                KeyAction::Created => hook.after_create(event),
+                KeyAction::Rotated => hook.after_rotate(event),
+                KeyAction::Revoked => hook.after_revoke(event),
+            };
+            let error = match (CatchUnwind { inner: call }).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error,
+                Err(Panicked) => HookError::new("The hook failed unexpectedly."),
+            };
+            let source = std::error::Error::source(&error).map(ToString::to_string);
+            tracing::warn!(
+                hook = hook.name(),
+                action = event.action.as_str(),
+                key_prefix = %event.key.prefix,
+                owner = %event.owner,
+                error = error.message(),
+                source = source.as_deref().unwrap_or(""),
+                "API key hook failed",
+            );
+            failures.push(HookFailure {
+                hook: hook.name().to_owned(),
+                error: error.message().to_owned(),
+            });
+        }
+        failures
+    }
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// A hook panicked.
+struct Panicked;
+
+pin_project! {
+    /// Completes with `Err(Panicked)` if polling the inner future panics, so a faulty
+    /// hook cannot lose the answer that carries a freshly minted key.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(Panicked)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{
+        manage::{Keys, NewKey},
+        store::InMemoryKeyStore,
+    };
+
+    /// Records the hook calls it sees, in order, under its name.
+    struct Recorder {
+        name: &'static str,
+        calls: Arc<Mutex<Vec<String>>>,
+        fail: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl KeyHooks for Recorder {
+        fn name(&self) -> &str {
+            self.name
+        }
+
+        async fn after_create(&self, event: &KeyEvent) -> Result<(), HookError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("{}:{}", self.name, event.action));
+            if self.fail {
+                return Err(HookError::new("down").with_source(std::io::Error::other("10.0.0.7")));
+            }
+            Ok(())
+        }
+    }
+
+    struct Panics;
+
+    #[async_trait::async_trait]
+    impl KeyHooks for Panics {
+        async fn after_create(&self, _: &KeyEvent) -> Result<(), HookError> {
+            panic!("a faulty hook");
+        }
+    }
+
+    #[tokio::test]
+    async fn hooks_run_in_order_and_failures_never_fail_the_mint() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let hook = |name, fail| Recorder {
+            name,
+            calls: calls.clone(),
+            fail,
+        };
+        let keys = Keys::new(InMemoryKeyStore::new())
+            .hook(hook("first", true))
+            .hook(Panics)
+            .hook(hook("last", false));
+        let minted = keys
+            .named()
+            .create("acct", NewKey::named("ci"))
+            .await
+            .expect("minted despite the failing hooks");
+        assert_eq!(
+            *calls.lock().unwrap(),
+            ["first:created", "last:created"],
+            "every hook ran, in order, past a panic"
+        );
+        let failures = minted.hook_failures();
+        assert_eq!(failures.len(), 2);
+        assert_eq!((failures[0].hook(), failures[0].error()), ("first", "down"));
+        assert!(failures[1].hook().ends_with("Panics"), "{failures:?}");
+        assert_eq!(failures[1].error(), "The hook failed unexpectedly.");
+        // The source is for the log only.
+        let json = serde_json::to_string(failures).unwrap();
+        assert!(!json.contains("10.0.0.7"), "{json}");
+        assert_eq!(
+            keys.named().list("acct").await.unwrap().len(),
+            1,
+            "the key is stored"
+        );
+    }
+
+    #[test]
+    fn actors_serialise_with_a_type_tag() {
+        let json = |actor: &Actor| serde_json::to_string(actor).unwrap();
+        assert_eq!(json(&Actor::user("u1")), r#"{"type":"user","id":"u1"}"#);
+        assert_eq!(json(&Actor::System), r#"{"type":"system"}"#);
+        let prefix: KeyPrefix = "pk_live_0123456789abcdef".parse().unwrap();
+        assert_eq!(
+            json(&Actor::Key { prefix }),
+            r#"{"type":"key","prefix":"pk_live_0123456789abcdef"}"#
+        );
+    }
+}
