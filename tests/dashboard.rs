@@ -1,0 +1,668 @@
+//! The key dashboard page and the lifecycle hooks, through a real axum router: the page
+//! needs a session and carries its security headers, never a raw key; hooks see who
+//! did what to which key (never the raw key), a failing hook never fails a mint, and a
+//! revoke hook runs once the store has the revocation.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::SystemTime,
+};
+
+use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
+use common::Reply;
+use http::{header, Method, Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use tower_api_key::{
+    auth::Authenticator,
+    dashboard::{DashboardConfig, CONTENT_SECURITY_POLICY},
+    manage::{
+        Actor, AuditTrail, HookError, KeyAction, KeyEvent, KeyHooks, Keys, ManagementRoutes,
+        MemoryAuditSink,
+    },
+    session::{CookieSessions, SessionGuardLayer, SessionUser},
+    store::KeyStore,
+    ApiKeyLayer, InMemoryKeyStore, Principal,
+};
+
+const PAGE: &str = "/settings/api-keys";
+const ONE: &str = "/api/v1/partners/api-key";
+const NAMED: &str = "/api/user/keys";
+const CLIENT: &str = "198.51.100.23:40000";
+
+/// Every hook call, with the store's view of the key at that moment.
+#[derive(Clone, Default)]
+struct Recorder {
+    events: Arc<Mutex<Vec<KeyEvent>>>,
+    /// For each revoke event: was the key revoked in the store when the hook ran?
+    revoked_in_store: Arc<Mutex<Vec<bool>>>,
+    store: Option<InMemoryKeyStore>,
+}
+
+#[async_trait::async_trait]
+impl KeyHooks for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    async fn after_create(&self, event: &KeyEvent) -> Result<(), HookError> {
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+
+    async fn after_rotate(&self, event: &KeyEvent) -> Result<(), HookError> {
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+
+    async fn after_revoke(&self, event: &KeyEvent) -> Result<(), HookError> {
+        self.events.lock().unwrap().push(event.clone());
+        if let Some(store) = &self.store {
+            let record = store
+                .find_by_prefix(&event.key.prefix)
+                .await
+                .unwrap()
+                .expect("the key is still stored");
+            let revoked = record.is_revoked_at(SystemTime::now());
+            self.revoked_in_store.lock().unwrap().push(revoked);
+        }
+        Ok(())
+    }
+}
+
+/// A webhook service that is down.
+struct FailingWebhook;
+
+#[async_trait::async_trait]
+impl KeyHooks for FailingWebhook {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    async fn after_create(&self, _: &KeyEvent) -> Result<(), HookError> {
+        Err(HookError::new("The webhook app could not be created.")
+            .with_source(std::io::Error::other("connect 10.1.2.3:8080 refused")))
+    }
+}
+
+struct Fixture {
+    router: Router,
+    sessions: CookieSessions,
+    store: InMemoryKeyStore,
+    recorder: Recorder,
+    audit: MemoryAuditSink,
+}
+
+/// The API and the management routes with the dashboard, as the quickstart wires them,
+/// with a recording hook, an audit trail and `extra` hooks.
+fn fixture_with(
+    configure: impl FnOnce(ManagementRoutes) -> ManagementRoutes,
+    extra: Option<FailingWebhook>,
+) -> Fixture {
+    let store = InMemoryKeyStore::new();
+    let auth = Authenticator::new(store.clone());
+    let recorder = Recorder {
+        store: Some(store.clone()),
+        ..Recorder::default()
+    };
+    let audit = MemoryAuditSink::new(100);
+    let mut keys = Keys::new(store.clone())
+        .default_scopes(["account:read"])
+        .grantable_scopes(["signals:write"])
+        .hook(recorder.clone())
+        .hook(AuditTrail::new(audit.clone()));
+    if let Some(hook) = extra {
+        keys = keys.hook(hook);
+    }
+    let sessions = CookieSessions::new(&[5u8; 64]).unwrap();
+    let guard = SessionGuardLayer::new(sessions.clone());
+    let api = Router::new()
+        .route(
+            "/api/account",
+            get(|p: Principal| async move { p.owner().to_owned() }),
+        )
+        .layer(ApiKeyLayer::new(auth.clone()));
+    let routes = configure(
+        ManagementRoutes::new(keys, guard, auth)
+            .dashboard(DashboardConfig::new(PAGE).login_url("/login")),
+    );
+    Fixture {
+        router: api.merge(routes.into_router()),
+        sessions,
+        store,
+        recorder,
+        audit,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|routes| routes, None)
+}
+
+impl Fixture {
+    fn cookie(&self, user: &str) -> String {
+        let set = self.sessions.login(&SessionUser::new(user));
+        set.to_str().unwrap().split(';').next().unwrap().to_owned()
+    }
+
+    /// `method path` as the page's `fetch` sends it: the session cookie, same-origin
+    /// fetch metadata, the connection's address.
+    async fn call(&self, method: Method, path: &str, user: &str, body: Option<Value>) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "app.example")
+            .header(header::COOKIE, self.cookie(user))
+            .header("sec-fetch-site", "same-origin")
+            .header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let mut request = request.body(body).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().unwrap()));
+        self.send(request).await
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = Request::get(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        Reply::read(self.router.clone().oneshot(request).await.unwrap()).await
+    }
+
+    async fn use_key(&self, key: &str) -> StatusCode {
+        self.send(common::request(Method::GET, "/api/account", Some(key)))
+            .await
+            .status
+    }
+
+    fn events(&self) -> Vec<KeyEvent> {
+        self.recorder.events.lock().unwrap().clone()
+    }
+}
+
+#[track_caller]
+fn assert_page_headers(reply: &Reply) {
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(
+        reply.header("content-security-policy"),
+        CONTENT_SECURITY_POLICY
+    );
+    assert_eq!(
+        CONTENT_SECURITY_POLICY,
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    assert_eq!(reply.header("x-frame-options"), "DENY");
+    assert_eq!(reply.header("x-content-type-options"), "nosniff");
+    assert_eq!(reply.header("referrer-policy"), "no-referrer");
+}
+
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[tokio::test]
+async fn the_page_needs_a_session() {
+    let f = fixture();
+    // A browser without a session goes to the login page, told where to come back.
+    let reply = f.get(PAGE, &[("accept", BROWSER_ACCEPT)]).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.header("location"), "/login?next=/settings/api-keys");
+    assert_page_headers(&reply);
+    assert!(reply.body.is_empty());
+    // Any other client gets the 401 envelope.
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let headers: Vec<_> = accept.map(|a| ("accept", a)).into_iter().collect();
+        let reply = f.get(PAGE, &headers).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{accept:?}");
+        assert_eq!(reply.header("content-type"), "application/json");
+        assert_eq!(
+            reply.envelope().error.code,
+            tower_api_key::ErrorCode::Unauthorized
+        );
+        assert_page_headers(&reply);
+    }
+    // A tampered cookie is no session.
+    let forged = format!("{}x", f.cookie("demo"));
+    let reply = f
+        .get(PAGE, &[("accept", BROWSER_ACCEPT), ("cookie", &forged)])
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    // A bearer key is never a session.
+    let minted = f.call(Method::POST, ONE, "demo", None).await;
+    let key = minted.json()["api_key"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {key}");
+    let reply = f.get(PAGE, &[("authorization", &bearer)]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // The JSON routes keep the guard's answer: 401, even for a browser.
+    let reply = f.get(ONE, &[("accept", BROWSER_ACCEPT)]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_a_login_url_browsers_get_the_envelope() {
+    let store = InMemoryKeyStore::new();
+    let auth = Authenticator::new(store.clone());
+    let guard = SessionGuardLayer::new(CookieSessions::new(&[5u8; 64]).unwrap());
+    let router: Router = ManagementRoutes::new(Keys::new(store), guard, auth)
+        .dashboard(DashboardConfig::new("/keys"))
+        .into_router();
+    let reply = Reply::read(
+        router
+            .oneshot(
+                Request::get("/keys")
+                    .header("accept", BROWSER_ACCEPT)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_page_headers(&reply);
+}
+
+#[tokio::test]
+async fn the_page_follows_the_dom_contract_and_its_headers() {
+    let f = fixture();
+    let cookie = f.cookie("demo");
+    let reply = f
+        .get(PAGE, &[("accept", BROWSER_ACCEPT), ("cookie", &cookie)])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), "text/html; charset=utf-8");
+    assert_page_headers(&reply);
+    let html = &reply.body;
+    assert!(html.contains(r#"data-one-active="/api/v1/partners/api-key""#));
+    assert!(html.contains(r#"data-named="/api/user/keys""#));
+    assert!(html.contains(r#"<script src="/settings/api-keys/dashboard.js" defer></script>"#));
+    assert!(html.contains(r#"<link rel="stylesheet" href="/settings/api-keys/dashboard.css">"#));
+    for id in [
+        "one-active",
+        "key-status",
+        "generate",
+        "generate-message",
+        "new-key",
+        "new-key-value",
+        "copy",
+        "copy-status",
+        "revoke",
+        "confirm-dialog",
+        "confirm-text",
+        "confirm-yes",
+        "confirm-no",
+        "grace",
+        "rotate",
+        "named",
+        "create-named",
+        "named-name",
+        "named-scopes",
+        "named-expires",
+        "named-mode",
+        "named-create",
+        "keys-table",
+        "error",
+    ] {
+        assert!(html.contains(&format!(r#"id="{id}""#)), "#{id} missing");
+    }
+    assert!(html.contains(r#"<div id="error" role="alert" hidden></div>"#));
+    assert!(html.contains("Save it now: it is shown only once"));
+    for grace in ["0", "3600", "86400", "604800"] {
+        assert!(
+            html.contains(&format!(r#"<option value="{grace}""#)),
+            "{grace}"
+        );
+    }
+    for column in [
+        "Name",
+        "Prefix",
+        "Created",
+        "Last used",
+        "Expires",
+        "Mode",
+        "Scopes",
+        "Status",
+        "Actions",
+    ] {
+        assert!(
+            html.contains(&format!(r#"<th scope="col">{column}</th>"#)),
+            "{column}"
+        );
+    }
+    // Every form control has a label.
+    for id in [
+        "new-key-value",
+        "grace",
+        "named-name",
+        "named-scopes",
+        "named-expires",
+        "named-mode",
+    ] {
+        assert!(html.contains(&format!(r#"<label for="{id}""#)), "{id}");
+    }
+    // No inline script or style, no third-party origin.
+    assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains("style="));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    // The 409 message the page shows next to the disabled Generate button.
+    assert!(html.contains("data-conflict=\"An API key is already active."));
+}
+
+#[tokio::test]
+async fn assets_are_public_with_their_types_and_headers() {
+    let f = fixture();
+    for (path, content_type, needle) in [
+        (
+            "/settings/api-keys/dashboard.js",
+            "text/javascript; charset=utf-8",
+            "data-one-active",
+        ),
+        (
+            "/settings/api-keys/dashboard.css",
+            "text/css; charset=utf-8",
+            "[hidden]",
+        ),
+    ] {
+        let reply = f.get(path, &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(reply.header("content-type"), content_type);
+        assert_page_headers(&reply);
+        assert!(reply.body.contains(needle), "{path}");
+    }
+    assert_eq!(
+        f.get("/settings/api-keys/other.js", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_page_names_the_shapes_mounted_and_escapes_what_it_fills_in() {
+    let f = fixture_with(|routes| routes.named_path(None), None);
+    let user = r#"<img src=x onerror="alert(1)">"#;
+    let cookie = f.cookie(user);
+    let reply = f.get(PAGE, &[("cookie", &cookie)]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.contains(r#"data-named="""#));
+    assert!(reply
+        .body
+        .contains(r#"data-one-active="/api/v1/partners/api-key""#));
+    assert!(!reply.body.contains("<img"), "unescaped user id");
+    assert!(reply
+        .body
+        .contains("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"));
+}
+
+#[tokio::test]
+async fn no_raw_key_ever_reaches_the_page() {
+    let f = fixture();
+    let cookie = f.cookie("demo");
+    let one = f.call(Method::POST, ONE, "demo", None).await;
+    assert_eq!(one.status, StatusCode::CREATED);
+    let named = f
+        .call(Method::POST, NAMED, "demo", Some(json!({"name": "ci"})))
+        .await;
+    assert_eq!(named.status, StatusCode::CREATED);
+    let page = f.get(PAGE, &[("cookie", &cookie)]).await;
+    for reply in [&one, &named] {
+        let key = reply.json()["api_key"].as_str().unwrap().to_owned();
+        assert!(!page.body.contains(&key[24..]), "a secret in the page");
+        assert!(
+            !page.body.contains(&key[..24]),
+            "the page loads keys by script"
+        );
+    }
+}
+
+/// The page's calls pass the guard's cross-origin rules (a browser's `fetch` sends
+/// `Sec-Fetch-Site: same-origin`), and everything the named form sends is accepted.
+#[tokio::test]
+async fn the_pages_calls_pass_the_csrf_rules_and_the_named_form_is_understood() {
+    let f = fixture();
+    let reply = f
+        .call(
+            Method::POST,
+            NAMED,
+            "demo",
+            Some(json!({
+                "name": "zapier",
+                "scopes": ["account:read", "signals:write"],
+                "expires_at": "2099-12-31T22:59:59Z",
+                "mode": "test",
+            })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    let body = reply.json();
+    assert!(body.get("hook_errors").is_none(), "no failure, no list");
+    assert_eq!(body["mode"], "test");
+    assert_eq!(body["scopes"], json!(["account:read", "signals:write"]));
+    assert_eq!(body["expires_at"], "2099-12-31T22:59:59Z");
+    assert!(body["api_key"].as_str().unwrap().starts_with("pk_test_"));
+    let id = body["id"].as_str().unwrap().to_owned();
+    // The table's data: everything the columns show.
+    let list = f.call(Method::GET, NAMED, "demo", None).await.json();
+    let row = &list["keys"][0];
+    for field in [
+        "id",
+        "name",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "mode",
+        "scopes",
+        "status",
+    ] {
+        assert!(row.get(field).is_some(), "{field}");
+    }
+    // The same calls from another site change nothing.
+    let mut forged = Request::delete(format!("{NAMED}/{id}"))
+        .header(header::COOKIE, f.cookie("demo"))
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .unwrap();
+    forged
+        .extensions_mut()
+        .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().unwrap()));
+    assert_eq!(f.send(forged).await.status, StatusCode::FORBIDDEN);
+    let revoked = f
+        .call(Method::DELETE, &format!("{NAMED}/{id}"), "demo", None)
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(revoked.json()["status"], "revoked");
+}
+
+#[tokio::test]
+async fn hooks_see_who_did_what_to_which_key_and_never_the_raw_key() {
+    let f = fixture();
+    let client = CLIENT.parse::<SocketAddr>().unwrap().ip();
+
+    let created = f.call(Method::POST, ONE, "demo", None).await.json();
+    let first = created["api_key"].as_str().unwrap().to_owned();
+    let rotated = f
+        .call(
+            Method::POST,
+            &format!("{ONE}/rotate"),
+            "demo",
+            Some(json!({"grace_seconds": 3600})),
+        )
+        .await
+        .json();
+    let second = rotated["api_key"].as_str().unwrap().to_owned();
+    let revoked = f.call(Method::DELETE, ONE, "demo", None).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+
+    let events = f.events();
+    let summary: Vec<_> = events
+        .iter()
+        .map(|e| (e.action, e.key.prefix.to_string()))
+        .collect();
+    assert_eq!(summary[0], (KeyAction::Created, first[..24].to_owned()));
+    assert_eq!(summary[1], (KeyAction::Rotated, second[..24].to_owned()));
+    assert_eq!(
+        events[1].replaced.as_ref().unwrap().prefix.to_string(),
+        first[..24]
+    );
+    assert!(events[1].replaced.as_ref().unwrap().revoked_at.is_some());
+    // Revoking the one active key revokes every key that works: the successor and the
+    // retiring one, each an event.
+    assert!(summary[2..]
+        .iter()
+        .all(|(action, _)| *action == KeyAction::Revoked));
+    let mut revoked: Vec<_> = summary[2..].iter().map(|(_, p)| p.clone()).collect();
+    revoked.sort();
+    let mut expected = vec![first[..24].to_owned(), second[..24].to_owned()];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    for event in &events {
+        assert_eq!(event.actor, Actor::user("demo"));
+        assert_eq!(event.owner, "demo");
+        assert_eq!(event.client_addr, Some(client));
+        let seen = format!("{event:?} {}", serde_json::to_string(event).unwrap());
+        for key in [&first, &second] {
+            assert!(
+                !seen.contains(&key[24..]),
+                "a secret reached a hook: {seen}"
+            );
+        }
+    }
+    // Revoke hooks ran once the store had the revocation.
+    assert_eq!(*f.recorder.revoked_in_store.lock().unwrap(), [true, true]);
+    assert_eq!(f.use_key(&second).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn revoking_a_revoked_key_is_no_event() {
+    let f = fixture();
+    let created = f
+        .call(Method::POST, NAMED, "demo", Some(json!({"name": "ci"})))
+        .await
+        .json();
+    let path = format!("{NAMED}/{}", created["id"].as_str().unwrap());
+    for _ in 0..2 {
+        assert_eq!(
+            f.call(Method::DELETE, &path, "demo", None).await.status,
+            StatusCode::OK
+        );
+    }
+    let actions: Vec<_> = f.events().iter().map(|e| e.action).collect();
+    assert_eq!(actions, [KeyAction::Created, KeyAction::Revoked]);
+}
+
+#[tokio::test]
+async fn a_key_revoking_itself_is_the_actor() {
+    let f = fixture();
+    let created = f.call(Method::POST, ONE, "demo", None).await.json();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let mut request = common::request(Method::DELETE, ONE, Some(&key));
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().unwrap()));
+    assert_eq!(f.send(request).await.status, StatusCode::OK);
+    let events = f.events();
+    let last = events.last().unwrap();
+    assert_eq!(last.action, KeyAction::Revoked);
+    assert_eq!(last.key.prefix.to_string(), key[..24]);
+    assert_eq!(
+        serde_json::to_value(&last.actor).unwrap(),
+        json!({"type": "key", "prefix": &key[..24]})
+    );
+    assert_eq!(*f.recorder.revoked_in_store.lock().unwrap(), [true]);
+}
+
+#[tokio::test]
+async fn a_failing_create_hook_never_fails_the_mint_and_is_reported() {
+    let f = fixture_with(|routes| routes, Some(FailingWebhook));
+    let reply = f
+        .call(Method::POST, NAMED, "demo", Some(json!({"name": "zapier"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    let body = reply.json();
+    assert_eq!(
+        body["hook_errors"],
+        json!([{"hook": "webhook", "error": "The webhook app could not be created."}])
+    );
+    assert!(
+        !reply.body.contains("10.1.2.3"),
+        "the hook's source stays in the log"
+    );
+    let key = body["api_key"].as_str().unwrap();
+    assert_eq!(f.use_key(key).await, StatusCode::OK, "the key works");
+    // The hooks registered before it ran; the key is stored.
+    assert_eq!(f.events().len(), 1);
+    assert_eq!(f.audit.entries().len(), 1);
+    let stored = f.store.list_by_owner("demo").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    // A rotation has no after_rotate failure here: no list.
+    let rotated = f
+        .call(
+            Method::POST,
+            &format!("{NAMED}/{}/rotate", body["id"].as_str().unwrap()),
+            "demo",
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED);
+    assert!(rotated.json().get("hook_errors").is_none());
+}
+
+#[tokio::test]
+async fn the_audit_trail_says_who_what_which_prefix_when_and_from_where() {
+    let f = fixture();
+    let before = SystemTime::now();
+    let created = f
+        .call(Method::POST, NAMED, "demo", Some(json!({"name": "ci"})))
+        .await
+        .json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let rotated = f
+        .call(
+            Method::POST,
+            &format!("{NAMED}/{id}/rotate"),
+            "demo",
+            Some(json!({"grace_seconds": 0})),
+        )
+        .await
+        .json();
+    let new_id = rotated["id"].as_str().unwrap().to_owned();
+    f.call(Method::DELETE, &format!("{NAMED}/{new_id}"), "demo", None)
+        .await;
+
+    let entries = f.audit.entries();
+    let json: Vec<Value> = entries
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let actions: Vec<_> = json.iter().map(|e| e["action"].clone()).collect();
+    assert_eq!(
+        actions,
+        [json!("created"), json!("rotated"), json!("revoked")]
+    );
+    assert_eq!(json[0]["key_prefix"], created["prefix"]);
+    assert_eq!(json[0]["key_id"], created["id"]);
+    assert_eq!(json[1]["key_prefix"], rotated["prefix"]);
+    assert_eq!(json[1]["replaced_prefix"], created["prefix"]);
+    assert_eq!(json[2]["key_prefix"], rotated["prefix"]);
+    for (entry, line) in entries.iter().zip(&json) {
+        assert_eq!(line["actor"], json!({"type": "user", "id": "demo"}));
+        assert_eq!(line["owner"], "demo");
+        assert_eq!(line["key_name"], "ci");
+        assert_eq!(line["client_addr"], "198.51.100.23");
+        assert!(entry.at >= before && entry.at <= SystemTime::now());
+        assert!(line["at"].as_str().unwrap().ends_with('Z'));
+        for minted in [&created, &rotated] {
+            let key = minted["api_key"].as_str().unwrap();
+            assert!(!line.to_string().contains(&key[24..]));
+        }
+    }
+}
