@@ -13,11 +13,20 @@
 //! - `GET /api/account` — any valid key; names the caller's key by its prefix;
 //! - `POST /api/signals` — needs the `signals:write` scope (the full-access key has it,
 //!   the read-only key gets 403);
-//! - `POST /login` with `{"username":"demo","password":"demo"}` — sets the session
-//!   cookie; `POST /logout` clears it;
+//! - `GET /` — redirects to the key dashboard;
+//! - `GET /settings/api-keys` — the key dashboard (open it in a browser: it sends you
+//!   to the login form first; user `demo`, password `demo`): see, generate, copy,
+//!   rotate and revoke the one active key, create and revoke named keys;
+//! - `GET /login` — the login form; `POST /login` takes the form (then redirects to
+//!   `next`) or JSON `{"username":"demo","password":"demo"}` (answers JSON) and sets
+//!   the session cookie; `POST /logout` clears it;
 //! - key management for the logged-in user (a session, never a bearer key):
 //!   `GET|POST|DELETE /api/v1/partners/api-key`, `POST /api/v1/partners/api-key/rotate`,
 //!   `GET|POST /api/user/keys`, `DELETE /api/user/keys/{id}`.
+//!
+//! Every create, rotate and revoke is written to the audit trail, printed on stderr as
+//! one JSON line (`audit: {"actor":…,"action":"created","key_prefix":"pk_live_…",…}`):
+//! who, what, which key prefix, when, from which address — never a raw key.
 //!
 //! `DATABASE_URL` selects the store: unset, the embedded in-memory store (keys last as
 //! long as the process); `sqlite://keys.db` a SQLite file (keys survive a restart);
@@ -37,8 +46,12 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    http::{header::SET_COOKIE, StatusCode},
-    response::IntoResponse,
+    extract::{Query, State},
+    http::{
+        header::{self, SET_COOKIE},
+        HeaderMap, HeaderValue, Method, StatusCode,
+    },
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
     Json, Router,
 };
@@ -46,9 +59,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_api_key::{
     auth::Authenticator,
-    manage::{self, Keys},
+    dashboard::DashboardConfig,
+    manage::{AuditEntry, AuditTrail, Keys, ManagementRoutes},
     policy::RateLimit,
-    session::{CookieSessions, SessionGuardLayer, SessionUser},
+    session::{CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},
     store::{
         CachedKeyStore, InsertRule, KeyStore, PostgresKeyStore, RedisKeyStore, SqliteKeyStore,
     },
@@ -83,9 +97,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .rate_limit(rate_limit)
         .rate_limit_headers(true)
         .build();
+    // The audit trail: one JSON line per create, rotate and revoke (prefix only).
+    let audit = AuditTrail::new(|entry: &AuditEntry| {
+        if let Ok(line) = serde_json::to_string(entry) {
+            eprintln!("audit: {line}");
+        }
+    });
     let keys = Keys::new(store)
         .last_use(auth.last_use().clone())
-        .default_scopes(["account:read", "signals:write"]);
+        .default_scopes(["account:read", "signals:write"])
+        .hook(audit);
     // Plain http on localhost: browsers drop `Secure` and `__Host-` cookies without TLS.
     let sessions = CookieSessions::with_random_key()?.insecure_for_local_http();
     eprintln!(
@@ -109,8 +130,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Where the key dashboard lives.
+const DASHBOARD: &str = "/settings/api-keys";
+
 /// The whole service: public health check and login, key-guarded API, and key
-/// management behind the browser session.
+/// management (JSON endpoints and the dashboard page) behind the browser session.
 fn app(
     auth: Authenticator,
     keys: Keys,
@@ -125,14 +149,22 @@ fn app(
         )
         .layer(ApiKeyLayer::new(auth.clone()));
     let login = Router::new()
-        .route("/login", post(login))
+        .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .with_state(sessions);
+    let management = ManagementRoutes::new(keys, guard, auth)
+        .dashboard(
+            DashboardConfig::new(DASHBOARD)
+                .login_url("/login")
+                .logout_url("/logout"),
+        )
+        .into_router();
     Router::new()
+        .route("/", get(|| async { Redirect::to(DASHBOARD) }))
         .route("/health", get(|| async { "ok" }))
         .merge(api)
         .merge(login)
-        .merge(manage::router(keys, guard, auth))
+        .merge(management)
 }
 
 async fn account(caller: Principal) -> Json<Value> {
@@ -161,31 +193,167 @@ struct Credentials {
     password: String,
 }
 
-/// A stand-in for your real login: one demo user, password `demo`.
+/// A stand-in for your real login check: one demo user, password `demo`.
+fn check(username: &str, password: &str) -> bool {
+    username == "demo" && password == "demo"
+}
+
+/// The login form: no script, styled by the dashboard's public style sheet.
+const LOGIN_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Log in</title>
+<link rel="stylesheet" href="/settings/api-keys/dashboard.css">
+</head>
+<body>
+<header class="top"><h1>Log in</h1></header>
+<main>
+  <section>
+    <p id="login-error" role="alert"{ERROR_HIDDEN}>{ERROR}</p>
+    <form id="login-form" method="post" action="/login">
+      <input type="hidden" name="next" value="{NEXT}">
+      <p><label for="username">Username</label>
+        <input id="username" name="username" autocomplete="username" required></p>
+      <p><label for="password">Password</label>
+        <input id="password" name="password" type="password" autocomplete="current-password" required></p>
+      <p><button id="login-submit" type="submit">Log in</button></p>
+    </form>
+    <p class="hint">Demo: user <code>demo</code>, password <code>demo</code>.</p>
+  </section>
+</main>
+</body>
+</html>
+"#;
+
+/// `GET /login?next=…&error=1`: the form, with a message after a wrong password.
+async fn login_form(Query(query): Query<std::collections::HashMap<String, String>>) -> Response {
+    let next = local_path(query.get("next").map(String::as_str));
+    let failed = query.get("error").is_some_and(|e| e == "1");
+    let html = LOGIN_PAGE
+        .replace("{NEXT}", &escape_html(next))
+        .replace("{ERROR_HIDDEN}", if failed { "" } else { " hidden" })
+        .replace(
+            "{ERROR}",
+            if failed {
+                "Wrong username or password."
+            } else {
+                ""
+            },
+        );
+    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// `POST /login`: the form (a 303 to `next`, or back to the form after a wrong
+/// password) or JSON (answers JSON). Logging in from another site is refused, so no
+/// page elsewhere can log a visitor into an account of its choosing.
 async fn login(
-    axum::extract::State(sessions): axum::extract::State<CookieSessions>,
+    State(sessions): State<CookieSessions>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    if CrossOriginProtection::new()
+        .check(&Method::POST, &headers)
+        .is_err()
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "Cross-origin login refused.",
+        ));
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let field = |name: &str| {
+            url::form_urlencoded::parse(&body)
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        let username = field("username").unwrap_or_default();
+        let password = field("password").unwrap_or_default();
+        let next = local_path(field("next").as_deref()).to_owned();
+        if !check(&username, &password) {
+            let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            return Ok(Redirect::to(&format!("/login?error=1&next={next}")).into_response());
+        }
+        let cookie = sessions.login(&SessionUser::new(username));
+        return Ok(([(SET_COOKIE, cookie)], Redirect::to(&next)).into_response());
+    }
     let credentials: Credentials = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(
             ErrorCode::InvalidRequest,
             r#"Send {"username":"…","password":"…"} as JSON."#,
         )
     })?;
-    if credentials.username != "demo" || credentials.password != "demo" {
+    if !check(&credentials.username, &credentials.password) {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
             "Wrong username or password.",
         ));
     }
     let cookie = sessions.login(&SessionUser::new(credentials.username));
-    Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": "demo" }))))
+    Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": "demo" }))).into_response())
 }
 
-async fn logout(
-    axum::extract::State(sessions): axum::extract::State<CookieSessions>,
-) -> impl IntoResponse {
-    ([(SET_COOKIE, sessions.logout())], StatusCode::NO_CONTENT)
+/// `next` if it is a path on this site (`/…`, not `//…` nor `/\…`, which browsers
+/// read as another host), else the dashboard.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.starts_with("/\\")
+                && !path.chars().any(char::is_control) =>
+        {
+            path
+        }
+        _ => DASHBOARD,
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `POST /logout`: clears the cookie; a form post (the dashboard's button) goes back
+/// to the login form.
+async fn logout(State(sessions): State<CookieSessions>, headers: HeaderMap) -> Response {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let cookie = [(SET_COOKIE, sessions.logout())];
+    if is_form {
+        (cookie, Redirect::to("/login")).into_response()
+    } else {
+        (cookie, StatusCode::NO_CONTENT).into_response()
+    }
 }
 
 /// The store `DATABASE_URL` names: unset, in memory; otherwise SQLite, PostgreSQL or

@@ -666,3 +666,136 @@ async fn the_audit_trail_says_who_what_which_prefix_when_and_from_where() {
         }
     }
 }
+
+/// The quickstart as a browser meets it: `/` leads to the dashboard, the login form
+/// logs in and comes back, the dashboard loads, and the audit trail on stderr names
+/// keys by prefix only.
+#[tokio::test]
+async fn quickstart_login_form_and_dashboard() {
+    let qs = common::quickstart::start().await;
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+
+    let root = qs.send(Method::GET, "/", None).await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.header("location"), PAGE);
+    let page = qs
+        .send_with(Method::GET, PAGE, &[("accept", BROWSER_ACCEPT)], "")
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.header("location"), "/login?next=/settings/api-keys");
+
+    let login = qs
+        .send_with(Method::GET, "/login?next=/settings/api-keys", &[], "")
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.header("content-type"), "text/html; charset=utf-8");
+    assert!(login
+        .header("content-security-policy")
+        .contains("frame-ancestors 'none'"));
+    for needle in [
+        r#"<form id="login-form" method="post" action="/login">"#,
+        r#"<input id="username" name="username""#,
+        r#"<input id="password" name="password" type="password""#,
+        r#"<button id="login-submit" type="submit">"#,
+        r#"<input type="hidden" name="next" value="/settings/api-keys">"#,
+        r#"<p id="login-error" role="alert" hidden></p>"#,
+    ] {
+        assert!(login.body.contains(needle), "{needle}");
+    }
+    assert!(!login.body.contains("<script"));
+    // `next` is escaped into the form, and only local paths are kept.
+    let odd = qs
+        .send_with(Method::GET, "/login?next=/%22%3E%3Cb%3E", &[], "")
+        .await;
+    assert!(odd.body.contains(r#"value="/&quot;&gt;&lt;b&gt;""#));
+
+    let wrong = qs
+        .send_with(
+            Method::POST,
+            "/login",
+            &form,
+            "username=demo&password=nope&next=%2Fsettings%2Fapi-keys",
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        wrong.header("location"),
+        "/login?error=1&next=%2Fsettings%2Fapi-keys"
+    );
+    assert!(wrong.headers.get("set-cookie").is_none());
+    let shown = qs
+        .send_with(Method::GET, wrong.header("location"), &[], "")
+        .await;
+    assert!(shown
+        .body
+        .contains(r#"<p id="login-error" role="alert">Wrong username or password.</p>"#));
+
+    for (next, location) in [
+        ("%2Fsettings%2Fapi-keys", PAGE),
+        ("%2F%2Fevil.example", PAGE),
+        ("https%3A%2F%2Fevil.example", PAGE),
+        ("%2F%5Cevil.example", PAGE),
+        ("%2Fhealth", "/health"),
+    ] {
+        let reply = qs
+            .send_with(
+                Method::POST,
+                "/login",
+                &form,
+                &format!("username=demo&password=demo&next={next}"),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(reply.header("location"), location, "{next}");
+        assert!(reply.header("set-cookie").starts_with("session="));
+    }
+    // Another site cannot log a visitor in.
+    let forged = qs
+        .send_with(
+            Method::POST,
+            "/login",
+            &[form[0], ("sec-fetch-site", "cross-site")],
+            "username=demo&password=demo",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.headers.get("set-cookie").is_none());
+
+    let cookie = qs.login().await;
+    let page = qs
+        .send_with(
+            Method::GET,
+            PAGE,
+            &[("accept", BROWSER_ACCEPT), ("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"data-logout="/logout""#));
+    let (_, key) = qs.mint_named(&cookie, "audited").await;
+    let logout = qs
+        .send_with(Method::POST, "/logout", &[form[0], ("cookie", &cookie)], "")
+        .await;
+    assert_eq!(logout.status, StatusCode::SEE_OTHER);
+    assert_eq!(logout.header("location"), "/login");
+
+    // The audit line for the new key: prefix, user and address; never the secret.
+    let since = std::time::Instant::now();
+    let line = loop {
+        let logs = qs.logs.lock().unwrap().clone();
+        if let Some(line) = logs
+            .iter()
+            .find(|l| l.starts_with("audit: ") && l.contains(&key[..24]))
+        {
+            break line.clone();
+        }
+        assert!(since.elapsed().as_secs() < 10, "no audit line: {logs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let entry: Value = serde_json::from_str(line.trim_start_matches("audit: ")).unwrap();
+    assert_eq!(entry["action"], "created");
+    assert_eq!(entry["actor"], json!({"type": "user", "id": "demo"}));
+    assert_eq!(entry["client_addr"], "127.0.0.1");
+    let logs = qs.logs.lock().unwrap().join("\n");
+    assert!(!logs.contains(&key[24..]), "a secret in the logs");
+}
