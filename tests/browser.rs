@@ -13,7 +13,13 @@
 //! the attacks where it does not (plain http to a name that is not loopback), so the
 //! `Origin` fallback is exercised too.
 //!
-//! Screenshots of each state go to `target/screenshots/` (not committed).
+//! `dashboard_flow` uses the key dashboard as a person would, against the quickstart
+//! at `http://127.0.0.1:<port>` (loopback: a secure context, so the clipboard API
+//! works once the test grants its permission).
+//!
+//! Screenshots of each state go to `target/screenshots/` (not committed);
+//! `docs/dashboard.png` is `dashboard-4-generated.png` from one run (a throwaway key of
+//! an in-memory store).
 
 #[path = "browser/attacker.rs"]
 mod attacker;
@@ -454,4 +460,400 @@ fetch(arguments[0], { method: "DELETE", credentials: "include" })
     let keys = store.list_by_owner("demo").await.expect("list");
     assert!(keys[0].revoked_at.is_some(), "the owner revoked it");
     server.abort();
+}
+
+/// Polls `script` (a function body run in the page) until it returns something other
+/// than `null`, `false` or `""` (10 s at most); that value. A script that fails (the
+/// page is navigating) counts as not yet.
+async fn until(b: &Browser, what: &str, script: &str, args: Vec<Value>) -> Value {
+    for _ in 0..200 {
+        if let Ok(value) = b.client.execute(script, args.clone()).await {
+            if !matches!(&value, Value::Null | Value::Bool(false)) && value.as_str() != Some("") {
+                return value;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("waited 10 s for {what}");
+}
+
+/// The trimmed text of the element `selector`, or `null` if there is none.
+const TEXT_OF: &str = r#"const el = document.querySelector(arguments[0]);
+return el ? el.textContent.trim() : null;"#;
+
+/// The trimmed text of `selector` once it contains `needle`.
+async fn text_containing(b: &Browser, selector: &str, needle: &str) -> String {
+    let script = format!(
+        "{TEXT_OF_FN} const t = textOf(arguments[0]); return t !== null && t.includes(arguments[1]) ? t : null;"
+    );
+    until(
+        b,
+        &format!("{selector} to contain {needle:?}"),
+        &script,
+        vec![json!(selector), json!(needle)],
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
+const TEXT_OF_FN: &str = r#"function textOf(s) { const el = document.querySelector(s); return el ? el.textContent.trim() : null; }"#;
+
+/// Scrolls the element `selector` to the middle of the window (for a screenshot).
+async fn scroll_to(b: &Browser, selector: &str) {
+    b.js(
+        "document.querySelector(arguments[0]).scrollIntoView({ block: 'center' });",
+        vec![json!(selector)],
+    )
+    .await;
+}
+
+async fn click(b: &Browser, selector: &str) {
+    b.client
+        .find(fantoccini::Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+}
+
+async fn fill(b: &Browser, selector: &str, text: &str) {
+    let field = b
+        .client
+        .find(fantoccini::Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"));
+    field.clear().await.expect("clear");
+    field.send_keys(text).await.expect("type");
+}
+
+/// Whether the page (its DOM, storage or address) holds `secret` anywhere.
+async fn page_holds(b: &Browser, secret: &str) -> bool {
+    let source = b.client.source().await.expect("page source");
+    let elsewhere = b
+        .js(
+            r#"const s = arguments[0];
+const values = [...document.querySelectorAll("input, textarea")].map(e => e.value);
+return [JSON.stringify(localStorage), JSON.stringify(sessionStorage), location.href,
+  document.cookie, ...values].some(v => v.includes(s));"#,
+            vec![json!(secret)],
+        )
+        .await;
+    source.contains(secret) || elsewhere == json!(true)
+}
+
+/// Clicks a button that opens `#confirm-dialog`, checks the dialog, and confirms.
+async fn confirm(b: &Browser, opener: &str, shot: Option<&str>) {
+    click(b, opener).await;
+    until(
+        b,
+        "the confirm dialog",
+        r#"const d = document.querySelector('#confirm-dialog'); return d && d.open;"#,
+        vec![],
+    )
+    .await;
+    let text = b.js(TEXT_OF, vec![json!("#confirm-text")]).await;
+    assert!(
+        text.as_str().is_some_and(|t| !t.is_empty()),
+        "the dialog says what it will do"
+    );
+    if let Some(name) = shot {
+        b.screenshot(name).await;
+    }
+    click(b, "#confirm-yes").await;
+}
+
+/// The dashboard as a person uses it, in a real browser against the quickstart: sent
+/// to the login form, a wrong password, log in; revoke the seeded key (it gets 401);
+/// generate a key, see it once and copy it, use it with a real HTTP client (200);
+/// reload: only the prefix; rotate; revoke (401); a named key: create, its row,
+/// revoke per row; an error shown from the server's envelope. No console errors (no
+/// CSP violation), no raw key in storage, in the address or in the server's logs.
+#[tokio::test]
+async fn dashboard_flow() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let qs = Arc::new(quickstart::start().await);
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        let base = qs.base.clone();
+        let page = format!("{base}/settings/api-keys");
+
+        // Not logged in: a browser is sent to the login form.
+        b.client.goto(&page).await.unwrap();
+        let here = b.client.current_url().await.unwrap();
+        assert_eq!(here.path(), "/login", "{here}");
+        let next: Vec<_> = here
+            .query_pairs()
+            .filter(|(k, _)| k == "next")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(next, ["/settings/api-keys"], "{here}");
+        b.screenshot("dashboard-0-login").await;
+
+        // A wrong password: back to the form, with a message.
+        fill(&b, "#username", "demo").await;
+        fill(&b, "#password", "not the password").await;
+        click(&b, "#login-submit").await;
+        let message = until(
+            &b,
+            "#login-error",
+            &format!("{TEXT_OF_FN} return textOf('#login-error');"),
+            vec![],
+        )
+        .await;
+        eprintln!("wrong password: {message}");
+        let here = b.client.current_url().await.unwrap();
+        assert!(
+            here.query_pairs().any(|(k, v)| k == "error" && v == "1"),
+            "{here}"
+        );
+        b.screenshot("dashboard-1-login-error").await;
+
+        // Log in: the dashboard, showing the seeded key by its prefix.
+        fill(&b, "#username", "demo").await;
+        fill(&b, "#password", "demo").await;
+        click(&b, "#login-submit").await;
+        let prefix = until(
+            &b,
+            "the dashboard with the key's prefix",
+            &format!(
+                "{TEXT_OF_FN} return location.pathname === '/settings/api-keys' ? textOf('#key-prefix') : null;"
+            ),
+            vec![],
+        )
+        .await;
+        assert_eq!(prefix, json!(&qs.full[..24]), "the seeded key's prefix");
+        let generate = b
+            .client
+            .find(fantoccini::Locator::Id("generate"))
+            .await
+            .unwrap();
+        assert!(
+            !generate.is_enabled().await.unwrap(),
+            "Generate is disabled while a key is active"
+        );
+        let reason = until(
+            &b,
+            "#generate-message",
+            &format!("{TEXT_OF_FN} return textOf('#generate-message');"),
+            vec![],
+        )
+        .await;
+        eprintln!("generate disabled: {reason}");
+        b.screenshot("dashboard-2-active-key").await;
+
+        // Revoke the seeded key: it stops working.
+        confirm(&b, "#revoke", Some("dashboard-3-confirm")).await;
+        text_containing(&b, "#key-status", "No key").await;
+        assert_eq!(
+            qs.account_status(&qs.full).await,
+            StatusCode::UNAUTHORIZED,
+            "revoked from the dashboard"
+        );
+
+        // Generate: the key is shown once, in the box.
+        until(
+            &b,
+            "Generate enabled",
+            "return !document.querySelector('#generate').disabled;",
+            vec![],
+        )
+        .await;
+        click(&b, "#generate").await;
+        let key = until(
+            &b,
+            "#new-key-value",
+            r#"const el = document.querySelector('#new-key-value'); return el && el.value;"#,
+            vec![],
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+        assert!(
+            key.starts_with("pk_live_") && key.len() == 72,
+            "a raw key in the box"
+        );
+        assert!(b
+            .client
+            .find(fantoccini::Locator::Id("new-key"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap());
+        text_containing(&b, "body", "Save it now: it is shown only once").await;
+        let shot = b.screenshot("dashboard-4-generated").await;
+        eprintln!("screenshot with the new key: {}", shot.display());
+
+        // Copy: the clipboard holds the key.
+        b.cdp(
+            "Browser.grantPermissions",
+            json!({
+                "origin": base,
+                "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
+            }),
+        )
+        .await;
+        click(&b, "#copy").await;
+        text_containing(&b, "#copy-status", "Copied").await;
+        let clipboard = b
+            .js_async(
+                r#"const done = arguments[arguments.length - 1];
+navigator.clipboard.readText().then(done, e => done({ error: String(e) }));"#,
+                vec![],
+            )
+            .await;
+        assert!(
+            clipboard.as_str() == Some(key.as_str()),
+            "the clipboard does not hold the key (error: {})",
+            clipboard["error"]
+        );
+        b.screenshot("dashboard-5-copied").await;
+
+        // Use it with a real HTTP client.
+        assert_eq!(qs.account_status(&key).await, StatusCode::OK);
+
+        // Reload: only the prefix; the raw key is nowhere in the page.
+        b.client.refresh().await.unwrap();
+        let prefix = until(
+            &b,
+            "#key-prefix after the reload",
+            &format!("{TEXT_OF_FN} return textOf('#key-prefix');"),
+            vec![],
+        )
+        .await;
+        assert_eq!(prefix, json!(&key[..24]));
+        let shown = b
+            .js(
+                r#"const el = document.querySelector('#new-key-value'); return el ? el.value : "";"#,
+                vec![],
+            )
+            .await;
+        assert_eq!(shown, json!(""), "the box is empty after a reload");
+        assert!(!page_holds(&b, &key[24..]).await, "the secret survived a reload");
+        let last_used = b.js(TEXT_OF, vec![json!("#key-last-used")]).await;
+        assert!(
+            last_used.as_str().is_some_and(|t| !t.is_empty() && t != "never"),
+            "the use shows: {last_used}"
+        );
+        b.screenshot("dashboard-6-after-reload").await;
+
+        // Rotate with no grace: a new key in the box, the old one stops at once.
+        b.client
+            .find(fantoccini::Locator::Id("grace"))
+            .await
+            .unwrap()
+            .select_by_value("0")
+            .await
+            .unwrap();
+        click(&b, "#rotate").await;
+        let rotated = until(
+            &b,
+            "the rotated key",
+            r#"const el = document.querySelector('#new-key-value');
+return el && el.value && el.value !== arguments[0] ? el.value : null;"#,
+            vec![json!(key)],
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+        assert_eq!(qs.account_status(&rotated).await, StatusCode::OK);
+        assert_eq!(qs.account_status(&key).await, StatusCode::UNAUTHORIZED);
+
+        // Revoke: the key gets 401, the status says so.
+        confirm(&b, "#revoke", None).await;
+        text_containing(&b, "#key-status", "No key").await;
+        assert_eq!(
+            qs.account_status(&rotated).await,
+            StatusCode::UNAUTHORIZED
+        );
+        b.screenshot("dashboard-7-revoked").await;
+
+        // A named key: created, shown once, listed, revoked from its row.
+        fill(&b, "#named-name", "ci deploy").await;
+        fill(&b, "#named-scopes", "account:read").await;
+        click(&b, "#named-create").await;
+        let named = until(
+            &b,
+            "the named key",
+            r#"const el = document.querySelector('#new-key-value');
+return el && el.value && el.value !== arguments[0] ? el.value : null;"#,
+            vec![json!(rotated)],
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+        let row = format!("#keys-table tr[data-prefix='{}']", &named[..24]);
+        let text = text_containing(&b, &row, "Active").await;
+        assert!(text.contains("ci deploy"), "{text}");
+        assert!(text.contains("account:read"), "{text}");
+        assert_eq!(qs.account_status(&named).await, StatusCode::OK);
+        scroll_to(&b, &row).await;
+        b.screenshot("dashboard-8-named").await;
+        confirm(&b, &format!("{row} .revoke-row"), None).await;
+        text_containing(&b, &row, "Revoked").await;
+        scroll_to(&b, &row).await;
+        b.screenshot("dashboard-9-named-revoked").await;
+        assert_eq!(qs.account_status(&named).await, StatusCode::UNAUTHORIZED);
+
+        // An error from the server shows its envelope's message.
+        fill(&b, "#named-name", "expired already").await;
+        b.js(
+            r#"document.querySelector('#named-expires').value = "2000-01-01";"#,
+            vec![],
+        )
+        .await;
+        click(&b, "#named-create").await;
+        let error = until(
+            &b,
+            "#error",
+            &format!("{TEXT_OF_FN} return textOf('#error');"),
+            vec![],
+        )
+        .await;
+        eprintln!("error shown: {error}");
+        scroll_to(&b, "#error").await;
+        b.screenshot("dashboard-10-error").await;
+
+        // No console errors: the page runs under its CSP without a violation or a
+        // script error. Chromium logs each 4xx answer as a failed load: those are the
+        // API's answers (404 "no key", 409, the refused expiry), not faults.
+        let console = b.console().await;
+        for (level, message) in &console {
+            eprintln!("console {level}: {message}");
+        }
+        let faults: Vec<_> = console
+            .iter()
+            .filter(|(level, m)| {
+                level == "SEVERE"
+                    && !(m.contains("Failed to load resource")
+                        && m.contains("the server responded with a status of 4"))
+            })
+            .collect();
+        assert!(faults.is_empty(), "console errors: {faults:#?}");
+
+        // After a reload no raw key is anywhere in the page.
+        b.client.refresh().await.unwrap();
+        until(
+            &b,
+            "the dashboard after a reload",
+            &format!("{TEXT_OF_FN} return textOf('#key-status');"),
+            vec![],
+        )
+        .await;
+        for secret in [&key, &rotated, &named] {
+            assert!(!page_holds(&b, &secret[24..]).await, "a secret in the page");
+        }
+        let logs = qs.logs.lock().unwrap().join("\n");
+        for secret in [&key, &rotated, &named] {
+            assert!(!logs.contains(&secret[24..]), "a secret in the server's logs");
+        }
+    })
+    .await;
 }

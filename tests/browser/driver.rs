@@ -126,8 +126,9 @@ impl Browser {
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium, "args": args },
-            // DevTools `Network.*` events, read back with `network_events`.
-            "goog:loggingPrefs": { "performance": "ALL" },
+            // DevTools `Network.*` events, read back with `network_events`, and the
+            // console (CSP violations and script errors land there).
+            "goog:loggingPrefs": { "performance": "ALL", "browser": "ALL" },
         });
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!()
@@ -148,6 +149,41 @@ impl Browser {
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
+    }
+
+    /// A Chrome DevTools Protocol command, through chromedriver.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.client
+            .issue_cmd(SessionPost {
+                path: "goog/cdp/execute",
+                body: json!({ "cmd": cmd, "params": params }),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CDP {cmd}: {e}"))
+    }
+
+    /// The console messages since the last call: `(level, text)`, e.g.
+    /// `("SEVERE", "Refused to execute inline script …")`.
+    pub async fn console(&self) -> Vec<(String, String)> {
+        let entries = self
+            .client
+            .issue_cmd(SessionPost {
+                path: "se/log",
+                body: json!({ "type": "browser" }),
+            })
+            .await
+            .expect("browser log");
+        entries
+            .as_array()
+            .expect("log entries")
+            .iter()
+            .map(|e| {
+                (
+                    e["level"].as_str().unwrap_or_default().to_owned(),
+                    e["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// The DevTools `Network.*` events since the last call, oldest first: each the
