@@ -3,6 +3,8 @@
 # continuous mode for SECONDS_PER_BENCH seconds (default 60) and must reach 2,000,000
 # samples (1,000,000 per class). Pass: |t| < 5 for the verifier's benches, and |t| > 10
 # for the positive control (a plain `==`), which shows the harness can see a leak.
+# The verifier is timed warm (each timed call after an untimed one with the same
+# input); see timing/src/main.rs for why.
 # Takes a few minutes; not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/../timing"
@@ -39,4 +41,9 @@ PY
 check wrong_secret_vs_unknown_prefix below 5
 check first_vs_last_byte below 5
 check control_plain_eq above 10
+# Not a verdict: how much timing cold (no untimed call first) varies between two pools
+# of unknown prefixes alone, i.e. why the verifier's benches time warm.
+line="$(timeout --signal=INT "$per_bench" "$bin" --continuous cold_pools 2>/dev/null \
+  | grep -E "n == " | tail -1 || true)"
+printf '%-32s %s  (method check, no verdict)\n' cold_pools "${line#*: }"
 exit "$failed"

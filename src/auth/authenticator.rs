@@ -14,7 +14,7 @@ use http::{
     request::Parts,
     Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri,
 };
-use subtle::{Choice, ConstantTimeEq};
+use subtle::ConstantTimeEq;
 
 use super::{
     credential::{extract, Credential},
@@ -317,14 +317,14 @@ impl Authenticator {
         lookup: store::Result<Lookup>,
         now: SystemTime,
     ) -> Result<Arc<KeyRecord>, AuthError> {
-        let Lookup { found, decoy } =
-            lookup.map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?;
-        let expected = found
-            .as_deref()
-            .or(decoy.as_deref())
-            .map_or(&DUMMY_HASH, |r| &r.hash);
-        let matched = presented.hash.ct_eq(expected) & Choice::from(u8::from(found.is_some()));
-        let record = match found {
+        let (record, found) = lookup
+            .map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?
+            .into_parts();
+        // The same work whether the record is the prefix's or a decoy: no branch on
+        // `found` before the outcome, which is the same refusal for both.
+        let expected = record.as_deref().map_or(&DUMMY_HASH, |r| &r.hash);
+        let matched = presented.hash.ct_eq(expected) & found;
+        let record = match record {
             Some(record) if bool::from(matched) => record,
             _ => return Err(self.error(AuthErrorKind::InvalidCredentials)),
         };

@@ -29,7 +29,7 @@ mod prefix;
 pub use api_key::{ApiKey, KeyParseError, MintError};
 pub use format::{InvalidNamespace, KeyFormat, KeyMode};
 pub use hash::KeyHash;
-pub(crate) use prefix::PrefixHashing;
+pub(crate) use prefix::{is_zero, PrefixHashing};
 pub use prefix::{InvalidPrefix, KeyPrefix};
 
 /// Number of random bytes in a key's secret part.

@@ -73,6 +73,19 @@ impl std::hash::Hash for KeyPrefix {
 }
 
 impl KeyPrefix {
+    /// 1 if `self` and `other` are the same prefix, else 0: every byte is compared,
+    /// whatever they hold, and no branch depends on them.
+    pub(crate) fn same_as(&self, other: &Self) -> u64 {
+        let diff = self
+            .bytes
+            .iter()
+            .zip(&other.bytes)
+            .fold(u64::from(self.len ^ other.len), |diff, (a, b)| {
+                diff | u64::from(a ^ b)
+            });
+        is_zero(diff)
+    }
+
     /// The mode and the 16 hex digits folded into one word. Equal prefixes have equal
     /// fingerprints; for minted keys the value is close to uniformly random.
     pub(crate) fn fingerprint(&self) -> u64 {
@@ -93,6 +106,11 @@ impl KeyPrefix {
         // The last letter of the mode: `e` (live) or `t` (test).
         digits ^ u64::from(self.bytes[len - 18])
     }
+}
+
+/// 1 if `word` is 0, else 0, by arithmetic alone.
+pub(crate) fn is_zero(word: u64) -> u64 {
+    ((word | word.wrapping_neg()) >> 63) ^ 1
 }
 
 /// Hashes a [`KeyPrefix`] by its fingerprint, mixed once, for maps keyed by the

@@ -9,13 +9,13 @@ use super::{
 };
 use crate::key::KeyPrefix;
 
-/// The embedded store: records in a hash map behind a read-write lock.
+/// The embedded store: records in a hash table behind a read-write lock.
 ///
-/// Lookup by prefix is one probe of an open-addressing table under a shared lock, so
-/// its cost does not grow with the number of keys, and concurrent requests do not
-/// block each other. An unknown prefix does the same memory work as a stored one (it
-/// reads a stored record as a decoy; see [`KeyStore::lookup_now`]), so the time a
-/// request takes does not tell whether its prefix exists.
+/// Lookup by prefix reads two buckets of a cuckoo table under a shared lock, so its
+/// cost does not grow with the number of keys, and concurrent requests do not block
+/// each other. An unknown prefix does the same work as a stored one, without a branch
+/// on which it is (it reads a stored record as a decoy; see [`KeyStore::lookup_now`]),
+/// so the time a request takes does not tell whether its prefix exists.
 /// Cloning is cheap and clones share the same records, so one clone can go to the
 /// layer and another to key management. Records live as long as the process.
 ///
@@ -119,11 +119,11 @@ impl KeyStore for InMemoryKeyStore {
     }
 
     fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
-        let found = self.read().by_prefix.find(prefix);
-        Some(Ok(Lookup {
-            found: found.record,
-            decoy: found.decoy,
-        }))
+        let lookup = match self.read().by_prefix.find(prefix) {
+            Some(found) => Lookup::candidate(found.record, found.hit),
+            None => Lookup::default(),
+        };
+        Some(Ok(lookup))
     }
 
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {

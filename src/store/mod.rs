@@ -75,6 +75,8 @@ mod timeout;
 
 use std::{sync::Arc, time::SystemTime};
 
+use subtle::Choice;
+
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisKeyStore, RedisKeyStoreBuilder};
 #[cfg(feature = "cache")]
@@ -131,22 +133,57 @@ impl StoreError {
 /// Result alias for store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// What [`KeyStore::lookup_now`] found: the record with the prefix, or else,
-/// optionally, a stored record the verifier compares the presented key against in its
-/// place (a *decoy*), so that an unknown prefix does the same work as a wrong secret.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
+/// What [`KeyStore::lookup_now`] found: the record with the prefix or, when there is
+/// none, optionally a stored record the verifier compares the presented key against in
+/// its place (a *decoy*), so that an unknown prefix does the same work as a wrong
+/// secret. Which of the two it holds is kept as a [`subtle::Choice`] inside, and the
+/// verifier never branches on it.
+#[derive(Debug, Clone)]
 pub struct Lookup {
-    /// The record with the prefix, if any.
-    pub found: Option<Arc<KeyRecord>>,
-    /// When nothing was found: another stored record, read the way a hit is read.
-    pub decoy: Option<Arc<KeyRecord>>,
+    record: Option<Arc<KeyRecord>>,
+    hit: Choice,
+}
+
+impl Default for Lookup {
+    /// Nothing found, no decoy.
+    fn default() -> Self {
+        Lookup::found(None)
+    }
 }
 
 impl Lookup {
     /// A lookup's answer without a decoy.
     pub fn found(found: Option<Arc<KeyRecord>>) -> Self {
-        Lookup { found, decoy: None }
+        let hit = Choice::from(u8::from(found.is_some()));
+        Lookup { record: found, hit }
+    }
+
+    /// Nothing has the prefix; `decoy`, another stored record read the way a hit is
+    /// read, stands in for the comparison.
+    pub fn decoy(decoy: Arc<KeyRecord>) -> Self {
+        Lookup {
+            record: Some(decoy),
+            hit: Choice::from(0),
+        }
+    }
+
+    /// A record read for a prefix and, without a branch, whether it is the prefix's.
+    pub(crate) fn candidate(record: Arc<KeyRecord>, hit: Choice) -> Self {
+        Lookup {
+            record: Some(record),
+            hit,
+        }
+    }
+
+    /// The record with the prefix, if any (a decoy is not returned). This branches on
+    /// the answer: the verifier uses [`into_parts`](Self::into_parts) instead.
+    pub fn into_found(self) -> Option<Arc<KeyRecord>> {
+        self.record.filter(|_| bool::from(self.hit))
+    }
+
+    /// The record to compare against (found or decoy), and whether it was found.
+    pub(crate) fn into_parts(self) -> (Option<Arc<KeyRecord>>, Choice) {
+        (self.record, self.hit)
     }
 }
 

@@ -1,33 +1,65 @@
 use std::sync::Arc;
 
+use subtle::Choice;
+
 use super::KeyRecord;
-use crate::key::KeyPrefix;
+use crate::key::{is_zero, KeyPrefix};
 
-/// The in-memory store's index: records by prefix, in an open-addressing table
-/// (linear probing, at most half full, no removal — records are never deleted).
+/// Slots per bucket: a bucket's fingerprints and record numbers fill one cache line.
+const WAYS: usize = 4;
+/// A free slot's record number.
+const FREE: u32 = u32::MAX;
+/// Displacements tried before an insert grows the table instead.
+const MAX_KICKS: usize = 500;
+
+/// The in-memory store's index: records by prefix, in a cuckoo table of 4-slot buckets
+/// (at most half full; records are never removed, only replaced).
 ///
-/// It exists for one property a general hash map lacks: a lookup does the same memory
-/// work whether the prefix is stored or not. A hit reads the slots up to the record,
-/// then the record (its prefix, to confirm; its reference count, to hand it out). A
-/// miss reads the slots up to an empty one, then the next stored record after it —
-/// a *decoy*, a random record as cold in the cache as the one a hit would read — in
-/// the same way, and the verifier compares the presented key's digest with the
-/// decoy's. An unknown prefix and a wrong secret then cost the same.
+/// It exists for one property a general hash map lacks: a lookup does the same work,
+/// instruction for instruction and cache line for cache line, whether the prefix is
+/// stored or not. It reads the prefix's two candidate buckets (two lines, always both),
+/// picks without branching either the matching slot's record number or, when no slot
+/// matches, a *decoy*'s (a stored record chosen by the prefix, as cold in the cache as
+/// the one a hit reads), then reads that record and compares its prefix in constant
+/// time. The verifier compares the presented key's digest with whichever record came
+/// back, so an unknown prefix and a wrong secret cost the same.
 pub(crate) struct PrefixTable {
-    slots: Box<[Slot]>,
-    len: usize,
+    buckets: Box<[Bucket]>,
+    /// Every record, by record number (the slot values).
+    records: Vec<Arc<KeyRecord>>,
+    /// Record numbers of prefixes whose fingerprint another stored prefix already has
+    /// (only possible across namespaces or modes); searched after a miss, when present.
+    spilled: Vec<u32>,
+    /// The state of the generator that picks which slot an insert displaces.
+    kicks: u64,
 }
 
-#[derive(Clone, Default)]
-struct Slot {
-    fingerprint: u64,
-    record: Option<Arc<KeyRecord>>,
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Bucket {
+    fingerprints: [u64; WAYS],
+    slots: [u32; WAYS],
 }
 
-/// What a lookup found: the record, or else a decoy to compare against.
-pub(crate) struct Found {
-    pub(crate) record: Option<Arc<KeyRecord>>,
-    pub(crate) decoy: Option<Arc<KeyRecord>>,
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket {
+            fingerprints: [0; WAYS],
+            slots: [FREE; WAYS],
+        }
+    }
+}
+
+impl Bucket {
+    fn free_slot(&self) -> Option<usize> {
+        self.slots.iter().position(|&slot| slot == FREE)
+    }
+}
+
+/// What a lookup read: the record with the prefix, or a decoy; `hit` tells which.
+pub(crate) struct Candidate {
+    pub(crate) record: Arc<KeyRecord>,
+    pub(crate) hit: Choice,
 }
 
 impl Default for PrefixTable {
@@ -39,99 +71,196 @@ impl Default for PrefixTable {
 impl PrefixTable {
     /// Room for `capacity` records before it grows.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let slots = (capacity.max(4) * 2).next_power_of_two();
         PrefixTable {
-            slots: vec![Slot::default(); slots].into_boxed_slice(),
-            len: 0,
+            buckets: empty_buckets(capacity),
+            records: Vec::with_capacity(capacity),
+            spilled: Vec::new(),
+            kicks: 0x2545_f491_4f6c_dd1d,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.records.len()
     }
 
-    fn start(&self, fingerprint: u64) -> usize {
+    /// The two buckets a fingerprint may sit in (they may coincide).
+    fn homes(&self, fingerprint: u64) -> [usize; 2] {
         // Fingerprints of minted prefixes are uniform already; mixing spreads made-up
-        // ones too.
-        (fingerprint.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17) as usize & (self.slots.len() - 1)
+        // ones too. Two odd multipliers, top bits: two independent-looking choices.
+        let mask = self.buckets.len() - 1;
+        [
+            (fingerprint.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask,
+            (fingerprint.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) >> 32) as usize & mask,
+        ]
     }
 
-    /// The slot holding `prefix`, or the empty slot where it would go.
-    fn position(&self, prefix: &KeyPrefix) -> (usize, bool) {
+    /// The decoy's record number for a fingerprint: a stored record, chosen by a
+    /// multiply-shift (no division, whose time can depend on its operands).
+    fn decoy(&self, fingerprint: u64) -> u32 {
+        let mixed = fingerprint.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ (fingerprint >> 31);
+        ((u128::from(mixed) * self.records.len() as u128) >> 64) as u32
+    }
+
+    /// The record number of `prefix`, if stored. Not constant-time: for management
+    /// and inserts, never for verifying.
+    fn number_of(&self, prefix: &KeyPrefix) -> Option<u32> {
         let fingerprint = prefix.fingerprint();
-        let mask = self.slots.len() - 1;
-        let mut at = self.start(fingerprint);
-        loop {
-            match &self.slots[at].record {
-                None => return (at, false),
-                Some(record)
-                    if self.slots[at].fingerprint == fingerprint && record.prefix == *prefix =>
-                {
-                    return (at, true)
-                }
-                Some(_) => at = (at + 1) & mask,
-            }
-        }
+        let in_buckets = self.homes(fingerprint).into_iter().find_map(|home| {
+            let bucket = &self.buckets[home];
+            (0..WAYS)
+                .map(|way| bucket.slots[way])
+                .find(|&slot| slot != FREE && self.records[slot as usize].prefix == *prefix)
+        });
+        in_buckets.or_else(|| {
+            self.spilled
+                .iter()
+                .copied()
+                .find(|&slot| self.records[slot as usize].prefix == *prefix)
+        })
     }
 
     pub(crate) fn get(&self, prefix: &KeyPrefix) -> Option<&Arc<KeyRecord>> {
-        match self.position(prefix) {
-            (at, true) => self.slots[at].record.as_ref(),
-            (_, false) => None,
-        }
+        self.number_of(prefix)
+            .map(|slot| &self.records[slot as usize])
     }
 
-    /// The record with `prefix`; when there is none, a decoy read the way a hit is.
-    pub(crate) fn find(&self, prefix: &KeyPrefix) -> Found {
-        let (at, hit) = self.position(prefix);
-        if hit {
-            return Found {
-                record: self.slots[at].record.clone(),
-                decoy: None,
-            };
+    /// The record with `prefix`, else a decoy, found the same way (see the type's
+    /// docs); `None` only when the table is empty.
+    pub(crate) fn find(&self, prefix: &KeyPrefix) -> Option<Candidate> {
+        if self.records.is_empty() {
+            return None;
         }
-        let mask = self.slots.len() - 1;
-        let decoy = (1..self.slots.len())
-            .map(|step| &self.slots[(at + step) & mask])
-            .find_map(|slot| slot.record.as_ref())
-            // Compared like a hit's prefix (it never matches: `prefix` is not stored).
-            .filter(|record| record.prefix != *prefix)
-            .cloned();
-        Found {
-            record: None,
-            decoy,
+        let fingerprint = prefix.fingerprint();
+        let [first, second] = self.homes(fingerprint);
+        let (first, second) = (&self.buckets[first], &self.buckets[second]);
+        // Eight candidate record numbers and, ninth, the decoy's; plain arithmetic
+        // (no early exit, no branch) marks the slots holding this fingerprint.
+        let mut numbers = [0u32; 2 * WAYS + 1];
+        let mut matching = 0u64;
+        for (at, bucket) in [first, second].into_iter().enumerate() {
+            for way in 0..WAYS {
+                let slot = bucket.slots[way];
+                let same = is_zero(bucket.fingerprints[way] ^ fingerprint)
+                    & (is_zero(u64::from(slot ^ FREE)) ^ 1);
+                numbers[at * WAYS + way] = slot;
+                matching |= same << (at * WAYS + way);
+            }
+        }
+        numbers[2 * WAYS] = self.decoy(fingerprint);
+        // The first matching slot, or the decoy: a bit scan, then a select that reads
+        // all nine (so a hit does not wait on fewer of them than a miss does).
+        let pick = u64::from((matching | 1 << (2 * WAYS)).trailing_zeros());
+        let number = numbers
+            .iter()
+            .zip(0u64..)
+            .fold(0u32, |chosen, (&number, at)| {
+                chosen | number & (is_zero(at ^ pick) as u32).wrapping_neg()
+            });
+        let record = &self.records[number as usize];
+        let candidate = Candidate {
+            record: record.clone(),
+            hit: Choice::from(record.prefix.same_as(prefix) as u8),
+        };
+        if self.spilled.is_empty() {
+            return Some(candidate);
+        }
+        Some(self.spilled_or(prefix, candidate))
+    }
+
+    /// With spilled records (never, with minted keys): the spilled record with
+    /// `prefix` if the buckets held none. Only this rare case branches.
+    #[cold]
+    fn spilled_or(&self, prefix: &KeyPrefix, candidate: Candidate) -> Candidate {
+        match self.get(prefix) {
+            Some(record) if !bool::from(candidate.hit) => Candidate {
+                record: record.clone(),
+                hit: Choice::from(1),
+            },
+            _ => candidate,
         }
     }
 
     /// Stores `record` under its prefix, replacing the one there.
     pub(crate) fn insert(&mut self, record: Arc<KeyRecord>) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.grow();
+        if let Some(slot) = self.number_of(&record.prefix) {
+            self.records[slot as usize] = record;
+            return;
         }
-        let (at, hit) = self.position(&record.prefix);
-        if !hit {
-            self.len += 1;
+        let fingerprint = record.prefix.fingerprint();
+        let number = u32::try_from(self.records.len()).expect("fewer than 2^32 - 1 records");
+        let taken = self.homes(fingerprint).into_iter().any(|home| {
+            let bucket = &self.buckets[home];
+            (0..WAYS)
+                .any(|way| bucket.slots[way] != FREE && bucket.fingerprints[way] == fingerprint)
+        });
+        self.records.push(record);
+        if taken {
+            self.spilled.push(number);
+        } else if self.records.len() * 2 > self.buckets.len() * WAYS
+            || !self.place(fingerprint, number)
+        {
+            self.rebuild(self.buckets.len() * 2);
         }
-        self.slots[at] = Slot {
-            fingerprint: record.prefix.fingerprint(),
-            record: Some(record),
-        };
     }
 
-    fn grow(&mut self) {
-        let doubled = vec![Slot::default(); self.slots.len() * 2].into_boxed_slice();
-        let old = std::mem::replace(&mut self.slots, doubled);
-        self.len = 0;
-        for record in old.into_vec().into_iter().filter_map(|slot| slot.record) {
-            self.insert(record);
+    /// Puts a record number in one of its buckets, displacing others to their other
+    /// bucket as needed; `false` (with some entry left out) if that takes too long.
+    fn place(&mut self, fingerprint: u64, number: u32) -> bool {
+        let (mut fingerprint, mut number) = (fingerprint, number);
+        let mut home = self.homes(fingerprint)[0];
+        for _ in 0..MAX_KICKS {
+            for candidate in self.homes(fingerprint) {
+                if let Some(way) = self.buckets[candidate].free_slot() {
+                    let bucket = &mut self.buckets[candidate];
+                    bucket.fingerprints[way] = fingerprint;
+                    bucket.slots[way] = number;
+                    return true;
+                }
+            }
+            // Both full: take a slot of one, and move its entry to its other bucket.
+            self.kicks ^= self.kicks << 13;
+            self.kicks ^= self.kicks >> 7;
+            self.kicks ^= self.kicks << 17;
+            let way = (self.kicks % WAYS as u64) as usize;
+            let bucket = &mut self.buckets[home];
+            std::mem::swap(&mut bucket.fingerprints[way], &mut fingerprint);
+            std::mem::swap(&mut bucket.slots[way], &mut number);
+            let [a, b] = self.homes(fingerprint);
+            home = if a == home { b } else { a };
+        }
+        false
+    }
+
+    /// Places every record again in `buckets` buckets (more, until all fit).
+    fn rebuild(&mut self, buckets: usize) {
+        let mut count = buckets;
+        'sizes: loop {
+            self.buckets = vec![Bucket::default(); count].into_boxed_slice();
+            for number in 0..self.records.len() as u32 {
+                if self.spilled.contains(&number) {
+                    continue;
+                }
+                let fingerprint = self.records[number as usize].prefix.fingerprint();
+                if !self.place(fingerprint, number) {
+                    count *= 2;
+                    continue 'sizes;
+                }
+            }
+            return;
         }
     }
+}
+
+fn empty_buckets(capacity: usize) -> Box<[Bucket]> {
+    // At most half the slots in use.
+    let buckets = (capacity.max(4) * 2).div_ceil(WAYS).next_power_of_two();
+    vec![Bucket::default(); buckets].into_boxed_slice()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{ApiKey, KeyMode};
+    use crate::key::{ApiKey, KeyFormat, KeyMode};
 
     fn record() -> Arc<KeyRecord> {
         let key = ApiKey::generate(KeyMode::Live).unwrap();
@@ -142,31 +271,59 @@ mod tests {
     fn finds_what_it_holds_and_a_decoy_otherwise() {
         let mut table = PrefixTable::default();
         let unknown = ApiKey::generate(KeyMode::Live).unwrap().prefix();
-        let empty = table.find(&unknown);
-        assert!(empty.record.is_none() && empty.decoy.is_none());
+        assert!(table.find(&unknown).is_none());
 
-        let records: Vec<_> = (0..1000).map(|_| record()).collect();
+        // Enough records to grow the table several times from its smallest size.
+        let records: Vec<_> = (0..10_000).map(|_| record()).collect();
         for r in &records {
             table.insert(r.clone());
         }
-        assert_eq!(table.len(), 1000);
+        assert_eq!(table.len(), 10_000);
         for r in &records {
-            let found = table.find(&r.prefix);
-            assert_eq!(found.record.as_deref(), Some(&**r));
-            assert!(found.decoy.is_none());
+            let found = table.find(&r.prefix).expect("a candidate");
+            assert!(bool::from(found.hit));
+            assert_eq!(*found.record, **r);
             assert!(table.get(&r.prefix).is_some());
         }
-        let miss = table.find(&unknown);
-        assert!(miss.record.is_none());
-        let decoy = miss.decoy.expect("a stored record as decoy");
-        assert_ne!(decoy.prefix, unknown);
+        let miss = table.find(&unknown).expect("a decoy");
+        assert!(!bool::from(miss.hit));
+        assert_ne!(miss.record.prefix, unknown);
         assert!(table.get(&unknown).is_none());
 
         // Replacing keeps the count.
         let mut revoked = KeyRecord::clone(&records[0]);
         revoked.revoked_at = Some(std::time::SystemTime::now());
         table.insert(Arc::new(revoked.clone()));
-        assert_eq!(table.len(), 1000);
+        assert_eq!(table.len(), 10_000);
         assert_eq!(table.get(&revoked.prefix).map(|r| &**r), Some(&revoked));
+    }
+
+    #[test]
+    fn prefixes_with_the_same_fingerprint_are_both_found() {
+        // Another namespace, same mode and hex digits: the same fingerprint.
+        let live = ApiKey::generate(KeyMode::Live).unwrap();
+        let other = KeyFormat::new("sk").unwrap();
+        let twin_text = format!("sk{}", &live.expose_secret()[2..]);
+        let twin = ApiKey::parse(&twin_text, &other).unwrap();
+        assert_eq!(live.prefix().fingerprint(), twin.prefix().fingerprint());
+
+        let mut table = PrefixTable::default();
+        let (a, b) = (
+            Arc::new(KeyRecord::builder(&live, "o").build()),
+            Arc::new(KeyRecord::builder(&twin, "o").build()),
+        );
+        table.insert(a.clone());
+        table.insert(b.clone());
+        for r in [&a, &b] {
+            let found = table.find(&r.prefix).unwrap();
+            assert!(bool::from(found.hit));
+            assert_eq!(found.record.prefix, r.prefix);
+            assert_eq!(table.get(&r.prefix).unwrap().prefix, r.prefix);
+        }
+        // Growing keeps the spilled record findable.
+        for _ in 0..100 {
+            table.insert(record());
+        }
+        assert!(bool::from(table.find(&b.prefix).unwrap().hit));
     }
 }
