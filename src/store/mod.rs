@@ -176,7 +176,7 @@ impl Lookup {
     }
 
     /// The record with the prefix, if any (a decoy is not returned). This branches on
-    /// the answer: the verifier uses [`into_parts`](Self::into_parts) instead.
+    /// the answer: the verifier compares against the record without branching.
     pub fn into_found(self) -> Option<Arc<KeyRecord>> {
         self.record.filter(|_| bool::from(self.hit))
     }
