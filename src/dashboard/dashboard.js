@@ -279,6 +279,8 @@
 
   function generate() {
     clearError();
+    // A key shown by an earlier action goes, whatever this one does.
+    forgetNewKey();
     $('generate').disabled = true;
     call('POST', paths.one)
       .then(showNewKey, function (failure) {
@@ -298,6 +300,8 @@
       'other key of this account that still works. This cannot be undone.';
     confirmThen(text, function () {
       clearError();
+      // A key shown by an earlier action goes, whatever this one does.
+      forgetNewKey();
       return call('DELETE', paths.one)
         .then(function (answer) {
           ((answer && answer.revoked) || []).forEach(function (view) {
@@ -310,6 +314,8 @@
 
   function rotate() {
     clearError();
+    // A key shown by an earlier action goes, whatever this one does.
+    forgetNewKey();
     var grace = parseInt($('grace').value, 10) || 0;
     $('rotate').disabled = true;
     call('POST', paths.one + '/rotate', { grace_seconds: grace })
@@ -380,6 +386,8 @@
     var label = view.name ? '"' + view.name + '" (' + view.prefix + ')' : view.prefix;
     confirmThen('Revoke ' + label + '? It stops working at once. This cannot be undone.', function () {
       clearError();
+      // A key shown by an earlier action goes, whatever this one does.
+      forgetNewKey();
       return call('DELETE', paths.named + '/' + encodeURIComponent(view.id))
         .then(function (revoked) {
           if (revoked && revoked.id) {
@@ -406,6 +414,8 @@
   function createNamed(event) {
     event.preventDefault();
     clearError();
+    // A key shown by an earlier action goes, whatever this one does.
+    forgetNewKey();
     var form = $('create-named');
     var payload = {
       name: $('named-name').value.trim(),
