@@ -799,3 +799,50 @@ async fn quickstart_login_form_and_dashboard() {
     let logs = qs.logs.lock().unwrap().join("\n");
     assert!(!logs.contains(&key[24..]), "a secret in the logs");
 }
+
+#[tokio::test]
+async fn the_audit_trail_names_the_client_as_the_authenticator_does_behind_proxies() {
+    let store = InMemoryKeyStore::new();
+    let auth = Authenticator::builder(store.clone())
+        .trusted_proxies(
+            ["10.0.0.0/8".parse().unwrap()],
+            tower_api_key::policy::ForwardedHeader::XForwardedFor,
+        )
+        .build();
+    let audit = MemoryAuditSink::new(10);
+    let keys = Keys::new(store).hook(AuditTrail::new(audit.clone()));
+    let sessions = CookieSessions::new(&[6u8; 64]).unwrap();
+    let router: Router =
+        ManagementRoutes::new(keys, SessionGuardLayer::new(sessions.clone()), auth).into_router();
+    let cookie = sessions.login(&SessionUser::new("demo"));
+    let cookie = cookie
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Through a trusted proxy, and straight from a client that forges the header.
+    for (peer, expected) in [
+        ("10.1.2.3:5000", "203.0.113.7"),
+        ("198.51.100.9:5000", "198.51.100.9"),
+    ] {
+        let mut request = Request::post(NAMED)
+            .header(header::COOKIE, &cookie)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", "192.0.2.1, 203.0.113.7")
+            .body(Body::from(r#"{"name":"ci"}"#))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        let reply = Reply::read(router.clone().oneshot(request).await.unwrap()).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        let newest = audit.entries().pop().unwrap();
+        assert_eq!(
+            newest.client_addr,
+            Some(expected.parse().unwrap()),
+            "via {peer}"
+        );
+    }
+}

@@ -402,7 +402,16 @@ impl Authenticator {
     /// The client's address: the connection's peer (`PeerAddr`, or axum's
     /// `ConnectInfo`), or behind trusted proxies the rightmost untrusted hop.
     fn client(&self, head: Head<'_>) -> Option<IpAddr> {
-        let extensions = head.extensions;
+        self.client_addr(head.headers, head.extensions)
+    }
+
+    /// [`client`](Self::client) for other parts of the crate (key management's
+    /// hooks and audit trail), so that every part names the same address.
+    pub(crate) fn client_addr(
+        &self,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<IpAddr> {
         let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
         #[cfg(feature = "axum")]
         let peer = peer.or_else(|| {
@@ -410,7 +419,7 @@ impl Authenticator {
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|info| info.0.ip())
         });
-        self.config.trusted_proxies.client(peer, head.headers)
+        self.config.trusted_proxies.client(peer, headers)
     }
 
     /// The request's URI as the application received it (axum's `OriginalUri` under

@@ -99,7 +99,7 @@ where
 /// rotate and revoke to its [`AuditSink`]. Its hook name is `audit`.
 ///
 /// The management router fills in the actor (the session user, or the key revoking
-/// itself) and the client address (the connection's peer); code calling
+/// itself) and the client address (as the authenticator names it); code calling
 /// [`Keys`](super::Keys) directly says who acts with
 /// [`Keys::acting_as`](super::Keys::acting_as).
 ///

@@ -179,8 +179,9 @@ pub struct KeyEvent {
     pub replaced: Option<KeyView>,
     /// Who did it.
     pub actor: Actor,
-    /// The client's address, when known (the connection's peer: axum's `ConnectInfo`
-    /// or [`PeerAddr`](crate::policy::PeerAddr)).
+    /// The client's address, when known: through the management router, the one the
+    /// authenticator names (the connection's peer, or behind trusted proxies the
+    /// rightmost untrusted forwarded hop).
     pub client_addr: Option<IpAddr>,
     /// When it happened.
     #[serde(serialize_with = "super::types::rfc3339")]

@@ -113,7 +113,7 @@ impl Keys {
     }
 
     /// The client address the hooks' [`KeyEvent::client_addr`] reports. Default:
-    /// unknown. The management router sets the connection's peer.
+    /// unknown. The management router sets the address the authenticator names.
     pub fn client_addr(mut self, addr: IpAddr) -> Self {
         self.client_addr = Some(addr);
         self

@@ -1,10 +1,7 @@
-use std::{
-    net::{IpAddr, SocketAddr},
-    time::Duration,
-};
+use std::{net::IpAddr, time::Duration};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts, Path, Request, State},
+    extract::{FromRequestParts, Path, Request, State},
     handler::Handler,
     response::Response,
     routing::{get, post},
@@ -21,7 +18,6 @@ use crate::dashboard::{self, DashboardConfig};
 use crate::{
     auth::Authenticator,
     error::{json_response, ApiError, ErrorCode},
-    policy::PeerAddr,
     session::{SessionGuardLayer, SessionUser},
     store::KeyId,
 };
@@ -53,9 +49,11 @@ const SHOWN_ONCE: &str =
 /// To enforce one key per owner, mount only that shape: `.named_path(None)`.
 ///
 /// The [hooks](super::KeyHooks) registered on `keys` learn who acted (the session
-/// user, or for a self-revoking `DELETE` the key itself) and the client's address (the
-/// connection's peer: axum's `ConnectInfo`, or [`PeerAddr`]; forwarding headers are not
-/// read). A create or rotate answer lists failed hooks in `hook_errors`
+/// user, or for a self-revoking `DELETE` the key itself) and the client's address, as
+/// the authenticator names it: the connection's peer (axum's `ConnectInfo`, or
+/// [`PeerAddr`](crate::policy::PeerAddr)), or behind the proxies given to
+/// [`trusted_proxies`](crate::auth::AuthenticatorBuilder::trusted_proxies) the
+/// rightmost untrusted forwarded hop. A create or rotate answer lists failed hooks in `hook_errors`
 /// (`[{"hook":"webhook","error":"…"}]`, only when one failed). With the `dashboard`
 /// feature, [`dashboard`](Self::dashboard) adds the key dashboard page.
 #[derive(Clone, Debug)]
@@ -223,31 +221,24 @@ fn minted(minted: Result<MintedKey, ManageError>) -> Answer {
     Ok(answer(StatusCode::CREATED, body))
 }
 
-/// The client's address as the connection reports it (`PeerAddr`, or axum's
-/// `ConnectInfo`), for the hooks.
+/// The client's address as the authenticator names it (the connection's peer, or
+/// behind its trusted proxies the rightmost untrusted hop), for the hooks.
 struct ClientAddr(Option<IpAddr>);
 
 impl ClientAddr {
-    fn of(parts: &Parts) -> Self {
-        let extensions = &parts.extensions;
-        ClientAddr(
-            extensions
-                .get::<PeerAddr>()
-                .map(|peer| peer.0.ip())
-                .or_else(|| {
-                    extensions
-                        .get::<ConnectInfo<SocketAddr>>()
-                        .map(|info| info.0.ip())
-                }),
-        )
+    fn of(routes: &ManagementRoutes, parts: &Parts) -> Self {
+        ClientAddr(routes.auth.client_addr(&parts.headers, &parts.extensions))
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<ManagementRoutes> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr::of(parts))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        routes: &ManagementRoutes,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(routes, parts))
     }
 }
 
@@ -325,7 +316,7 @@ async fn rotate_active(
 /// holds it); otherwise the session user revokes their keys.
 async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> Answer {
     let (parts, _) = request.into_parts();
-    let client = ClientAddr::of(&parts);
+    let client = ClientAddr::of(&r, &parts);
     let revoked = if parts.headers.contains_key(header::AUTHORIZATION) {
         let principal = match r.auth.authenticate(&parts.headers).await {
             Ok(principal) => principal,
