@@ -243,6 +243,7 @@ impl Checker<'_> {
                 let mut errors = 0;
                 let mut last_end = None;
                 let mut cached_ok = 0;
+                let mut last_cached = None;
                 for r in records.iter().filter(|r| {
                     r.inst as usize == inst && r.start >= f.cmd_start && r.start < until
                 }) {
@@ -257,6 +258,7 @@ impl Checker<'_> {
                         && r.end <= f.certain_end
                     {
                         cached_ok += 1;
+                        last_cached = Some(r.start - f.certain_start);
                     }
                 }
                 let last = match last_end {
@@ -266,10 +268,13 @@ impl Checker<'_> {
                     Some(_) => "before the store was back".to_owned(),
                     None => "none".to_owned(),
                 };
+                let served = last_cached.map_or(String::new(), |t| {
+                    format!(" (the last started {:.2} s into it)", secs(t))
+                });
                 let _ = writeln!(
                     text,
                     "{} on {}: {errors} answers 5xx, the last ended {last}; {cached_ok} 2xx for \
-                     cached keys while it certainly held",
+                     cached keys while it certainly held{served}",
                     f.kind, name
                 );
             }

@@ -19,7 +19,7 @@
 //! | `SOAK_DOWN_SECS`, `SOAK_PAUSE_SECS` | how long each fault holds | 5, 6 |
 //! | `SOAK_BOUND_MS` | the documented cross-instance revocation bound | 100 |
 //! | `SOAK_RECOVERY_SECS` | after the store is back, 5xx allowed for this long | 5 |
-//! | `SOAK_RSS_LIMIT_MB` | peak RSS allowed per instance | 200 |
+//! | `SOAK_RSS_LIMIT_MB` | peak RSS allowed per instance | 64 |
 //! | `SOAK_FRESH` | never-used keys per fault and instance, sent while it holds | 20 |
 //! | `SOAK_LABEL` | a name for the report | soak |
 //!
@@ -127,7 +127,7 @@ impl Config {
             pause_for: Duration::from_secs_f64(number("SOAK_PAUSE_SECS", 6.0)),
             bound_us: (number("SOAK_BOUND_MS", 100.0) * 1e3) as u64,
             recovery_us: (number("SOAK_RECOVERY_SECS", 5.0) * 1e6) as u64,
-            rss_limit_kb: (number("SOAK_RSS_LIMIT_MB", 200.0) * 1024.0) as u64,
+            rss_limit_kb: (number("SOAK_RSS_LIMIT_MB", 64.0) * 1024.0) as u64,
             fresh: number("SOAK_FRESH", 20.0) as usize,
             live_target: 40,
             live_low: 30,
@@ -430,12 +430,19 @@ async fn run(cfg: Config) -> i32 {
             continue;
         };
         let peak = series.iter().copied().max().unwrap_or(0);
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        let quarter = |q: usize| mb(series[(series.len() - 1) * q / 4]);
         rss_text += &format!(
-            "  {name} (pid {pid}): start {:.1} MB, peak {:.1} MB, end {:.1} MB ({} samples)\n",
-            *first as f64 / 1024.0,
-            peak as f64 / 1024.0,
-            *last as f64 / 1024.0,
-            series.len()
+            "  {name} (pid {pid}): start {:.1} MB, peak {:.1} MB, end {:.1} MB ({} samples; \
+             at each quarter {:.1} / {:.1} / {:.1} / {:.1} MB)\n",
+            mb(*first),
+            mb(peak),
+            mb(*last),
+            series.len(),
+            quarter(1),
+            quarter(2),
+            quarter(3),
+            quarter(4),
         );
         if peak > cfg.rss_limit_kb {
             violations.push(Violation {
