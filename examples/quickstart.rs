@@ -49,7 +49,7 @@ use axum::{
     extract::{Query, State},
     http::{
         header::{self, SET_COOKIE},
-        HeaderMap, HeaderValue, Method, StatusCode,
+        HeaderMap, Method, StatusCode,
     },
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -59,7 +59,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_api_key::{
     auth::Authenticator,
-    dashboard::DashboardConfig,
+    dashboard::{self, DashboardConfig},
     manage::{AuditEntry, AuditTrail, Keys, ManagementRoutes},
     policy::RateLimit,
     session::{CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},
@@ -243,24 +243,8 @@ async fn login_form(Query(query): Query<std::collections::HashMap<String, String
             },
         );
     let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // The dashboard's own headers: no caching, a strict CSP, never framed.
+    dashboard::security_headers(response.headers_mut());
     response
 }
 

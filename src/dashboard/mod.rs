@@ -191,7 +191,7 @@ async fn page(State(dashboard): State<Arc<Dashboard>>, request: Request) -> Resp
             _ => refused.into_response(),
         },
     };
-    secure(response.headers_mut());
+    security_headers(response.headers_mut());
     response
 }
 
@@ -214,7 +214,7 @@ fn asset(text: &'static str, content_type: &'static str) -> Response {
     let mut response = Response::new(Body::from(text));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    secure(headers);
+    security_headers(headers);
     response
 }
 
@@ -256,8 +256,21 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .any(|accept| accept.to_ascii_lowercase().contains("text/html"))
 }
 
-/// The headers every dashboard answer carries.
-fn secure(headers: &mut HeaderMap) {
+/// Sets the headers every dashboard answer carries on `headers`: `Cache-Control:
+/// no-store`, [`CONTENT_SECURITY_POLICY`], `X-Frame-Options: DENY`,
+/// `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` and same-origin
+/// cross-origin opener and resource policies. Use it on pages of your own that sit
+/// next to the dashboard, such as a login form (the policy admits this origin's
+/// script and style sheet only, and forms posting to this origin).
+///
+/// ```
+/// use http::HeaderMap;
+///
+/// let mut headers = HeaderMap::new();
+/// tower_api_key::dashboard::security_headers(&mut headers);
+/// assert_eq!(headers["x-frame-options"], "DENY");
+/// ```
+pub fn security_headers(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
