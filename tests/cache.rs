@@ -103,6 +103,15 @@ impl KeyStore for Controlled {
         self.inner.record_last_use(id, at).await
     }
 
+    async fn set_metadata(
+        &self,
+        id: &KeyId,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_metadata(id, name, value).await
+    }
+
     fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
         match &self.feed {
             Some(feed) => {

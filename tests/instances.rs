@@ -292,6 +292,15 @@ impl<S: KeyStore> KeyStore for Slow<S> {
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
         self.inner.record_last_use(id, at).await
     }
+
+    async fn set_metadata(
+        &self,
+        id: &KeyId,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_metadata(id, name, value).await
+    }
     fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
         self.inner.watch(listener)
     }

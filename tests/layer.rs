@@ -221,6 +221,9 @@ impl KeyStore for DownStore {
     async fn record_last_use(&self, _: &KeyId, _: SystemTime) -> Result<(), StoreError> {
         Err(StoreError::Timeout)
     }
+    async fn set_metadata(&self, _: &KeyId, _: &str, _: Option<&str>) -> Result<(), StoreError> {
+        Err(StoreError::Timeout)
+    }
 }
 
 #[tokio::test]

@@ -154,6 +154,34 @@ async fn records_are_stored_as_columns_and_corruption_is_an_error() {
         "no secret is stored"
     );
 
+    assert_eq!(fields["metadata"], "{}", "metadata is JSON");
+
+    // A record an earlier version wrote has no metadata field: it reads as none, and
+    // takes some.
+    let _: () = ::redis::cmd("HDEL")
+        .arg(&hash_key)
+        .arg("metadata")
+        .query_async(&mut conn)
+        .await
+        .expect("hdel");
+    let found = store.find_by_prefix(&key.prefix()).await.expect("find");
+    assert_eq!(
+        found.as_deref(),
+        Some(&record),
+        "read back without metadata"
+    );
+    store
+        .set_metadata(&record.id, "hook.webhook.error", Some("down"))
+        .await
+        .expect("set_metadata");
+    let metadata: String = ::redis::cmd("HGET")
+        .arg(&hash_key)
+        .arg("metadata")
+        .query_async(&mut conn)
+        .await
+        .expect("hget");
+    assert_eq!(metadata, r#"{"hook.webhook.error":"down"}"#);
+
     let _: () = ::redis::cmd("HSET")
         .arg(&hash_key)
         .arg("created_at")

@@ -132,7 +132,7 @@ mod postgres_feed {
     }
 
     /// The trigger announces inserts and revocations (made through the store or by
-    /// hand in SQL), not last uses; a dropped feed connection comes back and reports
+    /// hand in SQL), not last uses or metadata; a dropped feed connection comes back and reports
     /// `Change::All`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_change_feed_hears_writes_and_resets_after_a_dropped_connection() {
@@ -159,6 +159,10 @@ mod postgres_feed {
             .record_last_use(&record.id, SystemTime::now())
             .await
             .unwrap();
+        store
+            .set_metadata(&record.id, "note", Some("quiet"))
+            .await
+            .unwrap();
         // A revocation typed into psql counts too.
         sqlx::query("UPDATE api_keys SET revoked_at = 1 WHERE id = $1")
             .bind(record.id.as_str())
@@ -172,7 +176,7 @@ mod postgres_feed {
         assert_eq!(
             heard.keys.lock().unwrap().len(),
             1,
-            "the last use was not announced"
+            "the last use and the metadata were not announced"
         );
 
         // Cut the feed's connection from the server side.
@@ -214,4 +218,148 @@ async fn sqlite_migrate_refuses_a_foreign_api_keys_table() {
     let source = std::error::Error::source(&refused).unwrap().to_string();
     assert!(source.contains("not tower-api-key's"), "{source}");
     let _ = std::fs::remove_file(&file);
+}
+
+/// A table made by a version before key metadata, holding a key, brought up to date by
+/// `migrate`: the key reads back whole, with no metadata, and takes some.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod upgrade {
+    use tower_api_key::{store::KeyStore, ApiKey, KeyMode, KeyRecord};
+
+    /// The first version's table, in either dialect (`BLOB` or `BYTEA` for the hash).
+    pub fn first_version_table(hash_type: &str) -> String {
+        format!(
+            "CREATE TABLE api_keys (id TEXT PRIMARY KEY NOT NULL, prefix TEXT NOT NULL UNIQUE, \
+             hash {hash_type} NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, \
+             scopes TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT, \
+             revoked_at BIGINT, last_used_at BIGINT, restrictions TEXT NOT NULL, \
+             rate_limit TEXT)"
+        )
+    }
+
+    /// A record to write as the first version did.
+    pub fn old_record() -> KeyRecord {
+        let key = ApiKey::generate(KeyMode::Live).unwrap();
+        KeyRecord::builder(&key, "upgraded-owner")
+            .name("from v0.1")
+            .scope("leads:read")
+            .created_at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000))
+            .build()
+    }
+
+    /// Writes `record` into the first version's table with `pool` (either dialect).
+    macro_rules! insert_as_first_version {
+        ($pool:expr, $record:expr) => {{
+            let record = &$record;
+            let nanos = |at: std::time::SystemTime| {
+                at.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+            };
+            sqlx::query(
+                "INSERT INTO api_keys (id, prefix, hash, owner, name, scopes, created_at, \
+                 restrictions) VALUES ($1, $2, $3, $4, $5, $6, $7, '{}')",
+            )
+            .bind(record.id.as_str())
+            .bind(record.prefix.as_str())
+            .bind(record.hash.as_bytes().to_vec())
+            .bind(&record.owner)
+            .bind(&record.name)
+            .bind(serde_json::to_string(&record.scopes).unwrap())
+            .bind(nanos(record.created_at))
+            .execute($pool)
+            .await
+            .expect("insert as the first version did");
+        }};
+    }
+    pub(crate) use insert_as_first_version;
+
+    /// After `migrate`: the old key reads back as written, takes metadata, and a
+    /// second `migrate` changes nothing.
+    pub async fn check_upgraded(
+        store: &impl KeyStore,
+        record: &KeyRecord,
+        migrate_again: impl std::future::Future<Output = Result<(), tower_api_key::store::StoreError>>,
+    ) {
+        let found = store
+            .find_by_prefix(&record.prefix)
+            .await
+            .unwrap()
+            .expect("the old key");
+        assert_eq!(*found, *record, "read back whole, with no metadata");
+        store
+            .set_metadata(&record.id, "hook.webhook.error", Some("down"))
+            .await
+            .expect("metadata on an upgraded table");
+        migrate_again.await.expect("migrate again");
+        let listed = store.list_by_owner(&record.owner).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].metadata["hook.webhook.error"], "down");
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_migrate_upgrades_a_first_version_table() {
+    let file = std::env::temp_dir().join(format!(
+        "tower-api-key-tests/upgrade-{}.db",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&file);
+    let store =
+        tower_api_key::store::SqliteKeyStore::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+    sqlx::query(&upgrade::first_version_table("BLOB"))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let record = upgrade::old_record();
+    upgrade::insert_as_first_version!(store.pool(), record);
+    store.migrate().await.expect("migrate adds the new column");
+    upgrade::check_upgraded(&store, &record, store.migrate()).await;
+    let _ = std::fs::remove_file(&file);
+}
+
+/// The same in a PostgreSQL schema of its own, several instances migrating at once.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrate_upgrades_a_first_version_table() {
+    use std::str::FromStr;
+    let Some(url) = common::server_url("TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = format!("upgrade_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    for statement in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(&statement).execute(&admin).await.unwrap();
+    }
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+    sqlx::query(&upgrade::first_version_table("BYTEA"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let record = upgrade::old_record();
+    upgrade::insert_as_first_version!(&pool, record);
+    let store = tower_api_key::store::PostgresKeyStore::new(pool);
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for run in runs {
+        run.await
+            .unwrap()
+            .expect("concurrent migrate adds the new column");
+    }
+    upgrade::check_upgraded(&store, &record, store.migrate()).await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
 }

@@ -343,6 +343,14 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         .await
     }
 
+    async fn set_metadata(&self, id: &KeyId, name: &str, value: Option<&str>) -> Result<()> {
+        bounded(
+            self.shared.timeout,
+            self.shared.store.set_metadata(id, name, value),
+        )
+        .await
+    }
+
     fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
         self.shared.store.watch(listener)
     }

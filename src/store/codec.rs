@@ -1,7 +1,10 @@
 //! How the durable stores write a record: flat columns of plain types, shared by the
 //! SQL and Redis backends so that all of them read back exactly what was written.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +15,8 @@ use crate::{
 };
 
 /// A record as columns. Times are nanoseconds since the Unix epoch (exact round trip,
-/// comparable as integers, good until 2262); scopes and restrictions are JSON text;
+/// comparable as integers, good until 2262); scopes, restrictions and metadata are JSON
+/// text;
 /// the hash is its 32 bytes, lowercase hex in text-only stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Columns {
@@ -28,6 +32,7 @@ pub(crate) struct Columns {
     pub(crate) last_used_at: Option<i64>,
     pub(crate) restrictions: String,
     pub(crate) rate_limit: Option<String>,
+    pub(crate) metadata: String,
 }
 
 /// Nanoseconds since the epoch, saturating (negative before it).
@@ -70,6 +75,7 @@ impl Columns {
             last_used_at: record.last_used_at.map(nanos),
             restrictions: serde_json::to_string(&record.restrictions).map_err(unwritable)?,
             rate_limit: record.rate_limit.map(|rate| rate.to_string()),
+            metadata: serde_json::to_string(&record.metadata).map_err(unwritable)?,
         })
     }
 
@@ -86,7 +92,9 @@ impl Columns {
             .map(|text| text.parse::<RateLimit>())
             .transpose()
             .map_err(|_| corrupt("rate limit"))?;
-        Ok(KeyRecord::from_parts(
+        let metadata: BTreeMap<String, String> =
+            serde_json::from_str(&self.metadata).map_err(|_| corrupt("metadata"))?;
+        let mut record = KeyRecord::from_parts(
             KeyId::new(self.id),
             prefix,
             KeyHash::from_bytes(hash),
@@ -100,7 +108,9 @@ impl Columns {
         .last_used_at(self.last_used_at.map(time))
         .restrictions(restrictions)
         .rate_limit(rate_limit)
-        .build())
+        .build();
+        record.metadata = metadata;
+        Ok(record)
     }
 }
 
@@ -126,11 +136,15 @@ mod tests {
         let record = KeyRecord::builder(&key, "o")
             .scopes(["a", "b"])
             .rate_limit("5/m".parse::<RateLimit>().unwrap())
+            .metadata("hook.webhook.error", "The \"app\" could not be made.")
             .build();
         let columns = Columns::of(&record).unwrap();
         assert_eq!(columns.clone().into_record().unwrap(), record);
         let mut bad = columns.clone();
         bad.hash.pop();
+        assert!(matches!(bad.into_record(), Err(StoreError::Backend(_))));
+        let mut bad = columns.clone();
+        bad.metadata = r#"{"n":1}"#.into();
         assert!(matches!(bad.into_record(), Err(StoreError::Backend(_))));
         // A restriction this version does not know fails closed.
         let mut unknown = columns;

@@ -23,6 +23,7 @@
 //! [`key_store_conformance!`]: crate::key_store_conformance
 
 use std::{
+    collections::BTreeMap,
     future::Future,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -90,6 +91,8 @@ macro_rules! key_store_conformance {
                 revoke_unknown_id_is_none,
                 list_by_owner_is_oldest_first_and_complete,
                 last_use_keeps_the_latest,
+                metadata_entries_are_set_and_removed_one_by_one,
+                metadata_writes_to_different_entries_all_land,
                 one_active_key_rule,
                 one_active_key_is_atomic_under_concurrency,
                 replace_rotates_atomically,
@@ -171,6 +174,8 @@ pub async fn insert_then_find_round_trips_every_field<S: KeyStore>(store: S) {
         )
         .rate_limit("100/10s".parse::<RateLimit>().expect("rate"))
         .last_used_at(at(60))
+        .metadata("hook.webhook.error", "The \"app\" could not be made ✗")
+        .metadata("order", "ord_42")
         .build();
     insert(&store, &full).await;
     assert_eq!(find(&store, &full).await, full, "find_by_prefix round trip");
@@ -362,6 +367,115 @@ pub async fn last_use_keeps_the_latest<S: KeyStore>(store: S) {
 async fn last_used(store: &impl KeyStore, owner: &str) -> Option<SystemTime> {
     let listed = store.list_by_owner(owner).await.expect("list_by_owner");
     listed.first().and_then(|r| r.last_used_at)
+}
+
+/// The owner's (only) key's stored metadata.
+async fn metadata(store: &impl KeyStore, owner: &str) -> BTreeMap<String, String> {
+    let listed = store.list_by_owner(owner).await.expect("list_by_owner");
+    listed
+        .first()
+        .map(|r| r.metadata.clone())
+        .unwrap_or_default()
+}
+
+/// `set_metadata` sets, overwrites and removes one entry and leaves the rest of the
+/// record alone, as `list_by_owner` shows at once; any text round-trips (quotes, JSON
+/// look-alikes, non-ASCII); removing an absent entry is fine; an unknown id is
+/// `NotFound`.
+pub async fn metadata_entries_are_set_and_removed_one_by_one<S: KeyStore>(store: S) {
+    let owner = fresh_owner();
+    let record = KeyRecord::builder(&fresh_key(KeyMode::Live), &owner)
+        .created_at(at(0))
+        .metadata("kept", "as inserted")
+        .build();
+    insert(&store, &record).await;
+    let set = |name: &'static str, value: Option<&'static str>| {
+        let store = &store;
+        let id = record.id.clone();
+        async move {
+            store
+                .set_metadata(&id, name, value)
+                .await
+                .unwrap_or_else(|e| panic!("set_metadata({name:?}, {value:?}) failed: {e}"));
+        }
+    };
+    set("hook.webhook.error", Some("first")).await;
+    set(
+        "hook.webhook.error",
+        Some(r#"second: "quoted" \ {"a":null} ✓"#),
+    )
+    .await;
+    set("1", Some("")).await;
+    set("absent", None).await;
+    let expected = BTreeMap::from([
+        ("1".to_owned(), String::new()),
+        (
+            "hook.webhook.error".to_owned(),
+            r#"second: "quoted" \ {"a":null} ✓"#.to_owned(),
+        ),
+        ("kept".to_owned(), "as inserted".to_owned()),
+    ]);
+    assert_eq!(
+        metadata(&store, &owner).await,
+        expected,
+        "set and overwritten"
+    );
+    set("hook.webhook.error", None).await;
+    set("1", None).await;
+    let stored = store.list_by_owner(&owner).await.expect("list_by_owner");
+    assert_eq!(
+        stored,
+        vec![record.clone()],
+        "removed again; no other field or entry changed"
+    );
+    let unknown = KeyId::new(format!("key_missing_{}", fresh_owner()));
+    assert!(
+        matches!(
+            store.set_metadata(&unknown, "a", Some("b")).await,
+            Err(StoreError::NotFound)
+        ),
+        "metadata for an unknown id is NotFound"
+    );
+}
+
+/// Concurrent writes to different entries of one record, and a revocation among
+/// them, all take effect: no write is lost to another's read-modify-write.
+pub async fn metadata_writes_to_different_entries_all_land<S: KeyStore>(store: S) {
+    const WRITERS: usize = 16;
+    let store = Arc::new(store);
+    let owner = fresh_owner();
+    let record = record(&owner);
+    insert(&*store, &record).await;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let store = store.clone();
+            let id = record.id.clone();
+            tokio::spawn(async move {
+                let value = i.to_string();
+                store
+                    .set_metadata(&id, &format!("entry.{i}"), Some(&value))
+                    .await
+            })
+        })
+        .collect();
+    store
+        .revoke(&record.id, at(10))
+        .await
+        .expect("revoke")
+        .expect("the record exists");
+    for writer in writers {
+        writer
+            .await
+            .expect("a writer panicked")
+            .expect("set_metadata failed");
+    }
+    let stored = store.list_by_owner(&owner).await.expect("list_by_owner");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].revoked_at, Some(at(10)), "the revocation is kept");
+    let expected: BTreeMap<String, String> = (0..WRITERS)
+        .map(|i| (format!("entry.{i}"), i.to_string()))
+        .collect();
+    assert_eq!(stored[0].metadata, expected, "every entry landed");
 }
 
 /// `NoOtherActiveKey`: refused while the owner has an active key; other owners,

@@ -187,4 +187,14 @@ impl KeyStore for InMemoryKeyStore {
         });
         Ok(())
     }
+
+    async fn set_metadata(&self, id: &KeyId, name: &str, value: Option<&str>) -> Result<()> {
+        self.write()
+            .update(id, |r| match value {
+                Some(value) => drop(r.metadata.insert(name.to_owned(), value.to_owned())),
+                None => drop(r.metadata.remove(name)),
+            })
+            .map(drop)
+            .ok_or(StoreError::NotFound)
+    }
 }

@@ -33,6 +33,8 @@
 //!   a store refuses a rule it does not know (`StoreError::Backend`), never treating
 //!   it as unconditional.
 //! - `revoke` is immediate and durable when it returns.
+//! - `set_metadata` changes one entry atomically, leaving every other entry and field
+//!   as it is.
 //! - Every call is bounded in time: a store backed by a network service sets its own
 //!   timeouts and answers [`StoreError::Timeout`] rather than hanging the request.
 //! - A store shared by several instances can report their changes through
@@ -108,7 +110,7 @@ pub enum StoreError {
     #[error("the owner already has an active key")]
     ActiveKeyExists,
     /// [`InsertRule::Replace`] named a key that does not exist or belongs to another
-    /// owner.
+    /// owner, or [`KeyStore::set_metadata`] a key that does not exist.
     #[error("no such key for this owner")]
     NotFound,
     /// [`InsertRule::Replace`] named a key that is already revoked, or already being
@@ -257,6 +259,18 @@ pub trait KeyStore: Send + Sync + 'static {
     /// `list_by_owner` shows it; a lookup by prefix through a cache may not yet.
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()>;
 
+    /// Sets the metadata entry `name` of the record with this id to `value`, or
+    /// removes it when `value` is `None` (removing an absent entry is no error). One
+    /// entry changes atomically, whatever happens to the record's other entries and
+    /// fields meanwhile: two concurrent calls for different names both take effect.
+    /// [`StoreError::NotFound`] when no such record exists.
+    ///
+    /// Metadata says nothing about whether a key works, so, like
+    /// [`record_last_use`](Self::record_last_use), a change is no event for
+    /// [`watch`](Self::watch): `list_by_owner` shows it at once, a lookup by prefix
+    /// through a cache may not yet.
+    async fn set_metadata(&self, id: &KeyId, name: &str, value: Option<&str>) -> Result<()>;
+
     /// Reports changes made through *any* instance sharing this store (inserts,
     /// revocations, rotations) to `listener`, for as long as it lives: how a cache in
     /// front of a shared store hears that a key was revoked elsewhere. A store with a
@@ -299,6 +313,10 @@ impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
 
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
         (**self).record_last_use(id, at).await
+    }
+
+    async fn set_metadata(&self, id: &KeyId, name: &str, value: Option<&str>) -> Result<()> {
+        (**self).set_metadata(id, name, value).await
     }
 
     fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {

@@ -1,4 +1,4 @@
-use std::{borrow::Borrow, fmt, time::SystemTime};
+use std::{borrow::Borrow, collections::BTreeMap, fmt, time::SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -95,6 +95,13 @@ pub struct KeyRecord {
     /// When it was last seen on a request, as stored; written at most once per key per
     /// interval (see [`LastUse`](super::LastUse), which also has the unwritten value).
     pub last_used_at: Option<SystemTime>,
+    /// Free-form notes about the key, by name: public data your code attaches (an
+    /// order number, the app the key was made for) and what the management module
+    /// records itself, such as a lifecycle hook's failure under `hook.<name>.error`
+    /// (see [`KeyHooks`](crate::manage::KeyHooks)). Owners see it in their key views;
+    /// never put a secret here. Change one entry of a stored record with
+    /// [`KeyStore::set_metadata`](super::KeyStore::set_metadata).
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl KeyRecord {
@@ -129,6 +136,7 @@ impl KeyRecord {
                 last_used_at: None,
                 restrictions: Restrictions::default(),
                 rate_limit: None,
+                metadata: BTreeMap::new(),
             },
         }
     }
@@ -227,6 +235,12 @@ impl KeyRecordBuilder {
         self
     }
 
+    /// Sets one metadata entry (see [`KeyRecord::metadata`]).
+    pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.record.metadata.insert(name.into(), value.into());
+        self
+    }
+
     /// Overrides the derived id.
     pub fn id(mut self, id: KeyId) -> Self {
         self.record.id = id;
@@ -254,8 +268,10 @@ mod tests {
             .scope("a")
             .scopes(["b", "c"])
             .expires_at(now + Duration::from_secs(60))
+            .metadata("app", "zapier")
             .build();
         assert_eq!(r.prefix, key.prefix());
+        assert_eq!(r.metadata["app"], "zapier");
         assert_eq!(r.mode, KeyMode::Test);
         assert_eq!(r.scopes, ["a", "b", "c"]);
         assert!(r.has_scope("b") && !r.has_scope("d"));
@@ -273,6 +289,7 @@ mod tests {
             .expires_at(r.expires_at)
             .revoked_at(t)
             .last_used_at(None)
+            .metadata("app", "zapier")
             .build();
         assert_eq!(back.mode, KeyMode::Test);
         assert!(back.is_revoked_at(now) && !back.is_active_key_at(now));

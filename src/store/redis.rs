@@ -56,7 +56,7 @@ const TICK: Duration = Duration::from_secs(1);
 ///
 /// | key | type | holds |
 /// | --- | --- | --- |
-/// | `tower-api-key:key:<prefix>` | hash | the record: `id`, `prefix`, `hash` (hex), `owner`, `name`, `scopes` and `restrictions` (JSON), `rate_limit`, and `created_at`, `expires_at`, `revoked_at`, `last_used_at` as decimal nanoseconds since the Unix epoch; unset fields are absent |
+/// | `tower-api-key:key:<prefix>` | hash | the record: `id`, `prefix`, `hash` (hex), `owner`, `name`, `scopes`, `restrictions` and `metadata` (JSON; absent in records an earlier version wrote: no metadata), `rate_limit`, and `created_at`, `expires_at`, `revoked_at`, `last_used_at` as decimal nanoseconds since the Unix epoch; unset fields are absent |
 /// | `tower-api-key:id:<id>` | string | the record's prefix |
 /// | `tower-api-key:owner:<owner>` | list | the owner's prefixes, in insertion order |
 /// | `tower-api-key:schema` | string | the layout version, written by [`migrate`](Self::migrate) |
@@ -408,6 +408,22 @@ impl KeyStore for RedisKeyStore {
         self.run(call.invoke_async::<()>(&mut conn)).await
     }
 
+    async fn set_metadata(&self, id: &KeyId, name: &str, value: Option<&str>) -> Result<()> {
+        let names = &self.shared.names;
+        let mut call = SET_METADATA.key(names.id(id.as_str()));
+        call.arg(&names.namespace).arg(name);
+        if let Some(value) = value {
+            call.arg(value);
+        }
+        let mut conn = self.connection();
+        let found: i64 = self.run(call.invoke_async(&mut conn)).await?;
+        if found == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
     /// Starts a tokio task that subscribes to `<namespace>:changes` on a connection of
     /// its own and relays each prefix as [`Change::Key`], with [`Change::All`] after
     /// every (re)subscription. It reconnects after a drop (waiting 100 ms, doubling up
@@ -469,6 +485,7 @@ fn encode(columns: Columns) -> Vec<(&'static str, String)> {
         ("scopes", columns.scopes),
         ("created_at", columns.created_at.to_string()),
         ("restrictions", columns.restrictions),
+        ("metadata", columns.metadata),
     ];
     let options = [
         ("expires_at", columns.expires_at.map(|t| t.to_string())),
@@ -500,6 +517,7 @@ fn decode(fields: HashMap<String, String>) -> Result<KeyRecord> {
         last_used_at: f.time("last_used_at")?,
         restrictions: f.required("restrictions")?,
         rate_limit: f.optional("rate_limit"),
+        metadata: f.optional("metadata").unwrap_or_else(|| "{}".to_owned()),
     };
     columns.into_record()
 }
@@ -715,6 +733,21 @@ if not seen or before(seen, ARGV[2]) then
 end
 "#;
 
+/// Sets the metadata entry ARGV[2] to ARGV[3], or removes it without ARGV[3]; answers
+/// whether the record exists. KEYS: the id. ARGV: namespace, name, [value]. Not
+/// published: a cache does not need it.
+const SET_METADATA_LUA: &str = r#"
+local prefix = redis.call('GET', KEYS[1])
+if not prefix then return 0 end
+local key = ARGV[1] .. ':key:' .. prefix
+if redis.call('EXISTS', key) == 0 then return 0 end
+local metadata = cjson.decode(redis.call('HGET', key, 'metadata') or '{}')
+metadata[ARGV[2]] = ARGV[3]
+-- cjson writes an empty table as `{}`, an object: what the reader expects.
+redis.call('HSET', key, 'metadata', cjson.encode(metadata))
+return 1
+"#;
+
 /// The owner's records, as one consistent read, in insertion order. KEYS: the owner's
 /// list. ARGV: namespace.
 const LIST_LUA: &str = r#"
@@ -734,3 +767,4 @@ static INSERT: LazyLock<Script> = LazyLock::new(|| script(INSERT_LUA));
 static REVOKE: LazyLock<Script> = LazyLock::new(|| script(REVOKE_LUA));
 static LAST_USE: LazyLock<Script> = LazyLock::new(|| script(LAST_USE_LUA));
 static LIST: LazyLock<Script> = LazyLock::new(|| script(LIST_LUA));
+static SET_METADATA: LazyLock<Script> = LazyLock::new(|| script(SET_METADATA_LUA));

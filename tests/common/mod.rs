@@ -311,6 +311,15 @@ impl KeyStore for TestStore {
         }
         self.inner.record_last_use(id, at).await
     }
+
+    async fn set_metadata(
+        &self,
+        id: &tower_api_key::store::KeyId,
+        name: &str,
+        value: Option<&str>,
+    ) -> StoreResult<()> {
+        self.inner.set_metadata(id, name, value).await
+    }
 }
 
 /// The URL of a backend server the tests need, from the environment variable `var`

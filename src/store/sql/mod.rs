@@ -5,7 +5,8 @@
 //! Both keep one table, `api_keys`, created by an explicit, idempotent
 //! [`migrate`](SqlKeyStore::migrate): the prefix is a unique column, the hash is the
 //! only trace of the key, times are integer nanoseconds since the Unix epoch, and
-//! scopes and restrictions are JSON text. Every call is bounded by the store's timeout
+//! scopes, restrictions and metadata are JSON text. `migrate` also brings a table made
+//! by an earlier version up to date (adding the `metadata` column). Every call is bounded by the store's timeout
 //! (default 2 s; [`with_timeout`](SqlKeyStore::with_timeout)) and answers
 //! [`StoreError::Timeout`] past it. Inserts check their [`InsertRule`](super::InsertRule) inside one
 //! transaction that no other insert for the same owner can interleave with (SQLite:
@@ -82,7 +83,7 @@ impl<DB: Database> fmt::Debug for SqlKeyStore<DB> {
 macro_rules! columns {
     () => {
         "id, prefix, hash, owner, name, scopes, created_at, expires_at, \
-         revoked_at, last_used_at, restrictions, rate_limit"
+         revoked_at, last_used_at, restrictions, rate_limit, metadata"
     };
 }
 
@@ -100,7 +101,8 @@ const LIST_BY_OWNER: &str = concat!(
     " FROM api_keys WHERE owner = $1 ORDER BY created_at, id"
 );
 
-/// The same, one by one: an existing `api_keys` table must have all of them.
+/// The columns of the first version, one by one: an existing `api_keys` table without
+/// all of them is not this crate's.
 const COLUMN_NAMES: [&str; 12] = [
     "id",
     "prefix",
@@ -116,26 +118,56 @@ const COLUMN_NAMES: [&str; 12] = [
     "rate_limit",
 ];
 
-/// Whether an existing table with `present` columns is this crate's: `Ok(false)` when
-/// there is no table yet, an error when it is someone else's.
-fn ours(present: &[String]) -> Result<bool, StoreError> {
+/// Columns later versions added, with their definition: `migrate` adds them to an
+/// older table (the default fills existing rows).
+const ADDED_COLUMNS: [(&str, &str); 1] = [("metadata", "TEXT NOT NULL DEFAULT '{}'")];
+
+/// What `migrate` finds in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    /// No `api_keys` table.
+    Absent,
+    /// This crate's table, made by an earlier version: lacks these added columns.
+    Outdated,
+    /// This crate's table, complete.
+    Current,
+}
+
+impl Schema {
+    /// The `ALTER TABLE` statements that bring a table with `present` columns up to
+    /// date.
+    fn additions(present: &[String]) -> impl Iterator<Item = String> + '_ {
+        ADDED_COLUMNS
+            .iter()
+            .filter(|(name, _)| !present.iter().any(|p| p == name))
+            .map(|(name, definition)| {
+                format!("ALTER TABLE api_keys ADD COLUMN {name} {definition}")
+            })
+    }
+}
+
+/// What an existing table with `present` columns is; an error when it is someone
+/// else's.
+fn ours(present: &[String]) -> Result<Schema, StoreError> {
     if present.is_empty() {
-        return Ok(false);
+        return Ok(Schema::Absent);
     }
     let missing: Vec<&str> = COLUMN_NAMES
         .iter()
         .copied()
         .filter(|name| !present.iter().any(|p| p == name))
         .collect();
-    if missing.is_empty() {
-        Ok(true)
-    } else {
-        Err(StoreError::backend(format!(
+    if !missing.is_empty() {
+        return Err(StoreError::backend(format!(
             "a table `api_keys` exists but is not tower-api-key's (it lacks {}); \
              give the key store a database or schema of its own",
             missing.join(", ")
-        )))
+        )));
     }
+    Ok(match Schema::additions(present).next() {
+        Some(_) => Schema::Outdated,
+        None => Schema::Current,
+    })
 }
 
 /// A database error, as the store reports it: a taken id or prefix is `Duplicate`,
@@ -148,6 +180,25 @@ fn database_error(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// Runs a one-statement write again when PostgreSQL refuses it for a concurrent update
+/// of the same row (SQLSTATE 40001, which a database defaulting to REPEATABLE READ or
+/// SERIALIZABLE gives): a fresh statement sees the other write and applies on top of
+/// it. The caller bounds the whole in time.
+async fn retried<T, F, W>(mut write: W) -> Result<T, StoreError>
+where
+    W: FnMut() -> F,
+    F: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    loop {
+        match write().await {
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("40001") => {
+                tokio::task::yield_now().await;
+            }
+            done => return done.map_err(database_error),
+        }
+    }
+}
+
 /// Implements `KeyStore` for `SqlKeyStore<$db>`: the same queries (`$n` parameters
 /// work in both dialects), with the dialect's way to serialise an owner's inserts.
 macro_rules! sql_key_store {
@@ -156,6 +207,7 @@ macro_rules! sql_key_store {
         $row:ty,
         begin: |$pool:ident, $owner:ident| $begin:expr,
         lock_old: $lock_old:expr,
+        set_metadata: $set_metadata:expr,
         more: { $($more:tt)* }
     ) => {
         impl $crate::store::sql::SqlKeyStore<$db> {
@@ -212,8 +264,8 @@ macro_rules! sql_key_store {
                 }
                 sqlx::query(
                     "INSERT INTO api_keys (id, prefix, hash, owner, name, scopes, created_at, \
-                     expires_at, revoked_at, last_used_at, restrictions, rate_limit) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     expires_at, revoked_at, last_used_at, restrictions, rate_limit, metadata) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&columns.id)
                 .bind(&columns.prefix)
@@ -227,6 +279,7 @@ macro_rules! sql_key_store {
                 .bind(columns.last_used_at)
                 .bind(&columns.restrictions)
                 .bind(&columns.rate_limit)
+                .bind(&columns.metadata)
                 .execute(&mut *tx)
                 .await
                 .map_err(database_error)?;
@@ -266,14 +319,16 @@ macro_rules! sql_key_store {
                 id: &$crate::store::KeyId,
                 at: std::time::SystemTime,
             ) -> $crate::store::Result<Option<$crate::store::KeyRecord>> {
-                let row = $crate::store::timeout::bounded(self.timeout, async {
-                    sqlx::query(REVOKE)
-                        .bind(id.as_str())
-                        .bind($crate::store::codec::nanos(at))
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(database_error)
-                })
+                let at = $crate::store::codec::nanos(at);
+                let row = $crate::store::timeout::bounded(
+                    self.timeout,
+                    $crate::store::sql::retried(|| {
+                        sqlx::query(REVOKE)
+                            .bind(id.as_str())
+                            .bind(at)
+                            .fetch_optional(&self.pool)
+                    }),
+                )
                 .await?;
                 row.map(|row: $row| read_row(&row)).transpose()
             }
@@ -298,19 +353,44 @@ macro_rules! sql_key_store {
                 id: &$crate::store::KeyId,
                 at: std::time::SystemTime,
             ) -> $crate::store::Result<()> {
-                $crate::store::timeout::bounded(self.timeout, async {
-                    sqlx::query(
-                        "UPDATE api_keys SET last_used_at = $2 \
-                         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
-                    )
-                    .bind(id.as_str())
-                    .bind($crate::store::codec::nanos(at))
-                    .execute(&self.pool)
-                    .await
-                    .map(drop)
-                    .map_err(database_error)
-                })
+                let at = $crate::store::codec::nanos(at);
+                $crate::store::timeout::bounded(
+                    self.timeout,
+                    $crate::store::sql::retried(|| {
+                        sqlx::query(
+                            "UPDATE api_keys SET last_used_at = $2 \
+                             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+                        )
+                        .bind(id.as_str())
+                        .bind(at)
+                        .execute(&self.pool)
+                    }),
+                )
                 .await
+                .map(drop)
+            }
+
+            async fn set_metadata(
+                &self,
+                id: &$crate::store::KeyId,
+                name: &str,
+                value: Option<&str>,
+            ) -> $crate::store::Result<()> {
+                let done = $crate::store::timeout::bounded(
+                    self.timeout,
+                    $crate::store::sql::retried(|| {
+                        sqlx::query($set_metadata)
+                            .bind(id.as_str())
+                            .bind(name)
+                            .bind(value)
+                            .execute(&self.pool)
+                    }),
+                )
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::NotFound);
+                }
+                Ok(())
             }
 
             $($more)*
@@ -333,6 +413,7 @@ macro_rules! sql_key_store {
                 last_used_at: row.try_get("last_used_at").map_err(get)?,
                 restrictions: row.try_get("restrictions").map_err(get)?,
                 rate_limit: row.try_get("rate_limit").map_err(get)?,
+                metadata: row.try_get("metadata").map_err(get)?,
             }
             .into_record()
         }

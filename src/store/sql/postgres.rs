@@ -6,7 +6,7 @@ use sqlx::{
 };
 
 use super::{
-    database_error, ours, sql_key_store, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
+    database_error, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
 };
 use crate::store::{timeout::bounded, Change, ChangeListener, Result, StoreError, Watching};
 
@@ -51,8 +51,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at BIGINT,
     last_used_at BIGINT,
     restrictions TEXT NOT NULL,
-    rate_limit TEXT
+    rate_limit TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}'
 );
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS metadata TEXT NOT NULL DEFAULT '{}';
 DO $$
 BEGIN
     IF to_regclass('api_keys_owner') IS NULL THEN
@@ -62,7 +64,7 @@ END
 $$;
 CREATE OR REPLACE FUNCTION api_keys_notify_change() RETURNS trigger AS $$
 BEGIN
-    -- Last-use writes change nothing a cache cares about: stay quiet for those.
+    -- Last-use and metadata writes change nothing a cache cares about: stay quiet.
     IF TG_OP = 'UPDATE'
        AND (OLD.prefix, OLD.hash, OLD.owner, OLD.name, OLD.scopes, OLD.expires_at,
             OLD.revoked_at, OLD.restrictions, OLD.rate_limit)
@@ -105,7 +107,9 @@ impl SqlKeyStore<Postgres> {
     }
 
     /// Creates the `api_keys` table (in the connection's current schema), its index
-    /// and the change trigger if missing. Idempotent, and safe when several instances
+    /// and the change trigger if missing, and adds the columns later versions
+    /// introduced to a table an earlier version made (existing keys keep working; the
+    /// trigger stays quiet for metadata, as for last-use writes). Idempotent, and safe when several instances
     /// start at once; when everything is in place it only reads the catalog, so a role
     /// without `CREATE` privileges can run it at every start. A table `api_keys` that
     /// is not this crate's is refused, never altered.
@@ -131,7 +135,7 @@ impl SqlKeyStore<Postgres> {
         .fetch_one(&self.pool)
         .await
         .map_err(database_error)?;
-        if ours(&present)? && triggered {
+        if ours(&present)? == Schema::Current && triggered {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(database_error)?;
@@ -164,6 +168,10 @@ sql_key_store!(
     }
     .await,
     lock_old: " FOR UPDATE",
+    set_metadata: "UPDATE api_keys SET metadata = (CASE WHEN $3::text IS NULL \
+                   THEN metadata::jsonb - $2::text \
+                   ELSE metadata::jsonb || jsonb_build_object($2::text, $3::text) END)::text \
+                   WHERE id = $1",
     more: {
         /// Listens on the change channel from a task on the current tokio runtime;
         /// outside one there is nothing to run it on: `Unsupported`.

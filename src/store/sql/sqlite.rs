@@ -6,7 +6,7 @@ use sqlx::{
 };
 
 use super::{
-    database_error, ours, sql_key_store, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
+    database_error, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
 };
 use crate::store::{timeout::bounded, Result, StoreError};
 
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at INTEGER,
     last_used_at INTEGER,
     restrictions TEXT NOT NULL,
-    rate_limit TEXT
+    rate_limit TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS api_keys_owner ON api_keys (owner, created_at);
 ";
@@ -64,9 +65,10 @@ impl SqlKeyStore<Sqlite> {
         Ok(Self::new(pool))
     }
 
-    /// Creates the `api_keys` table and its index if they do not exist. Idempotent:
-    /// run it at every start. A table `api_keys` that is not this crate's is refused,
-    /// never altered.
+    /// Creates the `api_keys` table and its index if they do not exist, and adds the
+    /// columns later versions introduced to a table an earlier version made (existing
+    /// keys keep working). Idempotent: run it at every start. A table `api_keys` that
+    /// is not this crate's is refused, never altered.
     pub async fn migrate(&self) -> Result<()> {
         bounded(self.timeout, self.create_schema()).await
     }
@@ -77,13 +79,38 @@ impl SqlKeyStore<Sqlite> {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(database_error)?;
-        if ours(&present)? {
+        if ours(&present)? == Schema::Current {
             return Ok(());
         }
-        sqlx::Executor::execute(&self.pool, SCHEMA)
+        // One write transaction: another process migrating at the same time waits,
+        // then finds the columns there.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map(drop)
-            .map_err(database_error)
+            .map_err(database_error)?;
+        let present: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('api_keys')")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        match ours(&present)? {
+            Schema::Current => {}
+            Schema::Absent => {
+                sqlx::Executor::execute(&mut *tx, SCHEMA)
+                    .await
+                    .map_err(database_error)?;
+            }
+            Schema::Outdated => {
+                for addition in Schema::additions(&present) {
+                    sqlx::query(&addition)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(database_error)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(database_error)
     }
 }
 
@@ -92,5 +119,8 @@ sql_key_store!(
     SqliteRow,
     begin: |pool, _owner| pool.begin_with("BEGIN IMMEDIATE").await,
     lock_old: "",
+    // A merge patch: a null value removes the entry.
+    set_metadata: "UPDATE api_keys SET metadata = json_patch(metadata, json_object($2, $3)) \
+                   WHERE id = $1",
     more: {}
 );
