@@ -603,7 +603,17 @@ async fn a_failing_create_hook_never_fails_the_mint_and_is_reported() {
     assert_eq!(f.audit.entries().len(), 1);
     let stored = f.store.list_by_owner("demo").await.unwrap();
     assert_eq!(stored.len(), 1);
-    // A rotation has no after_rotate failure here: no list.
+    // Kept in the key's metadata: the answer's view, and every later view, show it.
+    let kept = json!({"hook.webhook.error": "The webhook app could not be created."});
+    assert_eq!(body["metadata"], kept);
+    assert_eq!(
+        stored[0].metadata["hook.webhook.error"],
+        kept["hook.webhook.error"]
+    );
+    let listed = f.call(Method::GET, NAMED, "demo", None).await.json();
+    assert_eq!(listed["keys"][0]["metadata"], kept, "{listed}");
+    // A rotation has no after_rotate failure here: no list, and the successor does not
+    // inherit the old key's failure.
     let rotated = f
         .call(
             Method::POST,
@@ -613,7 +623,9 @@ async fn a_failing_create_hook_never_fails_the_mint_and_is_reported() {
         )
         .await;
     assert_eq!(rotated.status, StatusCode::CREATED);
-    assert!(rotated.json().get("hook_errors").is_none());
+    let rotated = rotated.json();
+    assert!(rotated.get("hook_errors").is_none());
+    assert_eq!(rotated["metadata"], json!({}));
 }
 
 #[tokio::test]

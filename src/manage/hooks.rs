@@ -23,9 +23,12 @@ use crate::{key::KeyPrefix, store::BoxError};
 /// in registration order, after the store has taken the change:
 ///
 /// - after a create or a rotation, best effort: an error (or a panic) is logged with
-///   the key's prefix and reported in the answer
+///   the key's prefix, reported in the answer
 ///   ([`MintedKey::hook_failures`](super::MintedKey::hook_failures), `hook_errors` in
-///   the JSON), and the key is minted all the same;
+///   the JSON) and kept in the new key's
+///   [metadata](crate::store::KeyRecord::metadata) as `hook.<name>.error`, so that its
+///   owner (the dashboard shows it) and your code (a retry job) still see it later; the
+///   key is minted all the same;
 /// - after a revocation, once the store's `revoke` has returned (for a
 ///   [`CachedKeyStore`](crate::store) that is when every instance refuses the key): an
 ///   error is logged, the revocation stands.
@@ -56,6 +59,13 @@ use crate::{key::KeyPrefix, store::BoxError};
 /// let keys = Keys::new(InMemoryKeyStore::new()).hook(WebhookApp);
 /// let minted = keys.named().create("acct_42", NewKey::named("ci")).await?; // still minted
 /// assert_eq!(minted.hook_failures()[0].hook(), "webhook");
+///
+/// // Kept with the key, for its owner and for a job that retries:
+/// let stored = &keys.named().list("acct_42").await?[0];
+/// assert_eq!(
+///     stored.metadata["hook.webhook.error"],
+///     "The webhook app could not be created; it will be retried."
+/// );
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -258,7 +268,22 @@ impl HookFailure {
     pub fn error(&self) -> &str {
         &self.error
     }
+
+    /// The key's [metadata](crate::store::KeyRecord::metadata) entry that keeps this
+    /// failure: `hook.<name>.error`.
+    pub fn metadata_name(&self) -> String {
+        format!("{METADATA_PREFIX}{}{METADATA_SUFFIX}", self.hook)
+    }
+
+    /// Whether a metadata entry is one that keeps a hook's failure.
+    pub fn is_metadata_name(name: &str) -> bool {
+        name.starts_with(METADATA_PREFIX) && name.ends_with(METADATA_SUFFIX)
+    }
 }
+
+/// A hook failure's metadata entry is `hook.<name>.error`.
+const METADATA_PREFIX: &str = "hook.";
+const METADATA_SUFFIX: &str = ".error";
 
 /// The hooks registered on a [`Keys`](super::Keys).
 #[derive(Clone, Default)]
@@ -349,7 +374,10 @@ mod tests {
     use super::*;
     use crate::{
         manage::{Keys, NewKey},
-        store::InMemoryKeyStore,
+        store::{
+            InMemoryKeyStore, InsertRule, KeyId, KeyRecord, KeyStore, Result as StoreResult,
+            StoreError,
+        },
     };
 
     /// Records the hook calls it sees, in order, under its name.
@@ -416,10 +444,101 @@ mod tests {
         // The source is for the log only.
         let json = serde_json::to_string(failures).unwrap();
         assert!(!json.contains("10.0.0.7"), "{json}");
+        let stored = keys.named().list("acct").await.unwrap();
+        assert_eq!(stored.len(), 1, "the key is stored");
+        assert_eq!(stored[0].metadata.len(), 2, "{:?}", stored[0].metadata);
+        assert_eq!(stored[0].metadata["hook.first.error"], "down");
         assert_eq!(
-            keys.named().list("acct").await.unwrap().len(),
-            1,
-            "the key is stored"
+            stored[0].metadata[&failures[1].metadata_name()],
+            "The hook failed unexpectedly."
+        );
+        assert_eq!(
+            minted.view().metadata,
+            stored[0].metadata,
+            "the answer agrees"
+        );
+    }
+
+    /// A store that takes everything but metadata.
+    struct NoMetadata(InMemoryKeyStore);
+
+    #[async_trait::async_trait]
+    impl KeyStore for NoMetadata {
+        async fn find_by_prefix(&self, prefix: &KeyPrefix) -> StoreResult<Option<Arc<KeyRecord>>> {
+            self.0.find_by_prefix(prefix).await
+        }
+        async fn insert(&self, record: KeyRecord, rule: InsertRule) -> StoreResult<()> {
+            self.0.insert(record, rule).await
+        }
+        async fn revoke(&self, id: &KeyId, at: SystemTime) -> StoreResult<Option<KeyRecord>> {
+            self.0.revoke(id, at).await
+        }
+        async fn list_by_owner(&self, owner: &str) -> StoreResult<Vec<KeyRecord>> {
+            self.0.list_by_owner(owner).await
+        }
+        async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> StoreResult<()> {
+            self.0.record_last_use(id, at).await
+        }
+        async fn set_metadata(&self, _: &KeyId, _: &str, _: Option<&str>) -> StoreResult<()> {
+            Err(StoreError::Timeout)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_the_store_cannot_keep_is_still_answered_and_the_key_minted() {
+        let keys = Keys::new(NoMetadata(InMemoryKeyStore::new())).hook(Recorder {
+            name: "webhook",
+            calls: Arc::default(),
+            fail: true,
+        });
+        let minted = keys
+            .named()
+            .create("acct", NewKey::named("ci"))
+            .await
+            .expect("minted although the store refused the note");
+        assert_eq!(minted.hook_failures().len(), 1);
+        assert!(
+            minted.view().metadata.is_empty(),
+            "not kept, so not shown as kept"
+        );
+        assert_eq!(keys.named().list("acct").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_successor_keeps_the_metadata_but_not_the_old_keys_hook_failures() {
+        let store = InMemoryKeyStore::new();
+        let keys = Keys::new(store.clone()).hook(Recorder {
+            name: "webhook",
+            calls: Arc::default(),
+            fail: true,
+        });
+        let first = keys
+            .named()
+            .create("acct", NewKey::named("ci"))
+            .await
+            .unwrap();
+        store
+            .set_metadata(&first.view().id, "app", Some("zapier"))
+            .await
+            .unwrap();
+        // `Recorder` fails after a create only: the rotation has no failure of its own.
+        let next = keys
+            .named()
+            .rotate("acct", &first.view().id, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(next.hook_failures().is_empty());
+        let successor = keys
+            .named()
+            .list("acct")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|view| view.id == next.view().id)
+            .expect("the successor is listed");
+        assert_eq!(
+            successor.metadata,
+            std::collections::BTreeMap::from([("app".to_owned(), "zapier".to_owned())])
         );
     }
 

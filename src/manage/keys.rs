@@ -1,4 +1,5 @@
 use std::{
+    collections::BTreeMap,
     fmt,
     net::IpAddr,
     sync::Arc,
@@ -6,8 +7,8 @@ use std::{
 };
 
 use super::{
-    hooks::Hooks, types::MAX_GRACE, ActiveKey, Actor, KeyAction, KeyEvent, KeyHooks, KeyView,
-    ManageError, MintedKey, NewKey,
+    hooks::Hooks, types::MAX_GRACE, ActiveKey, Actor, HookFailure, KeyAction, KeyEvent, KeyHooks,
+    KeyView, ManageError, MintedKey, NewKey,
 };
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
@@ -147,6 +148,7 @@ impl Keys {
         &self,
         owner: &str,
         new: NewKey,
+        metadata: BTreeMap<String, String>,
         rule: InsertRule,
     ) -> Result<MintedKey, ManageError> {
         let now = SystemTime::now();
@@ -166,12 +168,13 @@ impl Keys {
         } else {
             new.scopes
         };
-        let record = KeyRecord::builder(&key, owner)
+        let mut record = KeyRecord::builder(&key, owner)
             .name(new.name)
             .scopes(scopes)
             .expires_at(new.expires_at)
             .created_at(now)
             .build();
+        record.metadata = metadata;
         let view = self.view(&record, now);
         self.store.insert(record, rule).await?;
         Ok(MintedKey {
@@ -189,7 +192,7 @@ impl Keys {
         owner: &str,
         key: &KeyView,
         replaced: Option<KeyView>,
-    ) -> Vec<super::HookFailure> {
+    ) -> Vec<HookFailure> {
         if self.hooks.is_empty() {
             return Vec::new();
         }
@@ -205,6 +208,34 @@ impl Keys {
         self.hooks.run(&event).await
     }
 
+    /// Keeps each hook failure in the new key's metadata (`hook.<name>.error`, which
+    /// its view shows too) and in the answer. A store that cannot take the note is
+    /// logged with the prefix, never an error: the key is minted.
+    async fn keep_failures(&self, minted: &mut MintedKey, failures: Vec<HookFailure>) {
+        for failure in &failures {
+            let name = failure.metadata_name();
+            let kept = self
+                .store
+                .set_metadata(&minted.view.id, &name, Some(failure.error()))
+                .await;
+            match kept {
+                Ok(()) => {
+                    minted
+                        .view
+                        .metadata
+                        .insert(name, failure.error().to_owned());
+                }
+                Err(error) => tracing::warn!(
+                    hook = failure.hook(),
+                    key_prefix = %minted.view.prefix,
+                    error = %error,
+                    "API key hook failure could not be kept in the key's metadata",
+                ),
+            }
+        }
+        minted.hook_failures = failures;
+    }
+
     /// Mints a key and runs the create hooks.
     async fn create(
         &self,
@@ -212,10 +243,11 @@ impl Keys {
         new: NewKey,
         rule: InsertRule,
     ) -> Result<MintedKey, ManageError> {
-        let mut minted = self.mint(owner, new, rule).await?;
-        minted.hook_failures = self
+        let mut minted = self.mint(owner, new, BTreeMap::new(), rule).await?;
+        let failures = self
             .announce(KeyAction::Created, owner, &minted.view, None)
             .await;
+        self.keep_failures(&mut minted, failures).await;
         Ok(minted)
     }
 
@@ -242,7 +274,7 @@ impl Keys {
         Ok(view)
     }
 
-    /// Mints a successor (same name, scopes, mode and expiry) and schedules the old
+    /// Mints a successor (same name, scopes, mode, expiry and metadata) and schedules the old
     /// key's revocation `grace` from now, in one atomic store operation.
     async fn rotate_record(
         &self,
@@ -272,13 +304,21 @@ impl Keys {
             grantable_scopes: old.scopes.clone(),
             ..self.clone()
         };
-        let mut minted = keys.mint(&old.owner, new, rule).await?;
+        // Its metadata too, but for the old key's hook failures.
+        let metadata = old
+            .metadata
+            .iter()
+            .filter(|(name, _)| !HookFailure::is_metadata_name(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let mut minted = keys.mint(&old.owner, new, metadata, rule).await?;
         let mut retiring = old.clone();
         retiring.revoked_at = Some(revoke_at);
         let replaced = self.view(&retiring, now);
-        minted.hook_failures = self
+        let failures = self
             .announce(KeyAction::Rotated, &old.owner, &minted.view, Some(replaced))
             .await;
+        self.keep_failures(&mut minted, failures).await;
         Ok(minted)
     }
 }

@@ -1,4 +1,5 @@
 use std::{
+    collections::BTreeMap,
     fmt,
     time::{Duration, SystemTime},
 };
@@ -176,6 +177,9 @@ pub struct KeyView {
     /// When it was, or will be, revoked.
     #[serde(serialize_with = "rfc3339_opt::serialize")]
     pub revoked_at: Option<SystemTime>,
+    /// The record's [metadata](crate::store::KeyRecord::metadata), such as a failed
+    /// hook's `hook.<name>.error`; `{}` when none.
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl KeyView {
@@ -204,6 +208,7 @@ impl KeyView {
             last_used_at,
             expires_at: record.expires_at,
             revoked_at: record.revoked_at,
+            metadata: record.metadata.clone(),
         }
     }
 }
