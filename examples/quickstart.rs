@@ -35,6 +35,12 @@
 //! only if their accounts have none yet, so a restart creates no duplicates (and
 //! cannot print keys it never kept).
 //!
+//! `WEBHOOK_URL` (e.g. `http://127.0.0.1:9000/keys`) turns on a lifecycle hook that
+//! POSTs each new key's public view (JSON, never the raw key) there, as a service that
+//! creates a webhook app behind each key would. Failures are best effort: logged with
+//! the key's prefix, reported in the create answer's `hook_errors`, kept in the key's
+//! metadata as `hook.webhook.error` and shown on the dashboard; the key works anyway.
+//!
 //! `RATE_LIMIT` (e.g. `20/s`, `100/10s`, `5/m`, `1000/h`) limits every key's request
 //! rate (429 with `Retry-After` over it, and the `RateLimit` / `RateLimit-Policy`
 //! headers on every answer); unset, keys are not limited.
@@ -43,7 +49,7 @@
 //! (browsers refuse both without TLS). Serve over https and remove
 //! `insecure_for_local_http()` in production.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     extract::{Query, State},
@@ -55,12 +61,18 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_api_key::{
     auth::Authenticator,
     dashboard::{self, DashboardConfig},
-    manage::{AuditEntry, AuditTrail, Keys, ManagementRoutes},
+    manage::{AuditEntry, AuditTrail, HookError, KeyEvent, KeyHooks, Keys, ManagementRoutes},
     policy::RateLimit,
     session::{CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},
     store::{
@@ -72,6 +84,13 @@ use tower_api_key::{
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The crate logs through `tracing` (a failed hook, a store that is down; prefixes,
+    // never keys): print its warnings on stderr.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let addr: SocketAddr = std::env::var("ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
@@ -103,10 +122,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("audit: {line}");
         }
     });
-    let keys = Keys::new(store)
+    let mut keys = Keys::new(store)
         .last_use(auth.last_use().clone())
         .default_scopes(["account:read", "signals:write"])
         .hook(audit);
+    if let Ok(url) = std::env::var("WEBHOOK_URL") {
+        keys = keys.hook(Webhook::new(url.parse()?));
+    }
     // Plain http on localhost: browsers drop `Secure` and `__Host-` cookies without TLS.
     let sessions = CookieSessions::with_random_key()?.insecure_for_local_http();
     eprintln!(
@@ -398,4 +420,44 @@ async fn seed(
     eprintln!("minted {} ({name}) for account {owner}", key.prefix());
     println!("{name}: {}", key.expose_secret());
     Ok(())
+}
+
+/// Tells a webhook service about each new key (`WEBHOOK_URL`): a POST of the key's
+/// public view. Best effort, as every create hook: a failure never fails the mint.
+struct Webhook {
+    url: axum::http::Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Webhook {
+    fn new(url: axum::http::Uri) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Webhook { url, client }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyHooks for Webhook {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    async fn after_create(&self, event: &KeyEvent) -> Result<(), HookError> {
+        let failed = || HookError::new("The webhook app could not be created.");
+        let body = serde_json::to_vec(event).map_err(|e| failed().with_source(e))?;
+        let request = axum::http::Request::post(&self.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::from(body))
+            .map_err(|e| failed().with_source(e))?;
+        // The hook runs inside the request: bound it.
+        let answer = tokio::time::timeout(Duration::from_secs(2), self.client.request(request))
+            .await
+            .map_err(|elapsed| failed().with_source(elapsed))?
+            .map_err(|e| failed().with_source(e))?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(failed().with_source(format!("the webhook service answered {}", answer.status())))
+        }
+    }
 }

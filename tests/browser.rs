@@ -857,3 +857,109 @@ return el && el.value && el.value !== arguments[0] ? el.value : null;"#,
     })
     .await;
 }
+
+/// A webhook service that is down (it answers 503), as the quickstart's
+/// `WEBHOOK_URL` hook calls it: the bodies it was sent.
+async fn failing_webhook() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    let app = Router::new().route(
+        "/keys",
+        post(move |body: String| async move {
+            seen.lock().unwrap().push(body);
+            StatusCode::SERVICE_UNAVAILABLE
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/keys", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, bodies)
+}
+
+/// A create hook that fails (the seeds' webhook app): the key is minted and works, the
+/// page warns at once and, after a reload, still shows the failure next to the key
+/// (kept in its metadata), in the named keys' table and in the one-active view; the
+/// webhook got the key's public view, and the server's log the prefix, never the raw
+/// key.
+#[tokio::test]
+async fn a_failed_hook_is_shown_when_minted_and_after_a_reload() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let (webhook, bodies) = failing_webhook().await;
+    let qs = Arc::new(quickstart::start_with(&[("WEBHOOK_URL", &webhook)]).await);
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        let page = format!("{}/settings/api-keys", qs.base);
+        b.client.goto(&format!("{}/login", qs.base)).await.unwrap();
+        assert_eq!(b.js_async(JSON_LOGIN, vec![]).await, json!(200));
+        b.client.goto(&page).await.unwrap();
+
+        fill(&b, "#named-name", "zapier").await;
+        click(&b, "#named-create").await;
+        let key = until(
+            &b,
+            "the named key",
+            r#"const el = document.querySelector('#new-key-value'); return el && el.value;"#,
+            vec![],
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+        let failure = "webhook failed: The webhook app could not be created.";
+        let warning = text_containing(&b, "#new-key-warnings", failure).await;
+        assert!(warning.contains("The key works"), "{warning}");
+        assert_eq!(
+            qs.account_status(&key).await,
+            StatusCode::OK,
+            "minted all the same"
+        );
+
+        b.client.refresh().await.unwrap();
+        let row = format!("#keys-table tr[data-prefix='{}']", &key[..24]);
+        let text = text_containing(&b, &row, failure).await;
+        assert!(text.contains("Active"), "{text}");
+        scroll_to(&b, &row).await;
+        b.screenshot("dashboard-11-hook-failure").await;
+        assert!(
+            !page_holds(&b, &key[24..]).await,
+            "the secret survived a reload"
+        );
+
+        // The one-active view too: revoke the seeded key, generate, reload.
+        confirm(&b, "#revoke", None).await;
+        text_containing(&b, "#key-status", "No key").await;
+        until(
+            &b,
+            "Generate enabled",
+            "return !document.querySelector('#generate').disabled;",
+            vec![],
+        )
+        .await;
+        click(&b, "#generate").await;
+        text_containing(&b, "#new-key-warnings", failure).await;
+        b.client.refresh().await.unwrap();
+        text_containing(&b, "#key-notes", failure).await;
+
+        let bodies = bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 2, "a POST to the webhook per key: {bodies:?}");
+        let event: Value = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(event["action"], "created");
+        assert_eq!(event["key"]["prefix"], json!(&key[..24]));
+        assert!(
+            !bodies[0].contains(&key[24..]),
+            "the webhook got the raw key"
+        );
+        let logs = qs.logs.lock().unwrap().join("\n");
+        let logged = logs
+            .lines()
+            .find(|line| line.contains("API key hook failed"))
+            .unwrap_or_else(|| panic!("the failure was not logged:\n{logs}"));
+        assert!(
+            logged.contains(&key[..24]),
+            "logged with the prefix: {logged}"
+        );
+        assert!(!logs.contains(&key[24..]), "a secret in the server's logs");
+    })
+    .await;
+}

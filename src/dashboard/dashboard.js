@@ -122,6 +122,35 @@
     return td;
   }
 
+  // Fills `list` with one item per text (as text, never markup).
+  function fillList(list, texts) {
+    list.replaceChildren();
+    texts.forEach(function (text) {
+      var item = document.createElement('li');
+      item.textContent = text;
+      list.appendChild(item);
+    });
+    return list;
+  }
+
+  // The hook failures kept with a key (metadata `hook.<name>.error`), as sentences.
+  function hookNotes(view) {
+    var metadata = view.metadata || {};
+    return Object.keys(metadata).sort().reduce(function (notes, name) {
+      var hook = /^hook\.(.+)\.error$/.exec(name);
+      if (hook) {
+        notes.push(hook[1] + ' failed: ' + metadata[name]);
+      }
+      return notes;
+    }, []);
+  }
+
+  function notesList(notes) {
+    var list = document.createElement('ul');
+    list.className = 'warnings hook-notes';
+    return fillList(list, notes);
+  }
+
   function code(text) {
     var element = document.createElement('code');
     element.textContent = text;
@@ -134,14 +163,10 @@
     var input = $('new-key-value');
     input.value = minted.api_key;
     $('copy-status').textContent = '';
-    var warnings = $('new-key-warnings');
-    warnings.replaceChildren();
     var failures = minted.hook_errors || [];
-    failures.forEach(function (failure) {
-      var item = document.createElement('li');
-      item.textContent = 'The key works, but ' + failure.hook + ' failed: ' + failure.error;
-      warnings.appendChild(item);
-    });
+    var warnings = fillList($('new-key-warnings'), failures.map(function (failure) {
+      return 'The key works, but ' + failure.hook + ' failed: ' + failure.error;
+    }));
     warnings.hidden = failures.length === 0;
     $('new-key').hidden = false;
     input.focus();
@@ -249,6 +274,10 @@
     labelled(list, 'Created', timeElement(view.created_at, '')).id = 'key-created';
     labelled(list, 'Last used', timeElement(view.last_used_at, 'never')).id = 'key-last-used';
     labelled(list, 'Expires', timeElement(view.expires_at, 'never')).id = 'key-expires';
+    var notes = hookNotes(view);
+    if (notes.length) {
+      labelled(list, 'Notes', notesList(notes)).id = 'key-notes';
+    }
     status.appendChild(list);
     (view.retiring || []).forEach(function (old) {
       var item = document.createElement('li');
@@ -355,7 +384,12 @@
       cell(row, timeElement(view.expires_at, 'never'));
       cell(row, modeText(view.mode));
       cell(row, view.scopes && view.scopes.length ? view.scopes.join(' ') : 'none');
-      cell(row, statusText(view)).className = 'status status-' + view.status;
+      var status = cell(row, statusText(view));
+      status.className = 'status status-' + view.status;
+      var notes = hookNotes(view);
+      if (notes.length) {
+        status.appendChild(notesList(notes));
+      }
       var actions = cell(row, '');
       if (isLive(view)) {
         var button = document.createElement('button');
