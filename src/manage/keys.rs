@@ -274,8 +274,8 @@ impl Keys {
         Ok(view)
     }
 
-    /// Mints a successor (same name, scopes, mode, expiry and metadata) and schedules the old
-    /// key's revocation `grace` from now, in one atomic store operation.
+    /// Mints a successor (same name, scopes, mode, expiry and metadata) and schedules
+    /// the old key's revocation `grace` from now, in one atomic store operation.
     async fn rotate_record(
         &self,
         old: &KeyRecord,
@@ -399,8 +399,9 @@ impl OneActiveKeys {
         Ok(revoked)
     }
 
-    /// Mints a successor to the active key (same name, scopes and mode) and lets the
-    /// old key work for `grace` more (zero: refused at once). Atomic: of two
+    /// Mints a successor to the active key (same name, scopes, mode, expiry and
+    /// metadata, but for the old key's hook failures) and lets the old key work for
+    /// `grace` more (zero: refused at once). Atomic: of two
     /// concurrent rotations one wins, the other gets [`ManageError::AlreadyRevoked`].
     pub async fn rotate(&self, owner: &str, grace: Duration) -> Result<MintedKey, ManageError> {
         let now = SystemTime::now();
@@ -453,8 +454,9 @@ impl NamedKeys {
         self.keys.revoke_record(&record, SystemTime::now()).await
     }
 
-    /// Mints a successor to one of the owner's keys (same name, scopes and mode) and
-    /// lets the old one work for `grace` more.
+    /// Mints a successor to one of the owner's keys (same name, scopes, mode, expiry and
+    /// metadata, but for the old key's hook failures) and lets the old one work for
+    /// `grace` more.
     pub async fn rotate(
         &self,
         owner: &str,

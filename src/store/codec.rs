@@ -16,8 +16,7 @@ use crate::{
 
 /// A record as columns. Times are nanoseconds since the Unix epoch (exact round trip,
 /// comparable as integers, good until 2262); scopes, restrictions and metadata are JSON
-/// text;
-/// the hash is its 32 bytes, lowercase hex in text-only stores.
+/// text; the hash is its 32 bytes, lowercase hex in text-only stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Columns {
     pub(crate) id: String,
