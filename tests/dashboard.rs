@@ -612,8 +612,8 @@ async fn a_failing_create_hook_never_fails_the_mint_and_is_reported() {
     );
     let listed = f.call(Method::GET, NAMED, "demo", None).await.json();
     assert_eq!(listed["keys"][0]["metadata"], kept, "{listed}");
-    // A rotation has no after_rotate failure here: no list, and the successor does not
-    // inherit the old key's failure.
+    // A rotation has no after_rotate failure here: no list; the successor keeps the
+    // metadata, with the create's failure, still unresolved.
     let rotated = f
         .call(
             Method::POST,
@@ -625,7 +625,7 @@ async fn a_failing_create_hook_never_fails_the_mint_and_is_reported() {
     assert_eq!(rotated.status, StatusCode::CREATED);
     let rotated = rotated.json();
     assert!(rotated.get("hook_errors").is_none());
-    assert_eq!(rotated["metadata"], json!({}));
+    assert_eq!(rotated["metadata"], kept);
 }
 
 #[tokio::test]

@@ -315,6 +315,13 @@ async fn sqlite_migrate_upgrades_a_first_version_table() {
     let record = upgrade::old_record();
     upgrade::insert_as_first_version!(store.pool(), record);
     store.migrate().await.expect("migrate adds the new column");
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'api_keys_owner'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(indexes, 1, "and the owner index it lacked");
     upgrade::check_upgraded(&store, &record, store.migrate()).await;
     let _ = std::fs::remove_file(&file);
 }

@@ -27,8 +27,8 @@ use crate::{key::KeyPrefix, store::BoxError};
 ///   ([`MintedKey::hook_failures`](super::MintedKey::hook_failures), `hook_errors` in
 ///   the JSON) and kept in the new key's
 ///   [metadata](crate::store::KeyRecord::metadata) as `hook.<name>.error`, so that its
-///   owner (the dashboard shows it) and your code (a retry job) still see it later; the
-///   key is minted all the same;
+///   owner (the dashboard shows it) and your code (a job that retries the work, then
+///   removes the entry) still see it later; the key is minted all the same;
 /// - after a revocation, once the store's `revoke` has returned (for a
 ///   [`CachedKeyStore`](crate::store) that is when every instance refuses the key): an
 ///   error is logged, the revocation stands.
@@ -270,20 +270,13 @@ impl HookFailure {
     }
 
     /// The key's [metadata](crate::store::KeyRecord::metadata) entry that keeps this
-    /// failure: `hook.<name>.error`.
+    /// failure: `hook.<name>.error`. Whoever resolves the failure (a job retrying the
+    /// hook's work) removes it with
+    /// [`KeyStore::set_metadata(id, name, None)`](crate::store::KeyStore::set_metadata).
     pub fn metadata_name(&self) -> String {
-        format!("{METADATA_PREFIX}{}{METADATA_SUFFIX}", self.hook)
-    }
-
-    /// Whether a metadata entry is one that keeps a hook's failure.
-    pub fn is_metadata_name(name: &str) -> bool {
-        name.starts_with(METADATA_PREFIX) && name.ends_with(METADATA_SUFFIX)
+        format!("hook.{}.error", self.hook)
     }
 }
-
-/// A hook failure's metadata entry is `hook.<name>.error`.
-const METADATA_PREFIX: &str = "hook.";
-const METADATA_SUFFIX: &str = ".error";
 
 /// The hooks registered on a [`Keys`](super::Keys).
 #[derive(Clone, Default)]
@@ -505,7 +498,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_successor_keeps_the_metadata_but_not_the_old_keys_hook_failures() {
+    async fn a_successor_keeps_the_metadata_with_unresolved_hook_failures() {
         let store = InMemoryKeyStore::new();
         let keys = Keys::new(store.clone()).hook(Recorder {
             name: "webhook",
@@ -521,7 +514,8 @@ mod tests {
             .set_metadata(&first.view().id, "app", Some("zapier"))
             .await
             .unwrap();
-        // `Recorder` fails after a create only: the rotation has no failure of its own.
+        // `Recorder` fails after a create only: the rotation has no failure of its own,
+        // and the create's is still unresolved.
         let next = keys
             .named()
             .rotate("acct", &first.view().id, std::time::Duration::ZERO)
@@ -538,7 +532,10 @@ mod tests {
             .expect("the successor is listed");
         assert_eq!(
             successor.metadata,
-            std::collections::BTreeMap::from([("app".to_owned(), "zapier".to_owned())])
+            std::collections::BTreeMap::from([
+                ("app".to_owned(), "zapier".to_owned()),
+                ("hook.webhook.error".to_owned(), "down".to_owned()),
+            ])
         );
     }
 

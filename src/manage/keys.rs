@@ -304,14 +304,11 @@ impl Keys {
             grantable_scopes: old.scopes.clone(),
             ..self.clone()
         };
-        // Its metadata too, but for the old key's hook failures.
-        let metadata = old
-            .metadata
-            .iter()
-            .filter(|(name, _)| !HookFailure::is_metadata_name(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        let mut minted = keys.mint(&old.owner, new, metadata, rule).await?;
+        // Its metadata too: notes such as an unresolved hook failure stay with the
+        // owner's working key until whoever resolves them removes them.
+        let mut minted = keys
+            .mint(&old.owner, new, old.metadata.clone(), rule)
+            .await?;
         let mut retiring = old.clone();
         retiring.revoked_at = Some(revoke_at);
         let replaced = self.view(&retiring, now);
@@ -400,8 +397,7 @@ impl OneActiveKeys {
     }
 
     /// Mints a successor to the active key (same name, scopes, mode, expiry and
-    /// metadata, but for the old key's hook failures) and lets the old key work for
-    /// `grace` more (zero: refused at once). Atomic: of two
+    /// metadata) and lets the old key work for `grace` more (zero: refused at once). Atomic: of two
     /// concurrent rotations one wins, the other gets [`ManageError::AlreadyRevoked`].
     pub async fn rotate(&self, owner: &str, grace: Duration) -> Result<MintedKey, ManageError> {
         let now = SystemTime::now();
@@ -455,8 +451,7 @@ impl NamedKeys {
     }
 
     /// Mints a successor to one of the owner's keys (same name, scopes, mode, expiry and
-    /// metadata, but for the old key's hook failures) and lets the old one work for
-    /// `grace` more.
+    /// metadata) and lets the old one work for `grace` more.
     pub async fn rotate(
         &self,
         owner: &str,

@@ -152,6 +152,7 @@ pub enum KeyStatus {
 /// A key as its owner sees it after minting: everything but the secret. Timestamps
 /// serialise as RFC 3339 (`2026-11-23T17:00:00Z`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct KeyView {
     /// Stable id, used to revoke or rotate this key.
     pub id: KeyId,

@@ -6,10 +6,11 @@
 //! [`migrate`](SqlKeyStore::migrate): the prefix is a unique column, the hash is the
 //! only trace of the key, times are integer nanoseconds since the Unix epoch, and
 //! scopes, restrictions and metadata are JSON text. `migrate` also brings a table made
-//! by an earlier version up to date (adding the `metadata` column). Every call is bounded by the store's timeout
-//! (default 2 s; [`with_timeout`](SqlKeyStore::with_timeout)) and answers
-//! [`StoreError::Timeout`] past it. Inserts check their [`InsertRule`](super::InsertRule) inside one
-//! transaction that no other insert for the same owner can interleave with (SQLite:
+//! before a column existed up to date (adding `metadata`). Every call is bounded by the
+//! store's timeout (default 2 s; [`with_timeout`](SqlKeyStore::with_timeout)) and
+//! answers [`StoreError::Timeout`] past it. Inserts check their
+//! [`InsertRule`](super::InsertRule) inside one transaction that no other insert for
+//! the same owner can interleave with (SQLite:
 //! `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock on the owner, and
 //! the replaced row locked `FOR UPDATE`), so two instances can never both mint an
 //! active key for one owner.
@@ -135,11 +136,11 @@ enum Schema {
 
 impl Schema {
     /// The `ALTER TABLE` statements that bring a table with `present` columns up to
-    /// date.
+    /// date; none without a table (creating it makes it whole).
     fn additions(present: &[String]) -> impl Iterator<Item = String> + '_ {
         ADDED_COLUMNS
             .iter()
-            .filter(|(name, _)| !present.iter().any(|p| p == name))
+            .filter(move |(name, _)| !present.is_empty() && !present.iter().any(|p| p == name))
             .map(|(name, definition)| {
                 format!("ALTER TABLE api_keys ADD COLUMN {name} {definition}")
             })
@@ -180,19 +181,35 @@ fn database_error(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// How often [`retried`] runs a write refused for a concurrent update: enough for a
+/// few dozen writers of one row, each round letting one through.
+const WRITE_ATTEMPTS: u32 = 32;
+
 /// Runs a one-statement write again when PostgreSQL refuses it for a concurrent update
 /// of the same row (SQLSTATE 40001, which a database defaulting to REPEATABLE READ or
 /// SERIALIZABLE gives): a fresh statement sees the other write and applies on top of
-/// it. The caller bounds the whole in time.
+/// it. Waits a little longer before each attempt (about 0.5 ms more each time, spread
+/// so that racing writers do not retry in step), and gives up after
+/// [`WRITE_ATTEMPTS`] with the database's error; the caller bounds the whole in time.
 async fn retried<T, F, W>(mut write: W) -> Result<T, StoreError>
 where
     W: FnMut() -> F,
     F: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
+    let mut attempt = 1;
     loop {
         match write().await {
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("40001") => {
-                tokio::task::yield_now().await;
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("40001") && attempt < WRITE_ATTEMPTS =>
+            {
+                // The clock's low bits as jitter: no need for a random source here.
+                let spread = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| t.subsec_nanos() % 500_000);
+                let wait = Duration::from_micros(500 * u64::from(attempt))
+                    + Duration::from_nanos(u64::from(spread));
+                tokio::time::sleep(wait).await;
+                attempt += 1;
             }
             done => return done.map_err(database_error),
         }

@@ -33,11 +33,16 @@ pub type PostgresKeyStore = SqlKeyStore<Postgres>;
 /// The channel the trigger notifies, with the key's prefix as payload.
 const CHANNEL: &str = "tower_api_key_changes";
 
+/// The columns of `api_keys` in the current schema (none without the table).
+const COLUMNS: &str = "SELECT column_name::text FROM information_schema.columns \
+                       WHERE table_schema = current_schema() AND table_name = 'api_keys'";
+
 /// Taken by `migrate`, so that instances starting together do not race on `CREATE`.
 const MIGRATE_LOCK: i64 = 0x746f_7765_725f_6170;
 
 // Each object is created only when missing, so that a migration on a live database
-// takes no lock on the table (and cannot deadlock with requests).
+// takes no lock on the table (and cannot deadlock with requests); only adding a column
+// to an older table does, briefly (see `migrate`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
@@ -54,7 +59,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
     rate_limit TEXT,
     metadata TEXT NOT NULL DEFAULT '{}'
 );
-ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS metadata TEXT NOT NULL DEFAULT '{}';
 DO $$
 BEGIN
     IF to_regclass('api_keys_owner') IS NULL THEN
@@ -107,12 +111,14 @@ impl SqlKeyStore<Postgres> {
     }
 
     /// Creates the `api_keys` table (in the connection's current schema), its index
-    /// and the change trigger if missing, and adds the columns later versions
-    /// introduced to a table an earlier version made (existing keys keep working; the
-    /// trigger stays quiet for metadata, as for last-use writes). Idempotent, and safe when several instances
-    /// start at once; when everything is in place it only reads the catalog, so a role
-    /// without `CREATE` privileges can run it at every start. A table `api_keys` that
-    /// is not this crate's is refused, never altered.
+    /// and the change trigger if missing, and adds the columns a table made before
+    /// them lacks (existing keys keep working; the trigger stays quiet for metadata,
+    /// as for last-use writes). Idempotent, and safe when several instances start at
+    /// once; when everything is in place it only reads the catalog, so a role without
+    /// `CREATE` privileges can run it at every start. Adding a column locks the table
+    /// briefly: `migrate` waits at most the store's timeout for that lock (then fails,
+    /// and requests go on), never queueing requests behind it for longer. A table
+    /// `api_keys` that is not this crate's is refused, never altered.
     pub async fn migrate(&self) -> Result<()> {
         bounded(self.timeout, self.create_schema()).await
     }
@@ -120,13 +126,10 @@ impl SqlKeyStore<Postgres> {
     async fn create_schema(&self) -> Result<()> {
         // Already in place (the common case at every start): no DDL, so no lock on the
         // table and no privilege beyond reading the catalog.
-        let present: Vec<String> = sqlx::query_scalar(
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = 'api_keys'",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(database_error)?;
+        let present: Vec<String> = sqlx::query_scalar(COLUMNS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database_error)?;
         let triggered: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
              WHERE t.tgname = 'api_keys_notify_change' AND c.relname = 'api_keys' \
@@ -144,6 +147,25 @@ impl SqlKeyStore<Postgres> {
             .execute(&mut *tx)
             .await
             .map_err(database_error)?;
+        // An `ALTER TABLE` waiting for its lock would hold up every request queued
+        // behind it: give up on the lock instead (SET takes no parameters).
+        let wait = self.timeout.as_millis().clamp(1, i32::MAX as u128);
+        sqlx::query(&format!("SET LOCAL lock_timeout = {wait}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(database_error)?;
+        // Read again under the lock: another instance may have migrated meanwhile.
+        let present: Vec<String> = sqlx::query_scalar(COLUMNS)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(database_error)?;
+        ours(&present)?;
+        for addition in Schema::additions(&present) {
+            sqlx::query(&addition)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        }
         // Several statements: the simple-query protocol (no parameters).
         sqlx::Executor::execute(&mut *tx, SCHEMA)
             .await

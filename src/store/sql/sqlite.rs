@@ -94,22 +94,17 @@ impl SqlKeyStore<Sqlite> {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(database_error)?;
-        match ours(&present)? {
-            Schema::Current => {}
-            Schema::Absent => {
-                sqlx::Executor::execute(&mut *tx, SCHEMA)
-                    .await
-                    .map_err(database_error)?;
-            }
-            Schema::Outdated => {
-                for addition in Schema::additions(&present) {
-                    sqlx::query(&addition)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(database_error)?;
-                }
-            }
+        ours(&present)?;
+        for addition in Schema::additions(&present) {
+            sqlx::query(&addition)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
         }
+        // Idempotent: creates what is missing (the table, or an older table's index).
+        sqlx::Executor::execute(&mut *tx, SCHEMA)
+            .await
+            .map_err(database_error)?;
         tx.commit().await.map_err(database_error)
     }
 }
