@@ -509,6 +509,18 @@ async fn scroll_to(b: &Browser, selector: &str) {
     .await;
 }
 
+/// Clicks Generate once it is enabled (the page has seen that no key is active).
+async fn click_generate(b: &Browser) {
+    until(
+        b,
+        "Generate enabled",
+        "return !document.querySelector('#generate').disabled;",
+        vec![],
+    )
+    .await;
+    click(b, "#generate").await;
+}
+
 async fn click(b: &Browser, selector: &str) {
     b.client
         .find(fantoccini::Locator::Css(selector))
@@ -655,14 +667,7 @@ async fn dashboard_flow() {
         );
 
         // Generate: the key is shown once, in the box.
-        until(
-            &b,
-            "Generate enabled",
-            "return !document.querySelector('#generate').disabled;",
-            vec![],
-        )
-        .await;
-        click(&b, "#generate").await;
+        click_generate(&b).await;
         let key = until(
             &b,
             "#new-key-value",
@@ -929,14 +934,7 @@ async fn a_failed_hook_is_shown_when_minted_and_after_a_reload() {
         // The one-active view too: revoke the seeded key, generate, reload.
         confirm(&b, "#revoke", None).await;
         text_containing(&b, "#key-status", "No key").await;
-        until(
-            &b,
-            "Generate enabled",
-            "return !document.querySelector('#generate').disabled;",
-            vec![],
-        )
-        .await;
-        click(&b, "#generate").await;
+        click_generate(&b).await;
         text_containing(&b, "#new-key-warnings", failure).await;
         b.client.refresh().await.unwrap();
         text_containing(&b, "#key-notes", failure).await;

@@ -10,14 +10,22 @@ mod sqlite {
 
     /// A migrated store in a fresh file under the system's temporary directory.
     pub async fn store() -> SqliteKeyStore {
+        let (store, _file) = unmigrated(&rand_name()).await;
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// A store over a new, empty file named after `what` and this process, not
+    /// migrated; the file, to remove afterwards.
+    pub async fn unmigrated(what: &str) -> (SqliteKeyStore, std::path::PathBuf) {
         let dir = std::env::temp_dir().join("tower-api-key-tests");
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join(format!("{}.db", rand_name()));
+        let file = dir.join(format!("{what}-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&file);
         let store = SqliteKeyStore::connect(&format!("sqlite://{}", file.display()))
             .await
             .expect("open sqlite");
-        store.migrate().await.expect("migrate");
-        store
+        (store, file)
     }
 
     fn rand_name() -> String {
@@ -200,15 +208,7 @@ mod postgres_feed {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_migrate_refuses_a_foreign_api_keys_table() {
-    let file = std::env::temp_dir().join(format!(
-        "tower-api-key-tests/foreign-{}.db",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&file);
-    let store =
-        tower_api_key::store::SqliteKeyStore::connect(&format!("sqlite://{}", file.display()))
-            .await
-            .unwrap();
+    let (store, file) = sqlite::unmigrated("foreign").await;
     sqlx::query("CREATE TABLE api_keys (id INTEGER PRIMARY KEY, token TEXT)")
         .execute(store.pool())
         .await
@@ -299,15 +299,7 @@ mod upgrade {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_migrate_upgrades_a_first_version_table() {
-    let file = std::env::temp_dir().join(format!(
-        "tower-api-key-tests/upgrade-{}.db",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&file);
-    let store =
-        tower_api_key::store::SqliteKeyStore::connect(&format!("sqlite://{}", file.display()))
-            .await
-            .unwrap();
+    let (store, file) = sqlite::unmigrated("upgrade").await;
     sqlx::query(&upgrade::first_version_table("BLOB"))
         .execute(store.pool())
         .await

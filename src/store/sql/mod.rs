@@ -147,6 +147,18 @@ impl Schema {
     }
 }
 
+/// The statements a migration runs inside its transaction, given the `present`
+/// columns read under its lock: the columns an older table lacks, then `schema`, which
+/// creates whatever else is missing (idempotent). An error for someone else's table.
+fn migration(present: &[String], schema: &str) -> Result<String, StoreError> {
+    ours(present)?;
+    let mut script: String = Schema::additions(present)
+        .map(|addition| addition + ";\n")
+        .collect();
+    script.push_str(schema);
+    Ok(script)
+}
+
 /// What an existing table with `present` columns is; an error when it is someone
 /// else's.
 fn ours(present: &[String]) -> Result<Schema, StoreError> {

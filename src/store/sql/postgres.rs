@@ -6,7 +6,8 @@ use sqlx::{
 };
 
 use super::{
-    database_error, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
+    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX,
+    LIST_BY_OWNER, REVOKE,
 };
 use crate::store::{timeout::bounded, Change, ChangeListener, Result, StoreError, Watching};
 
@@ -159,15 +160,8 @@ impl SqlKeyStore<Postgres> {
             .fetch_all(&mut *tx)
             .await
             .map_err(database_error)?;
-        ours(&present)?;
-        for addition in Schema::additions(&present) {
-            sqlx::query(&addition)
-                .execute(&mut *tx)
-                .await
-                .map_err(database_error)?;
-        }
         // Several statements: the simple-query protocol (no parameters).
-        sqlx::Executor::execute(&mut *tx, SCHEMA)
+        sqlx::Executor::execute(&mut *tx, migration(&present, SCHEMA)?.as_str())
             .await
             .map_err(database_error)?;
         tx.commit().await.map_err(database_error)

@@ -6,7 +6,8 @@ use sqlx::{
 };
 
 use super::{
-    database_error, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX, LIST_BY_OWNER, REVOKE,
+    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX,
+    LIST_BY_OWNER, REVOKE,
 };
 use crate::store::{timeout::bounded, Result, StoreError};
 
@@ -94,15 +95,8 @@ impl SqlKeyStore<Sqlite> {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(database_error)?;
-        ours(&present)?;
-        for addition in Schema::additions(&present) {
-            sqlx::query(&addition)
-                .execute(&mut *tx)
-                .await
-                .map_err(database_error)?;
-        }
-        // Idempotent: creates what is missing (the table, or an older table's index).
-        sqlx::Executor::execute(&mut *tx, SCHEMA)
+        // Creates what is missing: the table, or an older table's columns and index.
+        sqlx::Executor::execute(&mut *tx, migration(&present, SCHEMA)?.as_str())
             .await
             .map_err(database_error)?;
         tx.commit().await.map_err(database_error)
