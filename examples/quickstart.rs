@@ -35,9 +35,9 @@
 //! only if their accounts have none yet, so a restart creates no duplicates (and
 //! cannot print keys it never kept).
 //!
-//! `WEBHOOK_URL` (plain http, e.g. `http://127.0.0.1:9000/keys`) turns on a lifecycle hook that
-//! POSTs each new key's public view (JSON, never the raw key) there, as a service that
-//! creates a webhook app behind each key would. Failures are best effort: logged with
+//! `WEBHOOK_URL` (plain http, e.g. `http://127.0.0.1:9000/keys`) turns on a lifecycle
+//! hook that POSTs each new key's public view (JSON, never the raw key) there, as a
+//! service that creates a webhook app behind each key would. Failures are best effort: logged with
 //! the key's prefix, reported in the create answer's `hook_errors`, kept in the key's
 //! metadata as `hook.webhook.error` and shown on the dashboard; the key works anyway.
 //!

@@ -509,6 +509,18 @@ async fn scroll_to(b: &Browser, selector: &str) {
     .await;
 }
 
+/// The raw key in the new-key box, once one is shown.
+async fn shown_key(b: &Browser) -> String {
+    let key = until(
+        b,
+        "#new-key-value",
+        r#"const el = document.querySelector('#new-key-value'); return el && el.value;"#,
+        vec![],
+    )
+    .await;
+    key.as_str().unwrap().to_owned()
+}
+
 /// Clicks Generate once it is enabled (the page has seen that no key is active).
 async fn click_generate(b: &Browser) {
     until(
@@ -668,16 +680,7 @@ async fn dashboard_flow() {
 
         // Generate: the key is shown once, in the box.
         click_generate(&b).await;
-        let key = until(
-            &b,
-            "#new-key-value",
-            r#"const el = document.querySelector('#new-key-value'); return el && el.value;"#,
-            vec![],
-        )
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned();
+        let key = shown_key(&b).await;
         assert!(
             key.starts_with("pk_live_") && key.len() == 72,
             "a raw key in the box"
@@ -901,16 +904,7 @@ async fn a_failed_hook_is_shown_when_minted_and_after_a_reload() {
 
         fill(&b, "#named-name", "zapier").await;
         click(&b, "#named-create").await;
-        let key = until(
-            &b,
-            "the named key",
-            r#"const el = document.querySelector('#new-key-value'); return el && el.value;"#,
-            vec![],
-        )
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned();
+        let key = shown_key(&b).await;
         let failure = "webhook failed: The webhook app could not be created.";
         let warning = text_containing(&b, "#new-key-warnings", failure).await;
         assert!(warning.contains("The key works"), "{warning}");

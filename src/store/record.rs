@@ -99,7 +99,8 @@ pub struct KeyRecord {
     /// order number, the app the key was made for) and what the management module
     /// records itself, such as a lifecycle hook's failure under `hook.<name>.error`
     /// (see [`KeyHooks`](crate::manage::KeyHooks)). Owners see it in their key views;
-    /// never put a secret here. Text without NUL characters (PostgreSQL refuses them). Change one entry of a stored record with
+    /// never put a secret here. Text without NUL characters (PostgreSQL refuses them).
+    /// Change one entry of a stored record with
     /// [`KeyStore::set_metadata`](super::KeyStore::set_metadata).
     pub metadata: BTreeMap<String, String>,
 }
