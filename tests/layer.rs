@@ -248,7 +248,7 @@ async fn failing_store_fails_closed_with_503() {
 
     // The cause is there for the operator's logs, and holds nothing secret.
     let err = auth
-        .authenticate_key(key.expose_secret())
+        .authenticate_outside_http(key.expose_secret())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), AuthErrorKind::StoreUnavailable);
@@ -476,7 +476,7 @@ async fn debug_output_never_holds_a_secret() {
     let record = app.record(&app.full).await;
     let auth = Authenticator::new(app.store.clone());
     let principal = auth
-        .authenticate_key(app.full.expose_secret())
+        .authenticate_outside_http(app.full.expose_secret())
         .await
         .unwrap();
     for text in [

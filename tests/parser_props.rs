@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
 use proptest::prelude::*;
 use tower_api_key::{key::KeyFormat, ApiKey, Authenticator, InMemoryKeyStore, KeyMode, KeyRecord};
 
@@ -43,11 +43,14 @@ fn fixture() -> &'static Fixture {
 /// the bytes as a header value.
 fn verify(value: &[u8]) -> Option<Result<String, ()>> {
     let value = HeaderValue::from_bytes(value).ok()?;
-    let mut headers = HeaderMap::new();
-    headers.insert(http::header::AUTHORIZATION, value);
+    let mut request = http::Request::new(());
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, value);
+    let (parts, ()) = request.into_parts();
     let f = fixture();
     Some(
-        f.rt.block_on(f.auth.authenticate(&headers))
+        f.rt.block_on(f.auth.authenticate(&parts))
             .map(|p| p.prefix().to_string())
             .map_err(|_| ()),
     )

@@ -262,14 +262,14 @@ async fn a_storm_of_a_million_wrong_keys_keeps_memory_bounded() {
     // Warm up allocator and limiter maps, then measure.
     for i in 0..10_000 {
         let _ = auth
-            .authenticate_request(&request(&format!("pk_live_{i:064x}"), i))
+            .authenticate(&request(&format!("pk_live_{i:064x}"), i))
             .await;
     }
     let before = rss();
     let mut refused = 0u32;
     for i in 0..1_000_000u32 {
         let key = format!("pk_live_{:064x}", u64::from(i) * 7919 + 1);
-        if auth.authenticate_request(&request(&key, i)).await.is_err() {
+        if auth.authenticate(&request(&key, i)).await.is_err() {
             refused += 1;
         }
     }
@@ -288,7 +288,7 @@ async fn a_storm_of_a_million_wrong_keys_keeps_memory_bounded() {
     );
     // The valid key still works, from a fresh address.
     assert!(auth
-        .authenticate_request(&request(valid.expose_secret(), 70_000))
+        .authenticate(&request(valid.expose_secret(), 70_000))
         .await
         .is_ok());
 }

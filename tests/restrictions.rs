@@ -298,7 +298,7 @@ async fn unrestricted_keys_and_header_only_checks() {
         .unwrap();
     let auth = Authenticator::new(store);
     let err = auth
-        .authenticate_key(key.expose_secret())
+        .authenticate_outside_http(key.expose_secret())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), AuthErrorKind::RouteNotAllowed);
@@ -307,5 +307,5 @@ async fn unrestricted_keys_and_header_only_checks() {
         .body(())
         .unwrap()
         .into_parts();
-    assert!(auth.authenticate_request(&parts).await.is_ok());
+    assert!(auth.authenticate(&parts).await.is_ok());
 }

@@ -537,11 +537,11 @@ async fn cross_origin_revokes_and_rotations_change_nothing() {
     assert_eq!(view["status"], "active");
     assert_eq!(view["retiring"], serde_json::json!([]));
     // The minted key still works.
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {raw}")).expect("header"),
-    );
+    let (headers, ()) = http::Request::get("/")
+        .header("authorization", format!("Bearer {raw}"))
+        .body(())
+        .expect("request")
+        .into_parts();
     assert!(app.auth.authenticate(&headers).await.is_ok());
 }
 
@@ -569,11 +569,11 @@ async fn a_valid_api_key_alone_is_not_a_session() {
     let app = Management::with_cookies();
     let key = common::mint(&app.store, "demo", &["account:read"]).await;
     let bearer = format!("Bearer {}", key.expose_secret());
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "authorization",
-        HeaderValue::from_str(&bearer).expect("header"),
-    );
+    let (headers, ()) = http::Request::get("/")
+        .header("authorization", &bearer)
+        .body(())
+        .expect("request")
+        .into_parts();
     let principal = app.auth.authenticate(&headers).await.expect("a valid key");
     assert_eq!(principal.owner(), "demo");
 

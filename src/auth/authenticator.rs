@@ -40,11 +40,13 @@ const DEFAULT_FAILURE_LIMIT: RateLimit = match NonZeroU32::new(300) {
 /// hashing and comparison as a wrong secret.
 const DUMMY_HASH: KeyHash = KeyHash::from_bytes([0x5a; 32]);
 
-/// The framework-free verifier: request headers in, [`Principal`] or [`AuthError`] out.
+/// The framework-free verifier: a request head in, [`Principal`] or [`AuthError`] out.
 ///
 /// [`ApiKeyLayer`](super::ApiKeyLayer) is a thin adapter over it; use it directly from
-/// code that is not a tower service (a WebSocket upgrade, a gRPC interceptor, a job
-/// queue). Cloning is cheap.
+/// code that is not a tower service but has the request ([`authenticate`](Self::authenticate):
+/// a WebSocket upgrade, a handler of your own) or from code with no HTTP request at
+/// all ([`authenticate_outside_http`](Self::authenticate_outside_http): a job queue).
+/// Cloning is cheap.
 ///
 /// For each request it: reads the credential (no I/O); checks the key's shape; makes
 /// one store lookup by prefix; hashes the presented key and compares the digest in
@@ -57,13 +59,17 @@ const DUMMY_HASH: KeyHash = KeyHash::from_bytes([0x5a; 32]);
 /// check runs without allocating a future; other stores are awaited.
 ///
 /// ```
-/// use http::HeaderMap;
 /// use tower_api_key::{auth::Authenticator, error::AuthErrorKind, store::InMemoryKeyStore};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let auth = Authenticator::new(InMemoryKeyStore::new());
-/// let err = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
-/// assert_eq!(err.kind(), AuthErrorKind::MissingCredentials);
+/// let request = http::Request::get("/api/account")
+///     .header("authorization", "Bearer pk_live_not_a_key")
+///     .body(())
+///     .unwrap();
+/// let (parts, ()) = request.into_parts();
+/// let err = auth.authenticate(&parts).await.unwrap_err();
+/// assert_eq!(err.kind(), AuthErrorKind::InvalidCredentials);
 /// # });
 /// ```
 #[derive(Clone)]
@@ -187,25 +193,32 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates a whole request head: credentials, and the key's restrictions
-    /// (client address, origin, route) against the request.
-    pub async fn authenticate_request(&self, parts: &Parts) -> Result<Principal, AuthError> {
+    /// Authenticates a request by its head, as the [layer](super::ApiKeyLayer) does:
+    /// the credential, the store lookup, the key's restrictions (client address,
+    /// origin, route) against the request, its rate limit, and the client's
+    /// failed-attempts budget. Every HTTP caller goes through here, so every rule
+    /// holds on every route.
+    ///
+    /// ```
+    /// use tower_api_key::{auth::Authenticator, error::AuthErrorKind, store::InMemoryKeyStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let auth = Authenticator::new(InMemoryKeyStore::new());
+    /// let (parts, ()) = http::Request::new(()).into_parts();
+    /// let err = auth.authenticate(&parts).await.unwrap_err();
+    /// assert_eq!(err.kind(), AuthErrorKind::MissingCredentials);
+    /// # });
+    /// ```
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
         self.start(Head::of(parts)).finish().await
     }
 
-    /// Authenticates a request by its headers alone. Without the rest of the request
-    /// a key's restrictions cannot be checked, so a key that has any is refused (403);
-    /// use [`authenticate_request`](Self::authenticate_request) for those.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        match self.presented(headers) {
-            Ok(presented) => self.lookup(presented, None).finish().await,
-            Err(error) => Err(error),
-        }
-    }
-
-    /// Authenticates bare key text from somewhere other than HTTP headers; as with
-    /// [`authenticate`](Self::authenticate), a key with restrictions is refused.
-    pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
+    /// Authenticates bare key text that did not come with an HTTP request (a job
+    /// queue's message, a CLI argument). There is no request, so there is no client
+    /// address: no failed-attempts budget is counted, and a key with any restriction
+    /// is refused (403). Never use this for a key taken from an HTTP request: use
+    /// [`authenticate`](Self::authenticate) with the request's parts.
+    pub async fn authenticate_outside_http(&self, key: &str) -> Result<Principal, AuthError> {
         match self.check_shape(key.as_bytes()) {
             Ok(presented) => self.lookup(presented, None).finish().await,
             Err(error) => Err(error),
@@ -346,6 +359,11 @@ impl Authenticator {
             None if !record.restrictions.origins.is_empty() => Err(Outside::Origin),
             None => Err(Outside::Route),
         };
+        if let (Err(Outside::Ip), Some(facts)) = (&outside, facts) {
+            if facts.client().is_none() {
+                warn_no_client_addr("an IP restriction");
+            }
+        }
         outside.map_err(|outside| {
             self.error(match outside {
                 Outside::Ip => AuthErrorKind::IpNotAllowed,
@@ -388,6 +406,9 @@ impl Authenticator {
     /// Counts a failed attempt from `client`; the refusal becomes 429 while the client
     /// is over its failure budget (its valid keys keep working).
     fn count_failure(&self, error: AuthError, client: Option<IpAddr>) -> AuthError {
+        if client.is_none() {
+            warn_no_client_addr("the failed-attempts budget");
+        }
         match self.config.limiters.failed(client) {
             Ok(()) => error,
             Err(wait) => self.rate_limited(wait),
@@ -490,6 +511,23 @@ impl Authenticator {
     pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {
         AuthError::with_rejections(kind, self.config.rejections.clone())
     }
+}
+
+/// Logs, once per process, that a request came without a client address while a rule
+/// needed one: every such client then shares one failed-attempts budget, and keys
+/// restricted to addresses are refused.
+fn warn_no_client_addr(needed_by: &'static str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            needed_by,
+            "a request reached the API key check without a client address: clients of \
+             unknown address share one failed-attempts budget and IP-restricted keys are \
+             refused. Serve axum with `into_make_service_with_connect_info::<SocketAddr>()`, \
+             or insert `tower_api_key::policy::PeerAddr` into each hyper request's \
+             extensions (logged once)",
+        );
+    });
 }
 
 impl<S: KeyStore> From<S> for Authenticator {

@@ -1,14 +1,15 @@
 use std::{
-    collections::BTreeMap,
     fmt,
     net::IpAddr,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use super::{
-    hooks::Hooks, types::MAX_GRACE, ActiveKey, Actor, HookFailure, KeyAction, KeyEvent, KeyHooks,
-    KeyView, ManageError, MintedKey, NewKey,
+    hooks::Hooks,
+    types::{DEFAULT_MAX_KEYS_PER_OWNER, MAX_GRACE, REVOKED_SHOWN_FOR},
+    ActiveKey, Actor, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView, ManageError,
+    MintedKey, NewKey,
 };
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
@@ -48,9 +49,20 @@ pub struct Keys {
     last_use: Option<LastUse>,
     default_scopes: Vec<String>,
     grantable_scopes: Vec<String>,
+    max_keys_per_owner: usize,
     hooks: Hooks,
     actor: Actor,
     client_addr: Option<IpAddr>,
+}
+
+/// What a new key is made from.
+enum Grant<'a> {
+    /// An owner's request, checked against what this service lets owners grant.
+    Requested(NewKey),
+    /// A rotation's successor: everything that bounds or describes the old key
+    /// (scopes, mode, expiry, restrictions, rate limit, name, metadata), granted
+    /// before; only its identity and lifecycle times are new.
+    Successor(&'a KeyRecord),
 }
 
 impl Keys {
@@ -62,6 +74,7 @@ impl Keys {
             last_use: None,
             default_scopes: Vec::new(),
             grantable_scopes: Vec::new(),
+            max_keys_per_owner: DEFAULT_MAX_KEYS_PER_OWNER,
             hooks: Hooks::default(),
             actor: Actor::System,
             client_addr: None,
@@ -95,6 +108,16 @@ impl Keys {
         scopes: I,
     ) -> Self {
         self.grantable_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The most keys an owner may hold that are not revoked (expired ones count until
+    /// revoked; a rotation's successor does not count against it, as it replaces a
+    /// key). Creating one more is refused with [`ManageError::TooManyKeys`] (409).
+    /// Default: 100. The count is read before the insert, so concurrent creates by
+    /// one owner may pass it by the number of requests in flight.
+    pub fn max_keys_per_owner(mut self, max: usize) -> Self {
+        self.max_keys_per_owner = max;
         self
     }
 
@@ -147,12 +170,64 @@ impl Keys {
     async fn mint(
         &self,
         owner: &str,
-        new: NewKey,
-        metadata: BTreeMap<String, String>,
+        grant: Grant<'_>,
         rule: InsertRule,
     ) -> Result<MintedKey, ManageError> {
         let now = SystemTime::now();
+        let (key, record) = match grant {
+            Grant::Requested(new) => {
+                let new = self.checked(owner, new, now).await?;
+                let mode = new.mode.unwrap_or(KeyMode::Live);
+                let key = ApiKey::generate_in(&self.format, mode).map_err(ManageError::Mint)?;
+                let scopes = if new.scopes.is_empty() {
+                    self.default_scopes.clone()
+                } else {
+                    new.scopes
+                };
+                let record = KeyRecord::builder(&key, owner)
+                    .name(new.name)
+                    .scopes(scopes)
+                    .expires_at(new.expires_at)
+                    .created_at(now)
+                    .build();
+                (key, record)
+            }
+            Grant::Successor(old) => {
+                let key = ApiKey::generate_in(&self.format, old.mode).map_err(ManageError::Mint)?;
+                let fresh = KeyRecord::builder(&key, &old.owner).build();
+                // Struct update: a field added to the record later carries over too.
+                let record = KeyRecord {
+                    id: fresh.id,
+                    prefix: fresh.prefix,
+                    hash: fresh.hash,
+                    mode: fresh.mode,
+                    created_at: now,
+                    revoked_at: None,
+                    last_used_at: None,
+                    ..old.clone()
+                };
+                (key, record)
+            }
+        };
+        let view = self.view(&record, now);
+        self.store.insert(record, rule).await?;
+        Ok(MintedKey {
+            key,
+            view,
+            hook_failures: Vec::new(),
+        })
+    }
+
+    /// An owner's request, validated and normalised: scopes deduplicated and each one
+    /// this service lets owners grant, and room left under the owner's key cap.
+    async fn checked(
+        &self,
+        owner: &str,
+        mut new: NewKey,
+        now: SystemTime,
+    ) -> Result<NewKey, ManageError> {
         new.validate(now)?;
+        new.dedup_scopes();
         let grantable = |scope: &String| {
             self.default_scopes.contains(scope) || self.grantable_scopes.contains(scope)
         };
@@ -161,27 +236,18 @@ impl Keys {
                 "A requested scope is not one this service lets owners grant.",
             ));
         }
-        let mode = new.mode.unwrap_or(KeyMode::Live);
-        let key = ApiKey::generate_in(&self.format, mode).map_err(ManageError::Mint)?;
-        let scopes = if new.scopes.is_empty() {
-            self.default_scopes.clone()
-        } else {
-            new.scopes
-        };
-        let mut record = KeyRecord::builder(&key, owner)
-            .name(new.name)
-            .scopes(scopes)
-            .expires_at(new.expires_at)
-            .created_at(now)
-            .build();
-        record.metadata = metadata;
-        let view = self.view(&record, now);
-        self.store.insert(record, rule).await?;
-        Ok(MintedKey {
-            key,
-            view,
-            hook_failures: Vec::new(),
-        })
+        let held = self
+            .owned(owner)
+            .await?
+            .iter()
+            .filter(|r| !r.is_revoked_at(now))
+            .count();
+        if held >= self.max_keys_per_owner {
+            return Err(ManageError::TooManyKeys {
+                max: self.max_keys_per_owner,
+            });
+        }
+        Ok(new)
     }
 
     /// Runs the hooks for an operation that happened just now; the failures (already
@@ -243,7 +309,7 @@ impl Keys {
         new: NewKey,
         rule: InsertRule,
     ) -> Result<MintedKey, ManageError> {
-        let mut minted = self.mint(owner, new, BTreeMap::new(), rule).await?;
+        let mut minted = self.mint(owner, Grant::Requested(new), rule).await?;
         let failures = self
             .announce(KeyAction::Created, owner, &minted.view, None)
             .await;
@@ -253,6 +319,16 @@ impl Keys {
 
     async fn owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
         Ok(self.store.list_by_owner(owner).await?)
+    }
+
+    /// One of the owner's keys; another owner's key, or an unknown one, is
+    /// [`ManageError::NotFound`].
+    async fn find(&self, owner: &str, key: &KeyRef) -> Result<KeyRecord, ManageError> {
+        self.owned(owner)
+            .await?
+            .into_iter()
+            .find(|r| key.names(r))
+            .ok_or(ManageError::NotFound)
     }
 
     async fn revoke_record(
@@ -274,7 +350,8 @@ impl Keys {
         Ok(view)
     }
 
-    /// Mints a successor (same name, scopes, mode, expiry and metadata) and schedules
+    /// Mints a successor (every bound of the old key: scopes, mode, expiry,
+    /// restrictions, rate limit; and its name and metadata) and schedules
     /// the old key's revocation `grace` from now, in one atomic store operation.
     async fn rotate_record(
         &self,
@@ -288,27 +365,14 @@ impl Keys {
         if !old.works_at(now) {
             return Err(ManageError::AlreadyRevoked);
         }
-        let new = NewKey {
-            name: old.name.clone(),
-            scopes: old.scopes.clone(),
-            expires_at: old.expires_at,
-            mode: Some(old.mode),
-        };
         let revoke_at = now + grace;
         let rule = InsertRule::Replace {
             old: old.id.clone(),
             revoke_at,
         };
-        // The successor keeps exactly the old key's scopes, granted before.
-        let keys = Keys {
-            grantable_scopes: old.scopes.clone(),
-            ..self.clone()
-        };
-        // Its metadata too: notes such as an unresolved hook failure stay with the
-        // owner's working key until whoever resolves them removes them.
-        let mut minted = keys
-            .mint(&old.owner, new, old.metadata.clone(), rule)
-            .await?;
+        // Metadata carries over too: notes such as an unresolved hook failure stay
+        // with the owner's working key until whoever resolves them removes them.
+        let mut minted = self.mint(&old.owner, Grant::Successor(old), rule).await?;
         let mut retiring = old.clone();
         retiring.revoked_at = Some(revoke_at);
         let replaced = self.view(&retiring, now);
@@ -350,26 +414,29 @@ impl OneActiveKeys {
     }
 
     /// The owner's active key and any retiring ones; [`ManageError::NotFound`] (404)
-    /// when there is no active key.
+    /// when there is no active key. With several active keys (named keys made through
+    /// [`Keys::named`] next to this policy) the newest one is shown, and it is the
+    /// one [`rotate`](Self::rotate) replaces.
     pub async fn view(&self, owner: &str) -> Result<ActiveKey, ManageError> {
         let now = SystemTime::now();
-        let mut active = None;
-        let mut retiring = Vec::new();
-        for record in self.keys.owned(owner).await? {
-            if record.is_active_key_at(now) {
-                active = Some(self.keys.view(&record, now));
-            } else if record.works_at(now) {
-                retiring.push(self.keys.view(&record, now));
-            }
-        }
-        let key = active.ok_or(ManageError::NotFound)?;
-        Ok(ActiveKey { key, retiring })
+        let owned = self.keys.owned(owner).await?;
+        let active = newest_active(&owned, now).ok_or(ManageError::NotFound)?;
+        let retiring = owned
+            .iter()
+            .filter(|r| !r.is_active_key_at(now) && r.works_at(now))
+            .map(|r| self.keys.view(r, now))
+            .collect();
+        Ok(ActiveKey {
+            key: self.keys.view(active, now),
+            retiring,
+        })
     }
 
-    /// Revokes, at once, every key of the owner that still works (the active one and
-    /// any retiring ones); [`ManageError::NotFound`] (404) when none does. When it
-    /// returns, requests with those keys are refused — including a successor that a
-    /// concurrent rotation inserted meanwhile.
+    /// Revokes, at once, every key of the owner that still works — the active one, any
+    /// retiring ones, and named keys made through [`Keys::named`] for the same owner;
+    /// [`ManageError::NotFound`] (404) when none does. When it returns, requests with
+    /// those keys are refused — including a successor that a concurrent rotation
+    /// inserted meanwhile. To revoke one key, use [`revoke_key`](Self::revoke_key).
     pub async fn revoke(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
         let mut revoked = Vec::new();
         // Until a listing finds nothing left that works (bounded, in case of a
@@ -396,20 +463,61 @@ impl OneActiveKeys {
         Ok(revoked)
     }
 
-    /// Mints a successor to the active key (same name, scopes, mode, expiry and
-    /// metadata) and lets the old key work for `grace` more (zero: refused at once). Atomic: of two
-    /// concurrent rotations one wins, the other gets [`ManageError::AlreadyRevoked`].
-    pub async fn rotate(&self, owner: &str, grace: Duration) -> Result<MintedKey, ManageError> {
+    /// Revokes exactly one of the owner's working keys (the active one or a retiring
+    /// one), named by id or prefix as the owner saw it: nothing else is touched.
+    /// [`ManageError::NotFound`] (404) for a key that is not the owner's;
+    /// [`ManageError::AlreadyRevoked`] (409) for one that no longer works.
+    pub async fn revoke_key(
+        &self,
+        owner: &str,
+        key: impl Into<KeyRef>,
+    ) -> Result<KeyView, ManageError> {
+        let record = self.keys.find(owner, &key.into()).await?;
         let now = SystemTime::now();
-        let active = self
-            .keys
-            .owned(owner)
-            .await?
-            .into_iter()
-            .find(|r| r.is_active_key_at(now))
-            .ok_or(ManageError::NotFound)?;
-        self.keys.rotate_record(&active, grace).await
+        if !record.works_at(now) {
+            return Err(ManageError::AlreadyRevoked);
+        }
+        self.keys.revoke_record(&record, now).await
     }
+
+    /// Mints a successor to the active key — the one [`view`](Self::view) shows —
+    /// with every bound of the old key (scopes, mode, expiry, restrictions, rate limit;
+    /// and its name and metadata), and lets the old key work for `grace` more (zero:
+    /// refused at once). Atomic: of two concurrent rotations one wins, the other gets
+    /// [`ManageError::AlreadyRevoked`].
+    pub async fn rotate(&self, owner: &str, grace: Duration) -> Result<MintedKey, ManageError> {
+        let owned = self.keys.owned(owner).await?;
+        let active = newest_active(&owned, SystemTime::now()).ok_or(ManageError::NotFound)?;
+        self.keys.rotate_record(active, grace).await
+    }
+
+    /// [`rotate`](Self::rotate), but only if `key` (by id or prefix, as the owner saw
+    /// it) is still the active key: [`ManageError::NotActiveKey`] (409) otherwise, so
+    /// that a stale page never replaces a key its owner did not pick.
+    pub async fn rotate_key(
+        &self,
+        owner: &str,
+        key: impl Into<KeyRef>,
+        grace: Duration,
+    ) -> Result<MintedKey, ManageError> {
+        let key = key.into();
+        let owned = self.keys.owned(owner).await?;
+        if !owned.iter().any(|r| key.names(r)) {
+            return Err(ManageError::NotFound);
+        }
+        match newest_active(&owned, SystemTime::now()) {
+            Some(active) if key.names(active) => self.keys.rotate_record(active, grace).await,
+            _ => Err(ManageError::NotActiveKey),
+        }
+    }
+}
+
+/// The owner's active key as the one-active policy sees it: the newest one.
+fn newest_active(owned: &[KeyRecord], now: SystemTime) -> Option<&KeyRecord> {
+    owned
+        .iter()
+        .filter(|r| r.is_active_key_at(now))
+        .max_by_key(|r| r.created_at)
 }
 
 /// Many named keys per owner; see [`Keys::named`].
@@ -429,16 +537,18 @@ impl NamedKeys {
             .await
     }
 
-    /// The owner's keys that are not revoked (expired ones included, marked so),
-    /// oldest first.
+    /// The owner's keys, oldest first: working and expired ones (marked so), and
+    /// those revoked within the last 7 days (marked `revoked`, so a revocation stays
+    /// visible across reloads for a while); older revoked keys are left out.
     pub async fn list(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
         let now = SystemTime::now();
+        let shown_since = now.checked_sub(REVOKED_SHOWN_FOR).unwrap_or(UNIX_EPOCH);
         Ok(self
             .keys
             .owned(owner)
             .await?
             .iter()
-            .filter(|r| !r.is_revoked_at(now))
+            .filter(|r| r.revoked_at.is_none_or(|at| at > shown_since))
             .map(|r| self.keys.view(r, now))
             .collect())
     }
@@ -446,28 +556,20 @@ impl NamedKeys {
     /// Revokes one of the owner's keys at once; another owner's key, or an unknown id,
     /// is [`ManageError::NotFound`] (404). Revoking a revoked key is not an error.
     pub async fn revoke(&self, owner: &str, id: &KeyId) -> Result<KeyView, ManageError> {
-        let record = self.find(owner, id).await?;
+        let record = self.keys.find(owner, &KeyRef::Id(id.clone())).await?;
         self.keys.revoke_record(&record, SystemTime::now()).await
     }
 
-    /// Mints a successor to one of the owner's keys (same name, scopes, mode, expiry and
-    /// metadata) and lets the old one work for `grace` more.
+    /// Mints a successor to one of the owner's keys, with every bound of the old key
+    /// (scopes, mode, expiry, restrictions, rate limit; and its name and metadata), and
+    /// lets the old one work for `grace` more.
     pub async fn rotate(
         &self,
         owner: &str,
         id: &KeyId,
         grace: Duration,
     ) -> Result<MintedKey, ManageError> {
-        let record = self.find(owner, id).await?;
+        let record = self.keys.find(owner, &KeyRef::Id(id.clone())).await?;
         self.keys.rotate_record(&record, grace).await
-    }
-
-    async fn find(&self, owner: &str, id: &KeyId) -> Result<KeyRecord, ManageError> {
-        self.keys
-            .owned(owner)
-            .await?
-            .into_iter()
-            .find(|r| &r.id == id)
-            .ok_or(ManageError::NotFound)
     }
 }

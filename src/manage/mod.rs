@@ -26,5 +26,5 @@ pub use hooks::{Actor, HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
 pub use keys::{Keys, NamedKeys, OneActiveKeys};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use router::{router, ManagementRoutes};
-pub use types::{ActiveKey, KeyStatus, KeyView, ManageError, MintedKey, NewKey};
+pub use router::{router, ManagementRoutes, MAX_BODY_BYTES};
+pub use types::{ActiveKey, KeyRef, KeyStatus, KeyView, ManageError, MintedKey, NewKey};

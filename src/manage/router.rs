@@ -1,26 +1,32 @@
 use std::{net::IpAddr, time::Duration};
 
 use axum::{
-    extract::{FromRequestParts, Path, Request, State},
+    body::Body,
+    extract::{rejection::PathRejection, FromRequestParts, Path, Request, State},
     handler::Handler,
+    middleware,
     response::Response,
-    routing::{get, post},
+    routing::{any, get, post},
     Router,
 };
 use bytes::Bytes;
-use http::{header, request::Parts, HeaderMap, StatusCode};
+use http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 
-use super::{Actor, Keys, ManageError, MintedKey};
+use super::{Actor, KeyRef, Keys, ManageError, MintedKey};
 #[cfg(feature = "dashboard")]
 use crate::dashboard::{self, DashboardConfig};
 use crate::{
     auth::Authenticator,
     error::{json_response, ApiError, ErrorCode},
+    key::KeyPrefix,
     session::{SessionGuardLayer, SessionUser},
     store::KeyId,
 };
+
+/// The largest request body a management route reads: 16 KiB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What the create and rotate answers say next to the raw key.
 const SHOWN_ONCE: &str =
@@ -32,17 +38,25 @@ const SHOWN_ONCE: &str =
 /// | --- | --- | --- |
 /// | `GET /api/v1/partners/api-key` | the owner's active key and retiring ones | 200, 404 |
 /// | `POST /api/v1/partners/api-key` | mint the owner's one key (body optional: [`NewKey`](super::NewKey)) | 201 with `api_key` (once), 409 while one is active |
-/// | `DELETE /api/v1/partners/api-key` | revoke it at once; also with the key's own `Authorization: Bearer` | 200, 404 |
-/// | `POST /api/v1/partners/api-key/rotate` | successor key; old one works `grace_seconds` more | 201, 404, 409 |
-/// | `GET /api/user/keys` | the owner's named keys | 200 |
+/// | `DELETE /api/v1/partners/api-key` | with `{"id":…}` (or `{"prefix":…}`): revoke exactly that key; with no body: revoke every working key of the owner, named keys included; with the key's own `Authorization: Bearer`: revoke that key | 200, 404, 409 (that key no longer works) |
+/// | `POST /api/v1/partners/api-key/rotate` | successor to the active key (the one `GET` shows); the old one works `grace_seconds` more; with `"id"` (or `"prefix"`) only if that is still the active key | 201, 404, 409 |
+/// | `GET /api/user/keys` | the owner's keys (revoked ones for 7 days, marked so) | 200 |
 /// | `POST /api/user/keys` | mint a named key (`{"name":…}`) | 201 with `api_key` (once) |
-/// | `DELETE /api/user/keys/{id}` | revoke one | 200, 404 (also for another owner's key) |
+/// | `DELETE /api/user/keys/{id}` | revoke exactly that key | 200, 404 (also for another owner's key) |
 /// | `POST /api/user/keys/{id}/rotate` | successor key with a grace period | 201, 404, 409 |
 ///
 /// Every route but the self-revoking `DELETE` needs a browser session (a bearer key is
-/// never enough), and unsafe methods pass the guard's cross-origin rules. Every answer
-/// has `Cache-Control: no-store`; errors are the crate's envelope. Both paths are
-/// configurable, and either shape can be left out.
+/// never enough), and unsafe methods pass the guard's cross-origin rules. A key that
+/// revokes itself goes through the same verification as the API layer: the
+/// failed-attempts budget, its restrictions and its rate limit apply. A rotation's
+/// successor keeps every bound of the old key (scopes, mode, expiry, restrictions,
+/// rate limit). Both paths are configurable, and either shape can be left out.
+///
+/// Every answer of these routes — errors of the request's shape included: an unknown
+/// path below them (404), a wrong method (405, with `Allow`), a body over
+/// [`MAX_BODY_BYTES`] (413), an undecodable path — is JSON with `Cache-Control:
+/// no-store`, and every error is the crate's envelope. A request body must be a JSON
+/// object (or empty where the route allows it): arrays, scalars and `null` get 400.
 ///
 /// Both shapes manage the same owner's keys: with both mounted, an owner can hold named
 /// keys next to the one-active key (the one-active view shows the newest active key).
@@ -169,7 +183,8 @@ impl ManagementRoutes {
                 .route(
                     &format!("{path}/rotate"),
                     post(rotate_active.layer(guard.clone())),
-                );
+                )
+                .route(&format!("{path}/{{*rest}}"), any(no_such_route));
         }
         if let Some(path) = &self.named {
             router = router
@@ -184,9 +199,12 @@ impl ManagementRoutes {
                 .route(
                     &format!("{path}/{{id}}/rotate"),
                     post(rotate_named.layer(guard.clone())),
-                );
+                )
+                .route(&format!("{path}/{{id}}/{{*rest}}"), any(no_such_route));
         }
-        router.with_state(self)
+        router
+            .layer(middleware::map_response(envelope_errors))
+            .with_state(self)
     }
 }
 
@@ -258,17 +276,77 @@ impl ManagementRoutes {
     }
 }
 
-/// Parses an optional JSON body; an empty body is the default value.
-fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; 413 over it.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|error| {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                too_large_error()
+            } else {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "The request body could not be read.",
+                )
+            }
+        })
+}
+
+fn too_large_error() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        "The request body is too large: at most 16 KiB.",
+    )
+    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+/// Parses an optional JSON object body; an empty body is the default value. Arrays,
+/// scalars and `null` are refused: serde would read an array by position.
+async fn body<T: DeserializeOwned + Default>(body: Body) -> Result<T, ApiError> {
+    let bytes = read_body(body).await?;
+    let text = bytes.trim_ascii();
+    if text.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|_| {
+    if text.first() != Some(&b'{') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The request body must be a JSON object ({…}), or empty.",
+        ));
+    }
+    serde_json::from_slice(text).map_err(|_| {
         ApiError::new(
             ErrorCode::InvalidRequest,
-            "The request body is not the JSON this endpoint expects.",
+            "The request body is not the JSON object this endpoint expects.",
         )
     })
+}
+
+/// A key named in a body, by `id` or `prefix` (not both).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Named {
+    id: Option<String>,
+    prefix: Option<String>,
+}
+
+impl Named {
+    fn key(self) -> Result<Option<KeyRef>, ApiError> {
+        match (self.id, self.prefix) {
+            (None, None) => Ok(None),
+            (Some(id), None) => Ok(Some(KeyRef::Id(KeyId::new(id)))),
+            (None, Some(prefix)) => match prefix.parse::<KeyPrefix>() {
+                Ok(prefix) => Ok(Some(KeyRef::Prefix(prefix))),
+                Err(_) => Err(ManageError::NotFound.into()),
+            },
+            (Some(_), Some(_)) => Err(ApiError::new(
+                ErrorCode::UnprocessableContent,
+                "Name the key by id or by prefix, not both.",
+            )),
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -276,12 +354,79 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
 struct Rotation {
     /// How long the old key keeps working (at most 30 days; checked by `Keys`).
     grace_seconds: u64,
+    /// The key the owner saw (one-active shape): rotate only if it is still active.
+    id: Option<String>,
+    prefix: Option<String>,
 }
 
 impl Rotation {
     fn grace(&self) -> Duration {
         Duration::from_secs(self.grace_seconds)
     }
+
+    fn key(&self) -> Result<Option<KeyRef>, ApiError> {
+        Named {
+            id: self.id.clone(),
+            prefix: self.prefix.clone(),
+        }
+        .key()
+    }
+}
+
+/// An id from the path; one that does not decode is no key of anyone's (404).
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError> {
+    match id {
+        Ok(Path(id)) => Ok(KeyId::new(id)),
+        Err(_) => Err(ManageError::NotFound.into()),
+    }
+}
+
+/// Below the management paths, but no route of ours: the envelope, not the app's 404.
+async fn no_such_route() -> Response {
+    ApiError::new(ErrorCode::NotFound, "No such route.").into_response()
+}
+
+/// Every error answer of these routes as the envelope with `no-store`: rejections
+/// that axum answers itself (405, 413, 400 in plain text or empty) are rewritten,
+/// keeping their status and headers such as `Allow`.
+async fn envelope_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        let mut response = response;
+        response
+            .headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::new(ErrorCode::NotFound, "No such route."),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            ErrorCode::InvalidRequest,
+            "This method is not allowed here; see the Allow header.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large_error(),
+        status if status.is_server_error() => {
+            ApiError::new(ErrorCode::InternalError, "Internal error.")
+        }
+        _ => ApiError::new(ErrorCode::InvalidRequest, "The request could not be read."),
+    }
+    .with_status(status);
+    let mut envelope: Response = error.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            envelope
+                .headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
+        }
+    }
+    envelope
 }
 
 type Answer = Result<Response, ApiError>;
@@ -295,33 +440,50 @@ async fn create_active(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
     client: ClientAddr,
-    bytes: Bytes,
+    request: Body,
 ) -> Answer {
     let keys = r.for_user(&user, client);
-    minted(keys.one_active().create(user.id(), body(&bytes)?).await)
+    minted(
+        keys.one_active()
+            .create(user.id(), body(request).await?)
+            .await,
+    )
 }
 
 async fn rotate_active(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
     client: ClientAddr,
-    bytes: Bytes,
+    request: Body,
 ) -> Answer {
-    let grace = body::<Rotation>(&bytes)?.grace();
-    let keys = r.for_user(&user, client);
-    minted(keys.one_active().rotate(user.id(), grace).await)
+    let rotation = body::<Rotation>(request).await?;
+    let keys = r.for_user(&user, client).one_active();
+    minted(match rotation.key()? {
+        Some(key) => keys.rotate_key(user.id(), key, rotation.grace()).await,
+        None => keys.rotate(user.id(), rotation.grace()).await,
+    })
 }
 
 /// With `Authorization`, the key revokes itself (a leaked key can be killed by whoever
-/// holds it); otherwise the session user revokes their keys.
+/// holds it), verified as the API layer verifies it; otherwise the session user revokes
+/// the key the body names, or with no body every working key of theirs.
 async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> Answer {
-    let (parts, _) = request.into_parts();
+    let (parts, request) = request.into_parts();
     let client = ClientAddr::of(&r, &parts);
     let revoked = if parts.headers.contains_key(header::AUTHORIZATION) {
-        let principal = match r.auth.authenticate(&parts.headers).await {
+        let principal = match r.auth.authenticate(&parts).await {
             Ok(principal) => principal,
             Err(refused) => return Ok(refused.into_response()),
         };
+        let own = KeyRef::Id(principal.key_id().clone());
+        if let Some(named) = body::<Named>(request).await?.key()? {
+            if named != own && named != KeyRef::Prefix(principal.prefix()) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "A key can revoke only itself.",
+                ));
+            }
+        }
         let actor = Actor::Key {
             prefix: principal.prefix(),
         };
@@ -333,10 +495,11 @@ async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> A
         ]
     } else {
         let user = r.guard.admit(&parts).await?;
-        r.for_user(&user, client)
-            .one_active()
-            .revoke(user.id())
-            .await?
+        let keys = r.for_user(&user, client).one_active();
+        match body::<Named>(request).await?.key()? {
+            Some(key) => vec![keys.revoke_key(user.id(), key).await?],
+            None => keys.revoke(user.id()).await?,
+        }
     };
     Ok(answer(
         StatusCode::OK,
@@ -353,20 +516,21 @@ async fn create_named(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
     client: ClientAddr,
-    bytes: Bytes,
+    request: Body,
 ) -> Answer {
     let keys = r.for_user(&user, client);
-    minted(keys.named().create(user.id(), body(&bytes)?).await)
+    minted(keys.named().create(user.id(), body(request).await?).await)
 }
 
 async fn revoke_named(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
     client: ClientAddr,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Answer {
+    let id = path_id(id)?;
     let keys = r.for_user(&user, client);
-    let view = keys.named().revoke(user.id(), &KeyId::new(id)).await?;
+    let view = keys.named().revoke(user.id(), &id).await?;
     Ok(answer(StatusCode::OK, to_json(&view)?))
 }
 
@@ -374,10 +538,17 @@ async fn rotate_named(
     State(r): State<ManagementRoutes>,
     user: SessionUser,
     client: ClientAddr,
-    Path(id): Path<String>,
-    bytes: Bytes,
+    id: Result<Path<String>, PathRejection>,
+    request: Body,
 ) -> Answer {
-    let grace = body::<Rotation>(&bytes)?.grace();
+    let id = path_id(id)?;
+    let rotation = body::<Rotation>(request).await?;
+    if rotation.id.is_some() || rotation.prefix.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::UnprocessableContent,
+            "This route names the key in its path; the body takes grace_seconds only.",
+        ));
+    }
     let keys = r.for_user(&user, client);
-    minted(keys.named().rotate(user.id(), &KeyId::new(id), grace).await)
+    minted(keys.named().rotate(user.id(), &id, rotation.grace()).await)
 }

@@ -11,11 +11,20 @@ use super::HookFailure;
 use crate::{
     error::{is_scope_token, ApiError, ErrorCode},
     key::{ApiKey, KeyMode, KeyPrefix, MintError},
+    policy::{RateLimit, Restrictions},
     store::{KeyId, KeyRecord, StoreError},
 };
 
 /// Longest key name accepted.
 const MAX_NAME: usize = 100;
+/// Most scopes one request may name (before duplicates are dropped).
+pub(crate) const MAX_SCOPES: usize = 64;
+/// Longest scope accepted.
+const MAX_SCOPE_LEN: usize = 128;
+/// How many keys an owner may hold that are not revoked, by default.
+pub(crate) const DEFAULT_MAX_KEYS_PER_OWNER: usize = 100;
+/// How long a revoked key stays in the named-key list, marked revoked.
+pub(crate) const REVOKED_SHOWN_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Furthest expiry accepted: 100 years.
 const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Longest rotation grace period accepted: 30 days.
@@ -37,7 +46,8 @@ pub(crate) const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 pub struct NewKey {
     /// A label the owner chooses; at most 100 characters, no control characters.
     pub name: String,
-    /// Scopes; when empty, the management's default scopes apply.
+    /// Scopes (at most 64, each at most 128 characters; repeats are dropped); when
+    /// empty, the management's default scopes apply.
     pub scopes: Vec<String>,
     /// When the key stops working by itself; must lie in the future.
     #[serde(with = "rfc3339_opt")]
@@ -73,15 +83,28 @@ impl NewKey {
         self
     }
 
+    /// Drops repeated scopes, keeping the first of each in order.
+    pub(crate) fn dedup_scopes(&mut self) {
+        let mut seen = std::collections::BTreeSet::new();
+        self.scopes.retain(|scope| seen.insert(scope.clone()));
+    }
+
     pub(crate) fn validate(&self, now: SystemTime) -> Result<(), ManageError> {
         if self.name.chars().count() > MAX_NAME || self.name.chars().any(char::is_control) {
             return Err(ManageError::Invalid(
                 "A key name has at most 100 characters and no control characters.",
             ));
         }
-        if !self.scopes.iter().all(|s| is_scope_token(s)) {
+        if self.scopes.len() > MAX_SCOPES {
+            return Err(ManageError::Invalid("A key has at most 64 scopes."));
+        }
+        if !self
+            .scopes
+            .iter()
+            .all(|s| s.len() <= MAX_SCOPE_LEN && is_scope_token(s))
+        {
             return Err(ManageError::Invalid(
-                "Each scope is one word of printable ASCII without quotes or backslashes.",
+                "Each scope is one word of at most 128 printable ASCII characters, without quotes or backslashes.",
             ));
         }
         if let Some(at) = self.expires_at {
@@ -178,6 +201,12 @@ pub struct KeyView {
     /// When it was, or will be, revoked.
     #[serde(serialize_with = "rfc3339_opt::serialize")]
     pub revoked_at: Option<SystemTime>,
+    /// Where and for what the key may be used: `{"ips":[…],"origins":[…],"routes":[…]}`,
+    /// each list empty when that kind is unrestricted. A rotation's successor keeps them.
+    pub restrictions: Restrictions,
+    /// The key's own request rate (`"100/10s"`), or `null` when it has the layer's
+    /// default. A rotation's successor keeps it.
+    pub rate_limit: Option<RateLimit>,
     /// The record's [metadata](crate::store::KeyRecord::metadata), such as a failed
     /// hook's `hook.<name>.error`; `{}` when none.
     pub metadata: BTreeMap<String, String>,
@@ -209,6 +238,8 @@ impl KeyView {
             last_used_at,
             expires_at: record.expires_at,
             revoked_at: record.revoked_at,
+            restrictions: record.restrictions.clone(),
+            rate_limit: record.rate_limit,
             metadata: record.metadata.clone(),
         }
     }
@@ -225,6 +256,39 @@ pub struct ActiveKey {
     pub retiring: Vec<KeyView>,
 }
 
+/// A key as its owner names it in a request: by [`KeyId`] or by [`KeyPrefix`], the two
+/// things a key view shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyRef {
+    /// By its id (`key_…`).
+    Id(KeyId),
+    /// By its public prefix (`pk_live_…`).
+    Prefix(KeyPrefix),
+}
+
+impl KeyRef {
+    /// Whether `record` is the key this names.
+    pub(crate) fn names(&self, record: &KeyRecord) -> bool {
+        match self {
+            KeyRef::Id(id) => &record.id == id,
+            KeyRef::Prefix(prefix) => &record.prefix == prefix,
+        }
+    }
+}
+
+impl From<KeyId> for KeyRef {
+    fn from(id: KeyId) -> Self {
+        KeyRef::Id(id)
+    }
+}
+
+impl From<KeyPrefix> for KeyRef {
+    fn from(prefix: KeyPrefix) -> Self {
+        KeyRef::Prefix(prefix)
+    }
+}
+
 /// Why a management operation was refused. Converts into the [`ApiError`] envelope.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -238,6 +302,18 @@ pub enum ManageError {
     /// The key is revoked, expired or already being replaced: 409.
     #[error("the API key is revoked, expired or already being replaced")]
     AlreadyRevoked,
+    /// The key named is no longer the owner's active key (a rotation or another
+    /// page got there first): 409.
+    #[error("the API key is no longer the active key")]
+    NotActiveKey,
+    /// The owner holds as many keys as [`Keys::max_keys_per_owner`] allows: 409.
+    ///
+    /// [`Keys::max_keys_per_owner`]: super::Keys::max_keys_per_owner
+    #[error("the owner holds the most API keys allowed ({max})")]
+    TooManyKeys {
+        /// The cap.
+        max: usize,
+    },
     /// The request is well-formed but its content is not acceptable: 422.
     #[error("{0}")]
     Invalid(&'static str),
@@ -271,6 +347,16 @@ impl From<ManageError> for ApiError {
             ManageError::AlreadyRevoked => ApiError::new(
                 ErrorCode::Conflict,
                 "This API key is revoked, expired or already being replaced.",
+            ),
+            ManageError::NotActiveKey => ApiError::new(
+                ErrorCode::Conflict,
+                "This API key is no longer the active key: reload to see the current one.",
+            ),
+            ManageError::TooManyKeys { max } => ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "You have the most API keys allowed ({max}). Revoke one to create another."
+                ),
             ),
             ManageError::Invalid(message) => {
                 ApiError::new(ErrorCode::UnprocessableContent, message)
