@@ -523,7 +523,8 @@ fn warn_no_client_addr(needed_by: &'static str) {
             needed_by,
             "a request reached the API key check without a client address: clients of \
              unknown address share one failed-attempts budget and IP-restricted keys are \
-             refused. Serve axum with `into_make_service_with_connect_info::<SocketAddr>()`, \
+             refused. Give axum the peer (`ConnectInfo`, from \
+             `into_make_service_with_connect_info::<SocketAddr>()`), \
              or insert `tower_api_key::policy::PeerAddr` into each hyper request's \
              extensions (logged once)",
         );

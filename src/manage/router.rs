@@ -373,11 +373,14 @@ impl Rotation {
     }
 }
 
-/// An id from the path; one that does not decode is no key of anyone's (404).
+/// An id from the path; one that does not decode (`%FF`) is a malformed request.
 fn path_id(id: Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError> {
     match id {
         Ok(Path(id)) => Ok(KeyId::new(id)),
-        Err(_) => Err(ManageError::NotFound.into()),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The key id in the path is not valid: it must be UTF-8 text.",
+        )),
     }
 }
 
