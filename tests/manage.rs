@@ -8,7 +8,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use axum::{body::Body, routing::get, Router};
+use axum::{body::Body, Router};
 use common::{Reply, TestStore, INVALID_BODY};
 use http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
@@ -16,9 +16,9 @@ use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
     manage::{self, Keys, ManageError, NewKey},
-    session::{CookieSessions, SessionGuardLayer, SessionUser},
+    session::{CookieSessions, SessionGuardLayer},
     store::KeyStore,
-    ApiKeyLayer, InMemoryKeyStore, Principal,
+    InMemoryKeyStore,
 };
 
 const ONE: &str = "/api/v1/partners/api-key";
@@ -37,12 +37,7 @@ fn fixture_with(store: impl KeyStore + Clone) -> Fixture {
     let keys = Keys::new(store).last_use(auth.last_use().clone());
     let sessions = CookieSessions::new(&[3u8; 64]).unwrap();
     let guard = SessionGuardLayer::new(sessions.clone());
-    let api = Router::new()
-        .route(
-            "/api/account",
-            get(|p: Principal| async move { p.owner().to_owned() }),
-        )
-        .layer(ApiKeyLayer::new(auth.clone()));
+    let api = common::account_api(auth.clone());
     let router = api.merge(manage::router(keys.clone(), guard, auth));
     Fixture {
         router,
@@ -57,8 +52,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn cookie(&self, user: &str) -> String {
-        let set = self.sessions.login(&SessionUser::new(user));
-        set.to_str().unwrap().split(';').next().unwrap().to_owned()
+        common::session_cookie(&self.sessions, user)
     }
 
     async fn manage(

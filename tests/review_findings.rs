@@ -7,7 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use axum::{body::Body, routing::get, Router};
+use axum::{body::Body, Router};
 use common::Reply;
 use http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
@@ -16,9 +16,9 @@ use tower_api_key::{
     auth::Authenticator,
     manage::{self, Keys, NewKey},
     policy::{PeerAddr, RateLimit, Restrictions},
-    session::{CookieSessions, SessionGuardLayer, SessionUser},
+    session::{CookieSessions, SessionGuardLayer},
     store::{InsertRule, KeyStore},
-    ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
+    ApiKey, InMemoryKeyStore, KeyMode, KeyRecord,
 };
 
 const ONE: &str = "/api/v1/partners/api-key";
@@ -49,12 +49,7 @@ fn fixture() -> Fixture {
         .max_keys_per_owner(3);
     let sessions = CookieSessions::new(&[5u8; 64]).unwrap();
     let guard = SessionGuardLayer::new(sessions.clone());
-    let api = Router::new()
-        .route(
-            "/api/account",
-            get(|p: Principal| async move { p.owner().to_owned() }),
-        )
-        .layer(ApiKeyLayer::new(auth.clone()));
+    let api = common::account_api(auth.clone());
     Fixture {
         router: api.merge(manage::router(keys.clone(), guard, auth)),
         store,
@@ -65,8 +60,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn cookie(&self, user: &str) -> String {
-        let set = self.sessions.login(&SessionUser::new(user));
-        set.to_str().unwrap().split(';').next().unwrap().to_owned()
+        common::session_cookie(&self.sessions, user)
     }
 
     /// A request from `peer`, with the session of `user` and the bearer `key` if given.

@@ -26,6 +26,24 @@ use tower_api_key::{
     RequireScopeLayer,
 };
 
+/// `GET /api/account` (answers the caller's owner) behind an `ApiKeyLayer` built
+/// from `auth`: the API next to the management routes, as the quickstart wires it.
+pub fn account_api(auth: Authenticator) -> Router {
+    Router::new()
+        .route(
+            "/api/account",
+            get(|p: Principal| async move { p.owner().to_owned() }),
+        )
+        .layer(ApiKeyLayer::new(auth))
+}
+
+/// The `Cookie` header value of a logged-in session of `user`.
+pub fn session_cookie(sessions: &tower_api_key::session::CookieSessions, user: &str) -> String {
+    let set = sessions.login(&tower_api_key::session::SessionUser::new(user));
+    let text = set.to_str().expect("ascii cookie");
+    text.split(';').next().unwrap_or(text).to_owned()
+}
+
 /// The generic 401 body: unknown prefix, wrong secret, malformed and missing.
 pub const INVALID_BODY: &str = r#"{"error":{"code":"unauthorized","message":"Missing or invalid authentication credentials."}}"#;
 
