@@ -5,6 +5,8 @@
 //! ```
 //!
 //! Serves `GET /` on `ADDR` (default `127.0.0.1:3001`) to callers with a valid key.
+//! Each request carries its connection's peer address (`PeerAddr`), which the layer
+//! needs for IP-restricted keys and the failed-attempts budget per client.
 
 use std::{convert::Infallible, net::SocketAddr};
 
@@ -15,6 +17,7 @@ use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use tower::ServiceBuilder;
 use tower_api_key::{
+    policy::PeerAddr,
     store::{InsertRule, KeyStore},
     ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
 };
@@ -51,8 +54,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {
-        let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
+        let (stream, peer) = listener.accept().await?;
+        // Without the peer address every client shares one failed-attempts budget and
+        // IP-restricted keys are always refused.
+        let service = ServiceBuilder::new()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                request
+            })
+            .service(service.clone());
+        let service = TowerToHyperService::new(service);
         tokio::spawn(async move {
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

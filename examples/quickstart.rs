@@ -45,30 +45,43 @@
 //! rate (429 with `Retry-After` over it, and the `RateLimit` / `RateLimit-Policy`
 //! headers on every answer); unset, keys are not limited.
 //!
+//! Serving as production should: each connection's peer address reaches the
+//! authenticator (IP restrictions, the failed-attempts budget per client); a client
+//! has `HEADER_READ_TIMEOUT_SECS` (default 10) to send a request head, or its
+//! connection is closed; on Ctrl-C or SIGTERM (what `docker stop` and Kubernetes
+//! send) it stops accepting, lets requests in flight finish (10 s at most) and writes
+//! the last uses still held in memory before it exits.
+//!
 //! Plain http on localhost: the session cookie drops `Secure` and the `__Host-` prefix
 //! (browsers refuse both without TLS). Serve over https and remove
 //! `insecure_for_local_http()` in production.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{Query, State},
+    extract::{ConnectInfo, Query, Request, State},
     http::{
         header::{self, SET_COOKIE},
-        HeaderMap, Method, StatusCode,
+        HeaderMap, StatusCode,
     },
+    middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::server::conn::http1;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tower::Layer;
 use tower_api_key::{
     auth::Authenticator,
     dashboard::{self, DashboardConfig},
@@ -94,6 +107,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::var("ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
+    let header_read_timeout =
+        Duration::from_secs(match std::env::var("HEADER_READ_TIMEOUT_SECS") {
+            Ok(secs) => secs.parse()?,
+            Err(_) => 10,
+        });
 
     let store = open_store(std::env::var("DATABASE_URL").ok().as_deref()).await?;
     seed(
@@ -136,20 +154,95 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let guard = SessionGuardLayer::new(sessions.clone());
 
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    // With the connection's address, so IP restrictions and the failed-attempts
-    // budget know the client.
-    let service = app(auth.clone(), keys, sessions, guard)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let app = app(auth.clone(), keys, sessions, guard);
+    serve(listener, app, header_read_timeout, shutdown_signal()).await;
     // Write the last uses noted in memory since the last write.
-    auth.flush_last_use().await?;
+    if let Err(error) = auth.flush_last_use().await {
+        tracing::error!(%error, "the last uses of keys could not be written");
+    }
     Ok(())
+}
+
+/// Serves `app` until `shutdown` completes, then lets the requests in flight finish
+/// (10 s at most). A manual accept loop rather than `axum::serve`, for what that
+/// does not offer: a deadline for the request head, so a client that sends half a
+/// request does not hold a connection forever.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // The peer address as axum's `ConnectInfo`, which the authenticator reads:
+        // without it IP-restricted keys are refused and every client shares one
+        // failed-attempts budget.
+        let service = Extension(ConnectInfo(peer)).layer(app.clone());
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            // Clients that go away or time out are routine, not worth a warning.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("requests still running after 10 s were cut off");
+        }
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM (what `docker stop` and Kubernetes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }
 
 /// Where the key dashboard lives.
@@ -173,6 +266,7 @@ fn app(
     let login = Router::new()
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route_layer(middleware::from_fn(same_site_only))
         .with_state(sessions);
     let management = ManagementRoutes::new(keys, guard, auth)
         .dashboard(
@@ -270,23 +364,28 @@ async fn login_form(Query(query): Query<std::collections::HashMap<String, String
     response
 }
 
+/// Refuses `POST /login` and `POST /logout` from another origin (`Sec-Fetch-Site`,
+/// else `Origin`), as the session guard does for the management routes: no page
+/// elsewhere can log a visitor into an account of its choosing, or out of theirs.
+async fn same_site_only(request: Request, next: Next) -> Response {
+    if CrossOriginProtection::new()
+        .check(request.method(), request.headers())
+        .is_err()
+    {
+        return ApiError::new(ErrorCode::Forbidden, "Cross-origin request refused.")
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// `POST /login`: the form (a 303 to `next`, or back to the form after a wrong
-/// password) or JSON (answers JSON). Logging in from another site is refused, so no
-/// page elsewhere can log a visitor into an account of its choosing.
+/// password) or JSON (answers JSON). Cross-origin requests never get here
+/// ([`same_site_only`]).
 async fn login(
     State(sessions): State<CookieSessions>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    if CrossOriginProtection::new()
-        .check(&Method::POST, &headers)
-        .is_err()
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "Cross-origin login refused.",
-        ));
-    }
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -348,7 +447,7 @@ fn escape_html(text: &str) -> String {
 }
 
 /// `POST /logout`: clears the cookie; a form post (the dashboard's button) goes back
-/// to the login form.
+/// to the login form. Cross-origin requests never get here ([`same_site_only`]).
 async fn logout(State(sessions): State<CookieSessions>, headers: HeaderMap) -> Response {
     let is_form = headers
         .get(header::CONTENT_TYPE)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{
     quickstart::{start, start_fresh, start_with},
@@ -11,6 +11,8 @@ use common::{
 };
 use http::{Method, StatusCode};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower_api_key::{store::SqliteKeyStore, KeyStore};
 
 /// The README's walk-through, over real HTTP: log in, view, try to create (409),
 /// revoke, create, use the new key.
@@ -351,4 +353,137 @@ async fn two_instances_on_postgres() {
 #[tokio::test]
 async fn two_instances_on_redis() {
     two_instances("TEST_REDIS_URL").await;
+}
+
+/// Finding: `POST /logout` accepted cross-site requests (a form on another site could
+/// end the victim's session) while `POST /login` refused them. Both now go through
+/// the same check: 403, and no cookie-clearing `Set-Cookie`.
+#[tokio::test]
+async fn cross_site_logout_is_refused() {
+    let qs = start().await;
+    let cookie = qs.login().await;
+    let attacks: [&[(&str, &str)]; 3] = [
+        &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+        &[("cookie", &cookie), ("sec-fetch-site", "same-site")],
+        &[("cookie", &cookie), ("origin", "http://attacker.example")],
+    ];
+    for headers in attacks {
+        let form = [
+            headers,
+            &[("content-type", "application/x-www-form-urlencoded")],
+        ]
+        .concat();
+        let reply = qs.send_with(Method::POST, "/logout", &form, "").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{headers:?}: {}",
+            reply.body
+        );
+        assert_eq!(
+            reply.envelope().error.code,
+            tower_api_key::ErrorCode::Forbidden
+        );
+        assert!(
+            reply.headers.get("set-cookie").is_none(),
+            "{headers:?}: a refused logout must not clear the cookie"
+        );
+    }
+    let keys = qs
+        .send_with(Method::GET, "/api/user/keys", &[("cookie", &cookie)], "")
+        .await;
+    assert_eq!(keys.status, StatusCode::OK, "the session still works");
+
+    let own = qs
+        .send_with(
+            Method::POST,
+            "/logout",
+            &[("cookie", &cookie), ("sec-fetch-site", "same-origin")],
+            "",
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::NO_CONTENT, "{}", own.body);
+    assert!(own.header("set-cookie").starts_with("session=;"));
+}
+
+/// Finding: the quickstart stopped cleanly on Ctrl-C only; on SIGTERM (what containers
+/// are sent) it died at once, without writing the last uses held in memory. Now it
+/// exits 0 and the last use is in the database.
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_flushes_last_use() {
+    let dir = std::env::temp_dir().join("tower-api-key-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("sigterm-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let url = format!("sqlite://{}", file.display());
+
+    let qs = start_fresh(&[("DATABASE_URL", &url)]).await;
+    let full = qs.full.clone();
+    assert_eq!(
+        qs.account_status(&full).await,
+        StatusCode::OK,
+        "first use: written"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before_second = SystemTime::now();
+    assert_eq!(
+        qs.account_status(&full).await,
+        StatusCode::OK,
+        "second use: in memory"
+    );
+    let status = qs.terminate().await;
+    assert!(status.success(), "SIGTERM: clean exit, got {status:?}");
+
+    let store = SqliteKeyStore::connect(&url).await.expect("open the file");
+    let records = store.list_by_owner("demo").await.expect("list");
+    let record = records
+        .iter()
+        .find(|r| r.name == "full access")
+        .expect("the demo key");
+    let last_used = record.last_used_at.expect("a last use was written");
+    let second_ms = before_second
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let stored_ms = last_used
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(
+        stored_ms >= second_ms,
+        "the second use was flushed at shutdown ({stored_ms} ms < {second_ms} ms)"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Finding: `axum::serve` has no deadline for the request head, so a client sending
+/// half a request held its connection forever. The quickstart closes it after
+/// `HEADER_READ_TIMEOUT_SECS`.
+#[tokio::test]
+async fn a_half_sent_request_head_is_cut_off() {
+    let qs = start_with(&[("HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    let mut stream = tokio::net::TcpStream::connect(qs.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("the server closes the connection within 5 s");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without an answer to the half request: {read:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "closed after about the 1 s timeout, not {waited:?}"
+    );
+    assert_eq!(
+        qs.send(Method::GET, "/health", None).await.status,
+        StatusCode::OK,
+        "other clients are served"
+    );
 }

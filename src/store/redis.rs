@@ -152,7 +152,7 @@ impl RedisKeyStore {
         let version = self
             .run(async {
                 let _: bool = conn.set_nx(&schema, LAYOUT_VERSION).await?;
-                for script in [&*INSERT, &*REVOKE, &*LAST_USE, &*LIST] {
+                for script in SCRIPTS.all() {
                     script.prepare_invoke().load_async(&mut conn).await?;
                 }
                 conn.get::<_, Option<String>>(&schema).await
@@ -184,12 +184,15 @@ impl RedisKeyStore {
             .await
             .map_err(|e| {
                 StoreError::backend(format!(
-                    "cannot read the Redis server's persistence settings ({e}); check                      `appendonly yes` and the eviction policy yourself, then turn                      `check_durability` off"
+                    "cannot read the Redis server's persistence settings ({e}); check \
+                     `appendonly yes` and the eviction policy yourself, then turn \
+                     `check_durability` off"
                 ))
             })?;
         if settings.get("appendonly").map(String::as_str) != Some("yes") {
             return Err(StoreError::backend(
-                "the Redis server runs without `appendonly yes`: after a restart it                  would forget the revocations since its last snapshot",
+                "the Redis server runs without `appendonly yes`: after a restart it \
+                 would forget the revocations since its last snapshot",
             ));
         }
         if settings
@@ -197,7 +200,8 @@ impl RedisKeyStore {
             .is_some_and(|policy| policy.starts_with("allkeys-"))
         {
             return Err(StoreError::backend(
-                "the Redis server's `maxmemory-policy` is `allkeys-*`: it may evict key                  records and indexes; use `noeviction` (or a `volatile-*` policy)",
+                "the Redis server's `maxmemory-policy` is `allkeys-*`: it may evict key \
+                 records and indexes; use `noeviction` (or a `volatile-*` policy)",
             ));
         }
         Ok(())
@@ -341,7 +345,7 @@ impl KeyStore for RedisKeyStore {
     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
         let names = &self.shared.names;
         let columns = Columns::of(&record)?;
-        let mut call = INSERT.prepare_invoke();
+        let mut call = SCRIPTS.insert.prepare_invoke();
         call.key(names.record(&columns.prefix))
             .key(names.id(&columns.id))
             .key(names.owner(&columns.owner));
@@ -380,7 +384,7 @@ impl KeyStore for RedisKeyStore {
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>> {
         let names = &self.shared.names;
-        let mut call = REVOKE.key(names.id(id.as_str()));
+        let mut call = SCRIPTS.revoke.key(names.id(id.as_str()));
         call.arg(&names.namespace).arg(nanos(at));
         let mut conn = self.connection();
         let fields: Option<HashMap<String, String>> =
@@ -390,7 +394,7 @@ impl KeyStore for RedisKeyStore {
 
     async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>> {
         let names = &self.shared.names;
-        let mut call = LIST.key(names.owner(owner));
+        let mut call = SCRIPTS.list.key(names.owner(owner));
         call.arg(&names.namespace);
         let mut conn = self.connection();
         let rows: Vec<HashMap<String, String>> = self.run(call.invoke_async(&mut conn)).await?;
@@ -402,7 +406,7 @@ impl KeyStore for RedisKeyStore {
 
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
         let names = &self.shared.names;
-        let mut call = LAST_USE.key(names.id(id.as_str()));
+        let mut call = SCRIPTS.last_use.key(names.id(id.as_str()));
         call.arg(&names.namespace).arg(nanos(at));
         let mut conn = self.connection();
         self.run(call.invoke_async::<()>(&mut conn)).await
@@ -410,7 +414,7 @@ impl KeyStore for RedisKeyStore {
 
     async fn set_metadata(&self, id: &KeyId, name: &str, value: Option<&str>) -> Result<()> {
         let names = &self.shared.names;
-        let mut call = SET_METADATA.key(names.id(id.as_str()));
+        let mut call = SCRIPTS.set_metadata.key(names.id(id.as_str()));
         call.arg(&names.namespace).arg(name);
         if let Some(value) = value {
             call.arg(value);
@@ -763,8 +767,139 @@ fn script(body: &str) -> Script {
     Script::new(&[TIMES_LUA, body].concat())
 }
 
-static INSERT: LazyLock<Script> = LazyLock::new(|| script(INSERT_LUA));
-static REVOKE: LazyLock<Script> = LazyLock::new(|| script(REVOKE_LUA));
-static LAST_USE: LazyLock<Script> = LazyLock::new(|| script(LAST_USE_LUA));
-static LIST: LazyLock<Script> = LazyLock::new(|| script(LIST_LUA));
-static SET_METADATA: LazyLock<Script> = LazyLock::new(|| script(SET_METADATA_LUA));
+/// Every Lua script the store runs, one field each.
+struct Scripts {
+    insert: Script,
+    revoke: Script,
+    last_use: Script,
+    list: Script,
+    set_metadata: Script,
+}
+
+impl Scripts {
+    /// All of them, for [`RedisKeyStore::migrate`] to load. The pattern names every
+    /// field, so a new script does not compile until it is listed here too.
+    fn all(&self) -> [&Script; 5] {
+        let Scripts {
+            insert,
+            revoke,
+            last_use,
+            list,
+            set_metadata,
+        } = self;
+        [insert, revoke, last_use, list, set_metadata]
+    }
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    insert: script(INSERT_LUA),
+    revoke: script(REVOKE_LUA),
+    last_use: script(LAST_USE_LUA),
+    list: script(LIST_LUA),
+    set_metadata: script(SET_METADATA_LUA),
+});
+
+#[cfg(test)]
+mod tests {
+    /// The value of every ordinary (not raw) string literal in `source`, with line
+    /// continuations (`\` at the end of a line) resolved as the compiler does; comments
+    /// and char literals are skipped. Other escapes are kept as written.
+    fn string_literals(source: &str) -> Vec<String> {
+        let chars: Vec<char> = source.chars().collect();
+        let mut literals = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let at = |j: usize| chars.get(j).copied().unwrap_or('\0');
+            let after_ident = i > 0 && (at(i - 1).is_alphanumeric() || at(i - 1) == '_');
+            match at(i) {
+                '/' if at(i + 1) == '/' => {
+                    while i < chars.len() && at(i) != '\n' {
+                        i += 1;
+                    }
+                }
+                'r' if !after_ident && matches!(at(i + 1), '#' | '"') => {
+                    let mut hashes = 0;
+                    i += 1;
+                    while at(i) == '#' {
+                        hashes += 1;
+                        i += 1;
+                    }
+                    i += 1; // the opening quote
+                    while i < chars.len()
+                        && !(at(i) == '"' && (1..=hashes).all(|h| at(i + h) == '#'))
+                    {
+                        i += 1;
+                    }
+                    i += hashes;
+                }
+                '\'' if at(i + 1) == '\\' => {
+                    i += 2;
+                    while i < chars.len() && at(i) != '\'' {
+                        i += 1;
+                    }
+                }
+                '\'' if at(i + 2) == '\'' => i += 2,
+                '"' => {
+                    let mut literal = String::new();
+                    i += 1;
+                    while i < chars.len() && at(i) != '"' {
+                        if at(i) == '\\' && at(i + 1) == '\n' {
+                            i += 1;
+                            while at(i).is_whitespace() {
+                                i += 1;
+                            }
+                            continue;
+                        }
+                        if at(i) == '\\' {
+                            literal.push(at(i));
+                            i += 1;
+                        }
+                        literal.push(at(i));
+                        i += 1;
+                    }
+                    literals.push(literal);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        literals
+    }
+
+    /// Finding: three error messages had runs of spaces where a string broken across
+    /// lines had lost its `\`. No message of this store may contain two spaces in a
+    /// row.
+    #[test]
+    fn no_message_has_a_run_of_spaces() {
+        let source = include_str!("redis.rs");
+        let code = source
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or(source);
+        let literals = string_literals(code);
+        // The scanner sees the messages.
+        for expected in [
+            "unexpected answer from the insert script: {other}",
+            "stored key record has a missing or unreadable `{field}`",
+        ] {
+            assert!(
+                literals.iter().any(|l| l == expected),
+                "not found: {expected}"
+            );
+        }
+        for literal in literals {
+            assert!(
+                !literal.contains(&" ".repeat(2)),
+                "a run of spaces in {literal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scanner_resolves_continuations_and_skips_raw_strings() {
+        let found = string_literals(
+            "let a = \"one \\\n      two\"; // \"not  code\"\nlet b = r#\"x  y\"#; let c = '\"';",
+        );
+        assert_eq!(found, ["one two"]);
+    }
+}

@@ -27,20 +27,17 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 /// The browser and its driver: `CHROMIUM` / `CHROMEDRIVER` when set, else `chromium`
-/// and `chromedriver` on `PATH`. When either is missing, the test fails in CI
-/// (`CI=true`: the browser tests must never be silently skipped there) and is skipped
-/// elsewhere with a notice.
+/// and `chromedriver` on `PATH`. When either is missing, the test is skipped with a
+/// visible notice, or fails in CI ([`crate::common::skip`]).
 pub fn tools() -> Option<(PathBuf, PathBuf)> {
     let chromium = find("CHROMIUM", "chromium");
     let driver = find("CHROMEDRIVER", "chromedriver");
     match (chromium, driver) {
         (Some(chromium), Some(driver)) => Some((chromium, driver)),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("chromium or chromedriver is missing in CI: run `bash scripts/browser.sh` first")
-        }
         _ => {
-            eprintln!(
-                "skipped: chromium or chromedriver is not installed (`bash scripts/browser.sh` installs both)"
+            crate::common::skip(
+                "chromium or chromedriver is not installed",
+                crate::common::BROWSER,
             );
             None
         }

@@ -341,20 +341,60 @@ impl KeyStore for TestStore {
 }
 
 /// The URL of a backend server the tests need, from the environment variable `var`
-/// (`scripts/services.sh` starts the servers and prints them). When it is not set,
-/// the test fails in CI (`CI=true`: a backend must never be silently untested) and
-/// is skipped elsewhere with a notice.
+/// (`scripts/services.sh` starts the servers and prints them); `None` (after a
+/// [`skip`] notice) when it is not set.
 pub fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("{var} is not set in CI: run `eval \"$(scripts/services.sh)\"` first")
-        }
         _ => {
-            eprintln!(
-                "skipped: {var} is not set (`eval \"$(scripts/services.sh)\"` starts the servers)"
-            );
+            skip(&format!("{var} is not set"), SERVICES);
             None
         }
     }
+}
+
+/// The command that starts PostgreSQL and Redis and sets the variables the tests read.
+pub const SERVICES: &str = r#"eval "$(bash scripts/services.sh)""#;
+
+/// The command that installs Chromium and chromedriver for the browser tests.
+pub const BROWSER: &str = "bash scripts/browser.sh";
+
+/// The one way a test skips for want of a server or tool: in CI (`CI=true`) it fails
+/// instead (nothing may go silently untested there); elsewhere the caller returns
+/// early and the test counts as passed, so this says so where people look.
+///
+/// The notice is written to the stderr handle itself: libtest captures what the
+/// `print!`/`eprint!` macros write, not writes to `std::io::stderr()`, so it shows in
+/// the normal output of `cargo test`. Per test binary and missing thing, one line
+/// names the command that provides it; per test, one line names the test.
+pub fn skip(missing: &str, command: &str) {
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{missing} in CI: run `{command}` first");
+    }
+    static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let first = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(missing.to_owned());
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| {
+            stem.rsplit_once('-')
+                .map_or(stem.clone(), |(name, _)| name.to_owned())
+        })
+        .unwrap_or_default();
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let mut notice = String::new();
+    if first {
+        notice.push_str(&format!(
+            "note: {binary}: {missing}, so the tests that need it are SKIPPED (they show \
+             as `ok`); run them with `{command}` first\n"
+        ));
+    }
+    notice.push_str(&format!("  skipped: {binary} {test}\n"));
+    // One write, so lines from parallel tests do not interleave.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
 }

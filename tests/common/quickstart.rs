@@ -49,7 +49,7 @@ pub fn quickstart_binary() -> PathBuf {
 
 /// A running quickstart (killed on drop).
 pub struct Quickstart {
-    _child: Child,
+    child: Child,
     /// What the server logged (stderr), line by line.
     pub logs: Arc<Mutex<Vec<String>>>,
     /// What it printed (stdout) before it listened.
@@ -111,7 +111,7 @@ pub async fn start_with(env: &[(&str, &str)]) -> Quickstart {
         .await
         .expect("quickstart printed `listening` in time");
     Quickstart {
-        _child: child,
+        child,
         logs,
         printed,
         base: base.expect("listening line has the address"),
@@ -131,6 +131,26 @@ pub async fn start_fresh(env: &[(&str, &str)]) -> Quickstart {
 }
 
 impl Quickstart {
+    /// Sends SIGTERM (what `docker stop` sends) and waits for the exit (10 s at most);
+    /// the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the quickstart exits within 10 s of SIGTERM")
+            .expect("wait for the quickstart")
+    }
+
+    /// `host:port` the quickstart listens on.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     /// `method path` with `Authorization: <auth>` when given.
     pub async fn send(&self, method: Method, path: &str, auth: Option<&str>) -> Reply {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
