@@ -184,25 +184,11 @@ impl RedisKeyStore {
             .await
             .map_err(|e| {
                 StoreError::backend(format!(
-                    "cannot read the Redis server's persistence settings ({e}); check \
-                     `appendonly yes` and the eviction policy yourself, then turn \
-                     `check_durability` off"
+                    "cannot read the Redis server's persistence settings ({e}); {SETTINGS_UNREADABLE}"
                 ))
             })?;
-        if settings.get("appendonly").map(String::as_str) != Some("yes") {
-            return Err(StoreError::backend(
-                "the Redis server runs without `appendonly yes`: after a restart it \
-                 would forget the revocations since its last snapshot",
-            ));
-        }
-        if settings
-            .get("maxmemory-policy")
-            .is_some_and(|policy| policy.starts_with("allkeys-"))
-        {
-            return Err(StoreError::backend(
-                "the Redis server's `maxmemory-policy` is `allkeys-*`: it may evict key \
-                 records and indexes; use `noeviction` (or a `volatile-*` policy)",
-            ));
+        if let Some(problem) = durability_problem(&settings) {
+            return Err(StoreError::backend(problem));
         }
         Ok(())
     }
@@ -767,6 +753,31 @@ fn script(body: &str) -> Script {
     Script::new(&[TIMES_LUA, body].concat())
 }
 
+/// What to do when the server's persistence settings cannot be read.
+const SETTINGS_UNREADABLE: &str = "check `appendonly yes` and the eviction policy yourself, \
+     then turn `check_durability` off";
+
+/// Why a server with these settings (`CONFIG GET appendonly maxmemory-policy`) could
+/// lose an acknowledged revocation, if it could.
+fn durability_problem(settings: &HashMap<String, String>) -> Option<&'static str> {
+    if settings.get("appendonly").map(String::as_str) != Some("yes") {
+        return Some(
+            "the Redis server runs without `appendonly yes`: after a restart it \
+             would forget the revocations since its last snapshot",
+        );
+    }
+    if settings
+        .get("maxmemory-policy")
+        .is_some_and(|policy| policy.starts_with("allkeys-"))
+    {
+        return Some(
+            "the Redis server's `maxmemory-policy` is `allkeys-*`: it may evict key \
+             records and indexes; use `noeviction` (or a `volatile-*` policy)",
+        );
+    }
+    None
+}
+
 /// Every Lua script the store runs, one field each.
 struct Scripts {
     insert: Script,
@@ -801,105 +812,28 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 
 #[cfg(test)]
 mod tests {
-    /// The value of every ordinary (not raw) string literal in `source`, with line
-    /// continuations (`\` at the end of a line) resolved as the compiler does; comments
-    /// and char literals are skipped. Other escapes are kept as written.
-    fn string_literals(source: &str) -> Vec<String> {
-        let chars: Vec<char> = source.chars().collect();
-        let mut literals = Vec::new();
-        let mut i = 0;
-        while i < chars.len() {
-            let at = |j: usize| chars.get(j).copied().unwrap_or('\0');
-            let after_ident = i > 0 && (at(i - 1).is_alphanumeric() || at(i - 1) == '_');
-            match at(i) {
-                '/' if at(i + 1) == '/' => {
-                    while i < chars.len() && at(i) != '\n' {
-                        i += 1;
-                    }
-                }
-                'r' if !after_ident && matches!(at(i + 1), '#' | '"') => {
-                    let mut hashes = 0;
-                    i += 1;
-                    while at(i) == '#' {
-                        hashes += 1;
-                        i += 1;
-                    }
-                    i += 1; // the opening quote
-                    while i < chars.len()
-                        && !(at(i) == '"' && (1..=hashes).all(|h| at(i + h) == '#'))
-                    {
-                        i += 1;
-                    }
-                    i += hashes;
-                }
-                '\'' if at(i + 1) == '\\' => {
-                    i += 2;
-                    while i < chars.len() && at(i) != '\'' {
-                        i += 1;
-                    }
-                }
-                '\'' if at(i + 2) == '\'' => i += 2,
-                '"' => {
-                    let mut literal = String::new();
-                    i += 1;
-                    while i < chars.len() && at(i) != '"' {
-                        if at(i) == '\\' && at(i + 1) == '\n' {
-                            i += 1;
-                            while at(i).is_whitespace() {
-                                i += 1;
-                            }
-                            continue;
-                        }
-                        if at(i) == '\\' {
-                            literal.push(at(i));
-                            i += 1;
-                        }
-                        literal.push(at(i));
-                        i += 1;
-                    }
-                    literals.push(literal);
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        literals
+    use std::collections::HashMap;
+
+    use super::{durability_problem, SETTINGS_UNREADABLE};
+
+    fn settings(appendonly: &str, policy: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("appendonly".to_owned(), appendonly.to_owned()),
+            ("maxmemory-policy".to_owned(), policy.to_owned()),
+        ])
     }
 
     /// Finding: three error messages had runs of spaces where a string broken across
-    /// lines had lost its `\`. No message of this store may contain two spaces in a
-    /// row.
+    /// lines had lost its `\`.
     #[test]
-    fn no_message_has_a_run_of_spaces() {
-        let source = include_str!("redis.rs");
-        let code = source
-            .split("#[cfg(test)]\nmod tests")
-            .next()
-            .unwrap_or(source);
-        let literals = string_literals(code);
-        // The scanner sees the messages.
-        for expected in [
-            "unexpected answer from the insert script: {other}",
-            "stored key record has a missing or unreadable `{field}`",
-        ] {
-            assert!(
-                literals.iter().any(|l| l == expected),
-                "not found: {expected}"
-            );
+    fn durability_messages_had_runs_of_spaces() {
+        let no_aof = durability_problem(&settings("no", "noeviction"));
+        let evicting = durability_problem(&settings("yes", "allkeys-lru"));
+        assert_eq!(durability_problem(&settings("yes", "noeviction")), None);
+        assert_eq!(durability_problem(&settings("yes", "volatile-lru")), None);
+        for message in [no_aof, evicting, Some(SETTINGS_UNREADABLE)] {
+            let message = message.expect("a problem");
+            assert!(!message.contains("  "), "a run of spaces in {message:?}");
         }
-        for literal in literals {
-            assert!(
-                !literal.contains(&" ".repeat(2)),
-                "a run of spaces in {literal:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_scanner_resolves_continuations_and_skips_raw_strings() {
-        let found = string_literals(
-            "let a = \"one \\\n      two\"; // \"not  code\"\nlet b = r#\"x  y\"#; let c = '\"';",
-        );
-        assert_eq!(found, ["one two"]);
     }
 }
