@@ -15,8 +15,9 @@
 //!   the read-only key gets 403);
 //! - `GET /` — redirects to the key dashboard;
 //! - `GET /settings/api-keys` — the key dashboard (open it in a browser: it sends you
-//!   to the login form first; user `demo`, password `demo`): see, generate, copy,
-//!   rotate and revoke the one active key, create and revoke named keys;
+//!   to the login form first; user `demo`, password `demo`): one table of every key
+//!   of the account; create a key (shown once, with a Copy button), rotate or revoke
+//!   each key from its own row;
 //! - `GET /login` — the login form; `POST /login` takes the form (then redirects to
 //!   `next`) or JSON `{"username":"demo","password":"demo"}` (answers JSON) and sets
 //!   the session cookie; `POST /logout` clears it;

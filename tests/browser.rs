@@ -21,6 +21,8 @@
 //! `docs/dashboard.png` is `dashboard-4-generated.png` from one run (a throwaway key of
 //! an in-memory store).
 
+#[path = "browser/app.rs"]
+mod app;
 #[path = "browser/attacker.rs"]
 mod attacker;
 mod common;
@@ -31,6 +33,7 @@ mod network;
 
 use std::{sync::Arc, time::Duration};
 
+use app::App;
 use attacker::Attacker;
 use axum::{routing::post, Router};
 use common::quickstart::{self, Quickstart};
@@ -39,7 +42,8 @@ use http::{header::SET_COOKIE, HeaderValue, Method, StatusCode};
 use network::Exchange;
 use serde_json::{json, Value};
 use tower_api_key::{
-    manage::{self, Keys},
+    manage::{self, HookError, KeyEvent, KeyHooks, Keys},
+    policy::{RateLimit, Restrictions},
     session::{CookieSessions, SessionGuardLayer, SessionUser},
     store::{InsertRule, KeyStore},
     ApiKey, Authenticator, InMemoryKeyStore, KeyMode, KeyRecord,
@@ -589,12 +593,53 @@ async fn confirm(b: &Browser, opener: &str, shot: Option<&str>) {
     click(b, "#confirm-yes").await;
 }
 
-/// The dashboard as a person uses it, in a real browser against the quickstart: sent
-/// to the login form, a wrong password, log in; revoke the seeded key (it gets 401);
-/// generate a key, see it once and copy it, use it with a real HTTP client (200);
-/// reload: only the prefix; rotate; revoke (401); a named key: create, its row,
-/// revoke per row; an error shown from the server's envelope. No console errors (no
-/// CSP violation), no raw key in storage, in the address or in the server's logs.
+/// The selector of the table row of `key` (a raw key or its prefix).
+fn row_of(key: &str) -> String {
+    format!("#keys-table tr[data-prefix='{}']", &key[..24])
+}
+
+/// Clicks the row's Rotate, picks the grace period (seconds) in the dialog, confirms.
+async fn rotate_row(b: &Browser, row: &str, grace: &str) {
+    click(b, &format!("{row} .rotate-key")).await;
+    until(
+        b,
+        "the rotate dialog",
+        r#"const d = document.querySelector('#confirm-dialog');
+return d && d.open && !document.querySelector('#confirm-grace-row').hidden;"#,
+        vec![],
+    )
+    .await;
+    b.client
+        .find(fantoccini::Locator::Id("confirm-grace"))
+        .await
+        .unwrap()
+        .select_by_value(grace)
+        .await
+        .unwrap();
+    click(b, "#confirm-yes").await;
+}
+
+/// What a row shows: its class, its text, and the buttons it has.
+async fn row_state(b: &Browser, row: &str) -> Value {
+    until(
+        b,
+        row,
+        r#"const tr = document.querySelector(arguments[0]);
+return tr && { class: tr.className, text: tr.textContent,
+  buttons: [...tr.querySelectorAll('button')].map(x => x.textContent) };"#,
+        vec![json!(row)],
+    )
+    .await
+}
+
+/// The dashboard as a person uses it, in a real browser against the quickstart (both
+/// shapes mounted: one table of every key): sent to the login form, a wrong password,
+/// log in; revoke the seeded key from its row (it gets 401, the row stays, Revoked);
+/// create a key, see it once and copy it, use it with a real HTTP client (200);
+/// reload: only the prefix, and its last use; rotate it from its row with no grace
+/// (the old key 401, the new 200); revoke that (401); an error shown from the server's
+/// envelope. No console errors (no CSP violation), no raw key in storage, in the
+/// address or in the server's logs.
 #[tokio::test]
 async fn dashboard_flow() {
     let Some((chromium, chromedriver)) = driver::tools() else {
@@ -636,50 +681,35 @@ async fn dashboard_flow() {
         );
         b.screenshot("dashboard-1-login-error").await;
 
-        // Log in: the dashboard, showing the seeded key by its prefix.
+        // Log in: the dashboard's one table, with the seeded key's row.
         fill(&b, "#username", "demo").await;
         fill(&b, "#password", "demo").await;
         click(&b, "#login-submit").await;
-        let prefix = until(
-            &b,
-            "the dashboard with the key's prefix",
-            &format!(
-                "{TEXT_OF_FN} return location.pathname === '/settings/api-keys' ? textOf('#key-prefix') : null;"
-            ),
-            vec![],
-        )
-        .await;
-        assert_eq!(prefix, json!(&qs.full[..24]), "the seeded key's prefix");
-        let generate = b
-            .client
-            .find(fantoccini::Locator::Id("generate"))
-            .await
-            .unwrap();
-        assert!(
-            !generate.is_enabled().await.unwrap(),
-            "Generate is disabled while a key is active"
+        let seeded = row_of(&qs.full);
+        let text = text_containing(&b, &seeded, "full access").await;
+        assert!(text.contains("Active"), "{text}");
+        assert_eq!(b.client.current_url().await.unwrap().path(), "/settings/api-keys");
+        assert_eq!(
+            b.js("return document.querySelector('#one-active').hidden;", vec![])
+                .await,
+            json!(true),
+            "with the named shape mounted, no one-active card"
         );
-        let reason = until(
-            &b,
-            "#generate-message",
-            &format!("{TEXT_OF_FN} return textOf('#generate-message');"),
-            vec![],
-        )
-        .await;
-        eprintln!("generate disabled: {reason}");
-        b.screenshot("dashboard-2-active-key").await;
+        b.screenshot("dashboard-2-keys").await;
 
-        // Revoke the seeded key: it stops working.
-        confirm(&b, "#revoke", Some("dashboard-3-confirm")).await;
-        text_containing(&b, "#key-status", "No key").await;
+        // Revoke the seeded key from its row: it stops working, the row stays.
+        confirm(&b, &format!("{seeded} .revoke-key"), Some("dashboard-3-confirm")).await;
+        text_containing(&b, &seeded, "Revoked").await;
         assert_eq!(
             qs.account_status(&qs.full).await,
             StatusCode::UNAUTHORIZED,
             "revoked from the dashboard"
         );
 
-        // Generate: the key is shown once, in the box.
-        click_generate(&b).await;
+        // Create a key: it is shown once, in the box.
+        fill(&b, "#named-name", "ci deploy").await;
+        fill(&b, "#named-scopes", "account:read").await;
+        click(&b, "#named-create").await;
         let key = shown_key(&b).await;
         assert!(
             key.starts_with("pk_live_") && key.len() == 72,
@@ -694,6 +724,10 @@ async fn dashboard_flow() {
             .await
             .unwrap());
         text_containing(&b, "body", "Save it now: it is shown only once").await;
+        let row = row_of(&key);
+        let text = text_containing(&b, &row, "Active").await;
+        assert!(text.contains("ci deploy"), "{text}");
+        assert!(text.contains("account:read"), "{text}");
         let shot = b.screenshot("dashboard-4-generated").await;
         eprintln!("screenshot with the new key: {}", shot.display());
 
@@ -727,14 +761,7 @@ navigator.clipboard.readText().then(done, e => done({ error: String(e) }));"#,
 
         // Reload: only the prefix; the raw key is nowhere in the page.
         b.client.refresh().await.unwrap();
-        let prefix = until(
-            &b,
-            "#key-prefix after the reload",
-            &format!("{TEXT_OF_FN} return textOf('#key-prefix');"),
-            vec![],
-        )
-        .await;
-        assert_eq!(prefix, json!(&key[..24]));
+        text_containing(&b, &row, "ci deploy").await;
         let shown = b
             .js(
                 r#"const el = document.querySelector('#new-key-value'); return el ? el.value : "";"#,
@@ -743,22 +770,18 @@ navigator.clipboard.readText().then(done, e => done({ error: String(e) }));"#,
             .await;
         assert_eq!(shown, json!(""), "the box is empty after a reload");
         assert!(!page_holds(&b, &key[24..]).await, "the secret survived a reload");
-        let last_used = b.js(TEXT_OF, vec![json!("#key-last-used")]).await;
+        let last_used = b
+            .js(TEXT_OF, vec![json!(format!("{row} td:nth-child(4)"))])
+            .await;
         assert!(
             last_used.as_str().is_some_and(|t| !t.is_empty() && t != "never"),
             "the use shows: {last_used}"
         );
         b.screenshot("dashboard-6-after-reload").await;
 
-        // Rotate with no grace: a new key in the box, the old one stops at once.
-        b.client
-            .find(fantoccini::Locator::Id("grace"))
-            .await
-            .unwrap()
-            .select_by_value("0")
-            .await
-            .unwrap();
-        click(&b, "#rotate").await;
+        // Rotate from the row with no grace: a new key in the box, the old one stops
+        // at once.
+        rotate_row(&b, &row, "0").await;
         let rotated = until(
             &b,
             "the rotated key",
@@ -772,43 +795,19 @@ return el && el.value && el.value !== arguments[0] ? el.value : null;"#,
         .to_owned();
         assert_eq!(qs.account_status(&rotated).await, StatusCode::OK);
         assert_eq!(qs.account_status(&key).await, StatusCode::UNAUTHORIZED);
+        let successor = row_of(&rotated);
+        let text = text_containing(&b, &successor, "Active").await;
+        assert!(text.contains("ci deploy") && text.contains("account:read"), "{text}");
 
-        // Revoke: the key gets 401, the status says so.
-        confirm(&b, "#revoke", None).await;
-        text_containing(&b, "#key-status", "No key").await;
+        // Revoke it from its row: the key gets 401, the row says so.
+        confirm(&b, &format!("{successor} .revoke-key"), None).await;
+        text_containing(&b, &successor, "Revoked").await;
         assert_eq!(
             qs.account_status(&rotated).await,
             StatusCode::UNAUTHORIZED
         );
+        scroll_to(&b, &successor).await;
         b.screenshot("dashboard-7-revoked").await;
-
-        // A named key: created, shown once, listed, revoked from its row.
-        fill(&b, "#named-name", "ci deploy").await;
-        fill(&b, "#named-scopes", "account:read").await;
-        click(&b, "#named-create").await;
-        let named = until(
-            &b,
-            "the named key",
-            r#"const el = document.querySelector('#new-key-value');
-return el && el.value && el.value !== arguments[0] ? el.value : null;"#,
-            vec![json!(rotated)],
-        )
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned();
-        let row = format!("#keys-table tr[data-prefix='{}']", &named[..24]);
-        let text = text_containing(&b, &row, "Active").await;
-        assert!(text.contains("ci deploy"), "{text}");
-        assert!(text.contains("account:read"), "{text}");
-        assert_eq!(qs.account_status(&named).await, StatusCode::OK);
-        scroll_to(&b, &row).await;
-        b.screenshot("dashboard-8-named").await;
-        confirm(&b, &format!("{row} .revoke-row"), None).await;
-        text_containing(&b, &row, "Revoked").await;
-        scroll_to(&b, &row).await;
-        b.screenshot("dashboard-9-named-revoked").await;
-        assert_eq!(qs.account_status(&named).await, StatusCode::UNAUTHORIZED);
 
         // An error from the server shows its envelope's message.
         fill(&b, "#named-name", "expired already").await;
@@ -830,8 +829,8 @@ return el && el.value && el.value !== arguments[0] ? el.value : null;"#,
         b.screenshot("dashboard-10-error").await;
 
         // No console errors: the page runs under its CSP without a violation or a
-        // script error. Chromium logs each 4xx answer as a failed load: those are the
-        // API's answers (404 "no key", 409, the refused expiry), not faults.
+        // script error. Chromium logs each 4xx answer as a failed load: the refused
+        // expiry above is one, an API answer, not a fault.
         let console = b.console().await;
         for (level, message) in &console {
             eprintln!("console {level}: {message}");
@@ -848,18 +847,12 @@ return el && el.value && el.value !== arguments[0] ? el.value : null;"#,
 
         // After a reload no raw key is anywhere in the page.
         b.client.refresh().await.unwrap();
-        until(
-            &b,
-            "the dashboard after a reload",
-            &format!("{TEXT_OF_FN} return textOf('#key-status');"),
-            vec![],
-        )
-        .await;
-        for secret in [&key, &rotated, &named] {
+        text_containing(&b, &successor, "Revoked").await;
+        for secret in [&key, &rotated] {
             assert!(!page_holds(&b, &secret[24..]).await, "a secret in the page");
         }
         let logs = qs.logs.lock().unwrap().join("\n");
-        for secret in [&key, &rotated, &named] {
+        for secret in [&key, &rotated] {
             assert!(!logs.contains(&secret[24..]), "a secret in the server's logs");
         }
     })
@@ -886,9 +879,9 @@ async fn failing_webhook() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
 
 /// A create hook that fails (the seeds' webhook app): the key is minted and works, the
 /// page warns at once and, after a reload, still shows the failure next to the key
-/// (kept in its metadata), in the named keys' table and in the one-active view; the
-/// webhook got the key's public view, and the server's log the prefix, never the raw
-/// key.
+/// (kept in its metadata) in the table (the one-active card shows it too:
+/// `the_one_active_card_acts_only_on_the_key_it_shows`); the webhook got the key's
+/// public view, and the server's log the prefix, never the raw key.
 #[tokio::test]
 async fn a_failed_hook_is_shown_when_minted_and_after_a_reload() {
     let Some((chromium, chromedriver)) = driver::tools() else {
@@ -915,7 +908,7 @@ async fn a_failed_hook_is_shown_when_minted_and_after_a_reload() {
         );
 
         b.client.refresh().await.unwrap();
-        let row = format!("#keys-table tr[data-prefix='{}']", &key[..24]);
+        let row = row_of(&key);
         let text = text_containing(&b, &row, failure).await;
         assert!(text.contains("Active"), "{text}");
         scroll_to(&b, &row).await;
@@ -925,16 +918,8 @@ async fn a_failed_hook_is_shown_when_minted_and_after_a_reload() {
             "the secret survived a reload"
         );
 
-        // The one-active view too: revoke the seeded key, generate, reload.
-        confirm(&b, "#revoke", None).await;
-        text_containing(&b, "#key-status", "No key").await;
-        click_generate(&b).await;
-        text_containing(&b, "#new-key-warnings", failure).await;
-        b.client.refresh().await.unwrap();
-        text_containing(&b, "#key-notes", failure).await;
-
         let bodies = bodies.lock().unwrap().clone();
-        assert_eq!(bodies.len(), 2, "a POST to the webhook per key: {bodies:?}");
+        assert_eq!(bodies.len(), 1, "a POST to the webhook per key: {bodies:?}");
         let event: Value = serde_json::from_str(&bodies[0]).unwrap();
         assert_eq!(event["action"], "created");
         assert_eq!(event["key"]["prefix"], json!(&key[..24]));
@@ -952,6 +937,420 @@ async fn a_failed_hook_is_shown_when_minted_and_after_a_reload() {
             "logged with the prefix: {logged}"
         );
         assert!(!logs.contains(&key[24..]), "a secret in the server's logs");
+    })
+    .await;
+}
+
+/// Logs the browser in to `app` and opens its dashboard (the console holds only what
+/// the dashboard's load logged).
+async fn open_dashboard(b: &Browser, app: &App) {
+    b.client
+        .goto(&format!("{}/health", app.base))
+        .await
+        .unwrap();
+    assert_eq!(b.js_async(JSON_LOGIN, vec![]).await, json!(200));
+    b.console().await;
+    b.client
+        .goto(&format!("{}/settings/api-keys", app.base))
+        .await
+        .unwrap();
+}
+
+/// A key of `demo`'s, named `name`, made `age` ago (the one-active view shows the
+/// newest working key); with `bounded`, within [`loopback_bounds`] and 100 requests
+/// per 10 s.
+fn demo_key(name: &str, age: Duration, bounded: bool) -> (ApiKey, KeyRecord) {
+    let key = ApiKey::generate(KeyMode::Live).expect("mint");
+    let mut record = KeyRecord::builder(&key, "demo")
+        .name(name)
+        .scopes(["account:read"])
+        .created_at(std::time::SystemTime::now() - age);
+    if bounded {
+        record = record
+            .restrictions(loopback_bounds())
+            .rate_limit("100/10s".parse::<RateLimit>().unwrap());
+    }
+    (key, record.build())
+}
+
+/// Bounds that a request from loopback meets: two address ranges, a route, a rate.
+fn loopback_bounds() -> Restrictions {
+    Restrictions::default()
+        .allow_ip("127.0.0.0/8".parse().unwrap())
+        .allow_ip("203.0.113.0/24".parse().unwrap())
+        .allow_route("GET /api/*".parse().unwrap())
+}
+
+const BOUNDS_SHOWN: [&str; 3] = [
+    "Limited to 127.0.0.0/8, 203.0.113.0/24",
+    "Only GET /api/*",
+    "100 requests / 10 s",
+];
+
+/// Finding (issue 14 §6): with both shapes mounted, the page showed a named key as
+/// "Your API key", and the one-active card's Revoke revoked every key of the account,
+/// named CI keys included. Now the page shows one table of every key (the seeded
+/// one, a named CI key, a key minted through the one-active endpoint) and no
+/// one-active card; revoking one row leaves the other keys working (200).
+#[tokio::test]
+async fn revoking_one_row_leaves_the_other_keys_working() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let qs = Arc::new(quickstart::start().await);
+    let cookie = qs.login().await;
+    let (_, ci) = qs.mint_named(&cookie, "ci").await;
+    let one = qs
+        .send_with(
+            Method::POST,
+            "/api/v1/partners/api-key",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    // The seeded key is active: the one-active shape refuses a second one.
+    assert_eq!(one.status, StatusCode::CONFLICT, "{}", one.body);
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        b.client.goto(&format!("{}/health", qs.base)).await.unwrap();
+        assert_eq!(b.js_async(JSON_LOGIN, vec![]).await, json!(200));
+        b.client
+            .goto(&format!("{}/settings/api-keys", qs.base))
+            .await
+            .unwrap();
+        let ci_row = row_of(&ci);
+        let seeded = row_of(&qs.full);
+        text_containing(&b, &ci_row, "ci").await;
+        text_containing(&b, &seeded, "full access").await;
+        assert_eq!(
+            b.js(
+                "return [document.querySelector('#one-active').hidden, \
+                 document.querySelectorAll('#keys-table tbody tr').length];",
+                vec![]
+            )
+            .await,
+            json!([true, 2]),
+            "one table of both keys, no one-active card"
+        );
+        for row in [&ci_row, &seeded] {
+            assert_eq!(
+                row_state(&b, row).await["buttons"],
+                json!(["Rotate", "Revoke"]),
+                "{row}"
+            );
+        }
+        b.screenshot("one-list-1-two-keys").await;
+
+        confirm(&b, &format!("{ci_row} .revoke-key"), None).await;
+        text_containing(&b, &ci_row, "Revoked").await;
+        assert_eq!(qs.account_status(&ci).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            qs.account_status(&qs.full).await,
+            StatusCode::OK,
+            "the other key still works"
+        );
+        let text = text_containing(&b, &seeded, "Active").await;
+        assert!(!text.contains("Revoked"), "{text}");
+        b.screenshot("one-list-2-one-revoked").await;
+    })
+    .await;
+}
+
+/// Finding (issue 14 §6): a revoked row showed "Revoked" until a reload, then
+/// vanished. Now it stays, greyed, with status Revoked and no buttons, right after
+/// the click and after a reload alike (the list keeps revoked keys for 7 days); the
+/// other key keeps working.
+#[tokio::test]
+async fn a_revoked_row_stays_revoked_across_reloads() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let store = InMemoryKeyStore::new();
+    let app = Arc::new(App::start(store.clone(), Keys::new(store), |routes| routes).await);
+    let (ci, record) = demo_key("ci", Duration::from_secs(60), false);
+    app.seed(record).await;
+    let (laptop, record) = demo_key("laptop", Duration::from_secs(30), false);
+    app.seed(record).await;
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        open_dashboard(&b, &app).await;
+        let row = row_of(ci.expose_secret());
+        text_containing(&b, &row, "Active").await;
+        confirm(&b, &format!("{row} .revoke-key"), None).await;
+        text_containing(&b, &row, "Revoked").await;
+        let revoked = json!({ "class": "key-gone", "buttons": [] });
+        let seen = row_state(&b, &row).await;
+        assert_eq!(
+            json!({ "class": seen["class"], "buttons": seen["buttons"] }),
+            revoked,
+            "{seen}"
+        );
+        scroll_to(&b, &row).await;
+        b.screenshot("revoked-row-1-after-click").await;
+        assert_eq!(app.status(&ci).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.status(&laptop).await, StatusCode::OK);
+
+        b.client.refresh().await.unwrap();
+        text_containing(&b, &row, "Revoked").await;
+        let seen = row_state(&b, &row).await;
+        assert_eq!(
+            json!({ "class": seen["class"], "buttons": seen["buttons"] }),
+            revoked,
+            "after a reload: {seen}"
+        );
+        let other = row_state(&b, &row_of(laptop.expose_secret())).await;
+        assert_eq!(other["buttons"], json!(["Rotate", "Revoke"]), "{other}");
+        b.screenshot("revoked-row-2-after-reload").await;
+    })
+    .await;
+}
+
+/// Finding (issue 14 §6): every load with no active key logged a red "404 (Not
+/// Found)" (the page's status read was the one-active `GET`). A load with no key now
+/// logs nothing at all, with the one-active shape alone (the page's own status read
+/// answers 200 `{"key":null}`) and with both shapes (the named list, 200).
+#[tokio::test]
+async fn a_load_with_no_key_logs_no_console_error() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let store = InMemoryKeyStore::new();
+    let alone = Arc::new(
+        App::start(store.clone(), Keys::new(store), |routes| {
+            routes.named_path(None)
+        })
+        .await,
+    );
+    let store = InMemoryKeyStore::new();
+    let both = Arc::new(App::start(store.clone(), Keys::new(store), |routes| routes).await);
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        for (app, selector, empty, shot) in [
+            (&alone, "#key-status", "No key", "no-key-one-active"),
+            (&both, "#keys-empty", "No keys yet.", "no-key-table"),
+        ] {
+            open_dashboard(&b, app).await;
+            let before = b.console().await;
+            let shown = until(
+                &b,
+                empty,
+                &format!(
+                    "{TEXT_OF_FN} const el = document.querySelector(arguments[0]); \
+                     return el && !el.hidden && textOf(arguments[0]);"
+                ),
+                vec![json!(selector)],
+            )
+            .await;
+            assert_eq!(shown, json!(empty));
+            // Let any late request finish before reading the console.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut console = before;
+            console.extend(b.console().await);
+            for (level, message) in &console {
+                eprintln!("{shot} console {level}: {message}");
+            }
+            let errors: Vec<_> = console
+                .iter()
+                .filter(|(level, _)| level == "SEVERE")
+                .collect();
+            assert!(errors.is_empty(), "{shot}: console errors: {errors:#?}");
+            b.screenshot(shot).await;
+        }
+    })
+    .await;
+}
+
+/// Restrictions and a rate limit seeded through the store show in the key's row as
+/// text ("Limited to …", "100 requests / 10 s"), an unbounded key says "none", and
+/// the successor of a rotation from the row shows the same bounds.
+#[tokio::test]
+async fn the_table_shows_each_keys_bounds_and_a_rotation_keeps_them() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let store = InMemoryKeyStore::new();
+    let app = Arc::new(App::start(store.clone(), Keys::new(store), |routes| routes).await);
+    let (bounded, record) = demo_key("<b>partner</b>", Duration::from_secs(60), true);
+    app.seed(record).await;
+    let (plain, record) = demo_key("plain", Duration::from_secs(30), false);
+    app.seed(record).await;
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        open_dashboard(&b, &app).await;
+        let row = row_of(bounded.expose_secret());
+        let text = text_containing(&b, &row, BOUNDS_SHOWN[2]).await;
+        for bound in BOUNDS_SHOWN {
+            assert!(text.contains(bound), "{bound}: {text}");
+        }
+        assert!(text.contains("<b>partner</b>"), "names are text: {text}");
+        let limits = b
+            .js(
+                TEXT_OF,
+                vec![json!(format!(
+                    "{}  td:nth-child(8)",
+                    row_of(plain.expose_secret())
+                ))],
+            )
+            .await;
+        assert_eq!(limits, json!("none"));
+        b.screenshot("bounds-1-table").await;
+
+        rotate_row(&b, &row, "3600").await;
+        let successor = shown_key(&b).await;
+        let text = text_containing(&b, &row_of(&successor), BOUNDS_SHOWN[2]).await;
+        for bound in BOUNDS_SHOWN {
+            assert!(text.contains(bound), "the successor: {bound}: {text}");
+        }
+        text_containing(&b, &row, "Retiring").await;
+        assert_eq!(app.status_of(&successor).await, StatusCode::OK);
+        assert_eq!(
+            app.status(&bounded).await,
+            StatusCode::OK,
+            "in its grace period"
+        );
+        scroll_to(&b, "#keys-table").await;
+        b.screenshot("bounds-2-rotated").await;
+    })
+    .await;
+}
+
+/// A create hook that always fails.
+struct FailingHook;
+
+#[async_trait::async_trait]
+impl KeyHooks for FailingHook {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    async fn after_create(&self, _: &KeyEvent) -> Result<(), HookError> {
+        Err(HookError::new("The webhook app could not be created."))
+    }
+}
+
+/// The one-active shape alone: its card. Every rotate and revoke names the key shown,
+/// so the page acts on nothing else: Revoke on the newest of two keys leaves the
+/// older one working; a page gone stale (rotated behind its back) gets 409 for its
+/// Rotate, shown in the error box, and nothing changes; a retiring key has its own
+/// Revoke. The key's bounds show, and its successor's; a failed create hook shows
+/// after a reload.
+#[tokio::test]
+async fn the_one_active_card_acts_only_on_the_key_it_shows() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let store = InMemoryKeyStore::new();
+    let keys = Keys::new(store.clone()).hook(FailingHook);
+    let behind = keys.clone();
+    let app = Arc::new(App::start(store, keys, |routes| routes.named_path(None)).await);
+    let (older, record) = demo_key("older", Duration::from_secs(120), true);
+    app.seed(record).await;
+    let (newer, record) = demo_key("newer", Duration::from_secs(60), false);
+    app.seed(record).await;
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        open_dashboard(&b, &app).await;
+        let shown = until(
+            &b,
+            "#key-prefix",
+            &format!("{TEXT_OF_FN} return textOf('#key-prefix');"),
+            vec![],
+        )
+        .await;
+        assert_eq!(shown, json!(&newer.expose_secret()[..24]));
+        assert_eq!(
+            b.js("return document.querySelector('#named').hidden;", vec![])
+                .await,
+            json!(true)
+        );
+
+        // Revoke the key shown: the other one keeps working, and is shown next.
+        confirm(&b, "#revoke", None).await;
+        text_containing(&b, "#key-prefix", &older.expose_secret()[..24]).await;
+        assert_eq!(app.status(&newer).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.status(&older).await,
+            StatusCode::OK,
+            "only the key shown"
+        );
+        let limits = text_containing(&b, "#key-limits", BOUNDS_SHOWN[2]).await;
+        for bound in BOUNDS_SHOWN {
+            assert!(limits.contains(bound), "{bound}: {limits}");
+        }
+        b.screenshot("one-active-1-bounds").await;
+
+        // Rotated behind the page's back: the page's Rotate names the key it shows,
+        // which is no longer the active one: 409, shown; no key minted.
+        let successor = behind
+            .one_active()
+            .rotate("demo", Duration::from_secs(86_400))
+            .await
+            .expect("rotate");
+        b.client
+            .find(fantoccini::Locator::Id("grace"))
+            .await
+            .unwrap()
+            .select_by_value("0")
+            .await
+            .unwrap();
+        click(&b, "#rotate").await;
+        let error = text_containing(&b, "#error", "").await;
+        eprintln!("stale rotate: {error}");
+        assert!(error.to_lowercase().contains("active"), "{error}");
+        let shown = b
+            .js(
+                r#"return document.querySelector('#new-key-value').value;"#,
+                vec![],
+            )
+            .await;
+        assert_eq!(shown, json!(""), "no key minted");
+        b.screenshot("one-active-2-stale").await;
+        let successor_key = successor.api_key().expose_secret().to_owned();
+        assert_eq!(app.status_of(&successor_key).await, StatusCode::OK);
+        assert_eq!(
+            app.status(&older).await,
+            StatusCode::OK,
+            "retiring, not revoked"
+        );
+
+        // The page caught up: the successor, with the same bounds, and the retiring
+        // key with its own Revoke.
+        text_containing(&b, "#key-prefix", &successor_key[..24]).await;
+        let limits = text_containing(&b, "#key-limits", BOUNDS_SHOWN[2]).await;
+        for bound in BOUNDS_SHOWN {
+            assert!(limits.contains(bound), "the successor: {bound}: {limits}");
+        }
+        let retiring = format!(
+            "#retiring li[data-prefix='{}']",
+            &older.expose_secret()[..24]
+        );
+        text_containing(&b, &retiring, "Retiring").await;
+        confirm(&b, &format!("{retiring} .revoke-key"), None).await;
+        until(
+            &b,
+            "the retiring key gone",
+            "return document.querySelector(arguments[0]) === null;",
+            vec![json!(retiring)],
+        )
+        .await;
+        assert_eq!(app.status(&older).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.status_of(&successor_key).await, StatusCode::OK);
+
+        // Revoke the last key, generate one: the hook's failure shows, and after a
+        // reload too.
+        confirm(&b, "#revoke", None).await;
+        text_containing(&b, "#key-status", "No key").await;
+        assert_eq!(
+            app.status_of(&successor_key).await,
+            StatusCode::UNAUTHORIZED
+        );
+        click_generate(&b).await;
+        let key = shown_key(&b).await;
+        let failure = "webhook failed: The webhook app could not be created.";
+        text_containing(&b, "#new-key-warnings", failure).await;
+        assert_eq!(app.status_of(&key).await, StatusCode::OK);
+        b.client.refresh().await.unwrap();
+        text_containing(&b, "#key-notes", failure).await;
+        assert!(
+            !page_holds(&b, &key[24..]).await,
+            "the secret survived a reload"
+        );
+        b.screenshot("one-active-3-generated-reloaded").await;
     })
     .await;
 }

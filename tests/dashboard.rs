@@ -286,8 +286,13 @@ async fn the_page_follows_the_dom_contract_and_its_headers() {
     let html = &reply.body;
     assert!(html.contains(r#"data-one-active="/api/v1/partners/api-key""#));
     assert!(html.contains(r#"data-named="/api/user/keys""#));
+    // Both shapes: the page reads the named list, so it has no status read of its own.
+    assert!(html.contains(r#"data-active-key="""#));
     assert!(html.contains(r#"<script src="/settings/api-keys/dashboard.js" defer></script>"#));
     assert!(html.contains(r#"<link rel="stylesheet" href="/settings/api-keys/dashboard.css">"#));
+    assert!(html.contains(
+        r#"<link rel="icon" href="/settings/api-keys/favicon.svg" type="image/svg+xml">"#
+    ));
     for id in [
         "one-active",
         "key-status",
@@ -302,6 +307,7 @@ async fn the_page_follows_the_dom_contract_and_its_headers() {
         "confirm-text",
         "confirm-yes",
         "confirm-no",
+        "confirm-grace",
         "grace",
         "rotate",
         "named",
@@ -332,6 +338,7 @@ async fn the_page_follows_the_dom_contract_and_its_headers() {
         "Expires",
         "Mode",
         "Scopes",
+        "Limits",
         "Status",
         "Actions",
     ] {
@@ -348,6 +355,7 @@ async fn the_page_follows_the_dom_contract_and_its_headers() {
         "named-scopes",
         "named-expires",
         "named-mode",
+        "confirm-grace",
     ] {
         assert!(html.contains(&format!(r#"<label for="{id}""#)), "{id}");
     }
@@ -372,6 +380,7 @@ async fn assets_are_public_with_their_types_and_headers() {
             "text/css; charset=utf-8",
             "[hidden]",
         ),
+        ("/settings/api-keys/favicon.svg", "image/svg+xml", "<svg"),
     ] {
         let reply = f.get(path, &[]).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
@@ -396,10 +405,66 @@ async fn the_page_names_the_shapes_mounted_and_escapes_what_it_fills_in() {
     assert!(reply
         .body
         .contains(r#"data-one-active="/api/v1/partners/api-key""#));
+    assert!(reply
+        .body
+        .contains(r#"data-active-key="/settings/api-keys/active-key""#));
     assert!(!reply.body.contains("<img"), "unescaped user id");
     assert!(reply
         .body
         .contains("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"));
+}
+
+/// Finding (issue 14 §6): every load of the page with no active key logged a red
+/// "404 (Not Found)": its status read was the one-active `GET`, which answers 404 when
+/// there is no key. With the one-active shape alone, the page reads its own endpoint,
+/// which answers 200 `{"key":null}`; with the named shape, it reads the named list.
+#[tokio::test]
+async fn a_load_with_no_key_gets_200_from_the_pages_status_read() {
+    let f = fixture_with(|routes| routes.named_path(None), None);
+    let status = format!("{PAGE}/active-key");
+    let reply = f.call(Method::GET, &status, "demo", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.header("content-type"), "application/json");
+    assert_page_headers(&reply);
+    assert_eq!(reply.json(), json!({ "key": null }));
+
+    // With a key: its view and the retiring ones, as the one-active `GET` shows them.
+    let minted = f.call(Method::POST, ONE, "demo", None).await.json();
+    let reply = f.call(Method::GET, &status, "demo", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let shown = reply.json();
+    assert_eq!(shown["key"]["id"], minted["id"]);
+    assert_eq!(shown["key"]["prefix"], minted["prefix"]);
+    assert_eq!(shown["key"]["retiring"], json!([]));
+    assert_eq!(
+        shown["key"]["restrictions"],
+        json!({"ips": [], "origins": [], "routes": []})
+    );
+    assert_eq!(shown["key"]["rate_limit"], Value::Null);
+    assert!(!reply.body.contains("api_key"), "never a raw key");
+    assert_eq!(
+        f.call(Method::GET, &status, "other", None).await.json(),
+        json!({ "key": null }),
+        "another owner's key is not this owner's"
+    );
+
+    // Behind the session guard: without a session, the 401 envelope.
+    let reply = f.get(&status, &[("accept", "application/json")]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.envelope().error.code,
+        tower_api_key::ErrorCode::Unauthorized
+    );
+    assert_page_headers(&reply);
+
+    // With the named shape mounted the page reads the named list (200 with a list),
+    // and this read is not served.
+    let both = fixture();
+    let reply = both.call(Method::GET, NAMED, "demo", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json(), json!({ "keys": [] }));
+    let reply = both.call(Method::GET, &status, "demo", None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -1,15 +1,23 @@
 // The key dashboard (tower-api-key). Plain JavaScript, no dependencies: it reads the
 // JSON endpoints' paths from <body data-*> and calls them with fetch (same origin,
 // the session cookie). A raw key lives only in #new-key-value's value, never in
-// storage, the URL or the page's markup.
+// storage, the URL or the page's markup; data from the server is set as text only.
+//
+// One view of the owner's keys: with the named shape mounted, the table of every key
+// (each row's buttons act on that row's id only); with the one-active shape alone,
+// its card. Every rotate and revoke names the key it was shown for.
 'use strict';
 
 (function () {
   var body = document.body;
   var paths = {
     one: body.getAttribute('data-one-active') || '',
+    activeKey: body.getAttribute('data-active-key') || '',
     named: body.getAttribute('data-named') || ''
   };
+  // The table when the named shape is mounted, else the one-active card.
+  var showTable = paths.named !== '';
+  var showCard = !showTable && paths.one !== '';
   var conflictMessage = body.getAttribute('data-conflict') || '';
 
   function $(id) {
@@ -151,6 +159,49 @@
     return fillList(list, notes);
   }
 
+  // "100/10s" → "100 requests / 10 s"; anything else as it came.
+  function rateText(rate) {
+    var parts = /^(\d+)\/(\d*)s$/.exec(String(rate));
+    if (!parts) {
+      return String(rate);
+    }
+    var requests = parts[1] === '1' ? '1 request' : parts[1] + ' requests';
+    return requests + ' / ' + (parts[2] || '1') + ' s';
+  }
+
+  // The key's bounds as sentences: where it may be used from, for what, how often.
+  function limitTexts(view) {
+    var restrictions = view.restrictions || {};
+    var texts = [];
+    var ips = restrictions.ips || [];
+    var origins = restrictions.origins || [];
+    var routes = restrictions.routes || [];
+    if (ips.length) {
+      texts.push('Limited to ' + ips.join(', '));
+    }
+    if (origins.length) {
+      texts.push('Only from ' + origins.join(', '));
+    }
+    if (routes.length) {
+      texts.push('Only ' + routes.join(', '));
+    }
+    if (view.rate_limit) {
+      texts.push(rateText(view.rate_limit));
+    }
+    return texts;
+  }
+
+  // The bounds as a list, or "none".
+  function limitsElement(view) {
+    var texts = limitTexts(view);
+    if (!texts.length) {
+      return document.createTextNode('none');
+    }
+    var list = document.createElement('ul');
+    list.className = 'limits';
+    return fillList(list, texts);
+  }
+
   function code(text) {
     var element = document.createElement('code');
     element.textContent = text;
@@ -217,16 +268,27 @@
 
   var pending = null;
 
-  function confirmThen(text, action) {
+  // Asks before `action` runs: `ask` is { title, text, yes, grace }. With `grace`,
+  // the dialog offers the grace period and `action` gets the seconds chosen.
+  function confirmThen(ask, action) {
     var dialog = $('confirm-dialog');
+    var graceSelect = $('confirm-grace');
     if (typeof dialog.showModal !== 'function') {
-      if (window.confirm(text)) {
-        action();
+      if (window.confirm(ask.text)) {
+        action(parseInt(graceSelect.value, 10) || 0);
       }
       return;
     }
-    $('confirm-text').textContent = text;
-    pending = action;
+    $('confirm-title').textContent = ask.title;
+    $('confirm-text').textContent = ask.text;
+    $('confirm-grace-row').hidden = !ask.grace;
+    graceSelect.value = '86400';
+    var yes = $('confirm-yes');
+    yes.textContent = ask.yes;
+    yes.className = ask.grace ? '' : 'danger';
+    pending = function () {
+      action(parseInt(graceSelect.value, 10) || 0);
+    };
     dialog.showModal();
   }
 
@@ -237,7 +299,26 @@
     }
   }
 
-  // ---- one active key ----------------------------------------------------------
+  function revokeAsk(label, more) {
+    return {
+      title: 'Revoke key?',
+      text: 'Revoke ' + label + '? It stops working at once' + (more || '') +
+        '. This cannot be undone.',
+      yes: 'Revoke'
+    };
+  }
+
+  function rotateAsk(label) {
+    return {
+      title: 'Rotate key?',
+      text: 'Rotate ' + label + '? A new key with the same name, scopes and limits ' +
+        'is shown once; the old key keeps working for the time you choose.',
+      yes: 'Rotate',
+      grace: true
+    };
+  }
+
+  // ---- one active key (the one-active shape alone) -------------------------------
 
   var activeKey = null;
 
@@ -249,6 +330,16 @@
     list.appendChild(dt);
     list.appendChild(dd);
     return dd;
+  }
+
+  function revokeButton(label, onClick) {
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'revoke-key';
+    button.textContent = 'Revoke';
+    button.setAttribute('aria-label', 'Revoke ' + label);
+    button.addEventListener('click', onClick);
+    return button;
   }
 
   function renderOne(view) {
@@ -274,6 +365,7 @@
     labelled(list, 'Created', timeElement(view.created_at, '')).id = 'key-created';
     labelled(list, 'Last used', timeElement(view.last_used_at, 'never')).id = 'key-last-used';
     labelled(list, 'Expires', timeElement(view.expires_at, 'never')).id = 'key-expires';
+    labelled(list, 'Limits', limitsElement(view)).id = 'key-limits';
     var notes = hookNotes(view);
     if (notes.length) {
       labelled(list, 'Notes', notesList(notes)).id = 'key-notes';
@@ -281,10 +373,15 @@
     status.appendChild(list);
     (view.retiring || []).forEach(function (old) {
       var item = document.createElement('li');
+      item.setAttribute('data-key-id', old.id);
+      item.setAttribute('data-prefix', old.prefix);
       item.appendChild(code(old.prefix));
       item.appendChild(document.createTextNode(' keeps working until '));
       item.appendChild(timeElement(old.revoked_at, ''));
-      item.appendChild(document.createTextNode(' (Retiring)'));
+      item.appendChild(document.createTextNode(' (Retiring) '));
+      item.appendChild(revokeButton(old.prefix, function () {
+        revokeOneKey(old);
+      }));
       retiring.appendChild(item);
     });
     retiring.hidden = retiring.childElementCount === 0;
@@ -293,17 +390,11 @@
     $('key-actions').hidden = false;
   }
 
+  // The page's own status read: 200 with {"key": null} when there is no key.
   function refreshOne() {
-    if (!paths.one) {
-      return Promise.resolve();
-    }
-    return call('GET', paths.one).then(renderOne, function (failure) {
-      if (failure.status === 404) {
-        renderOne(null);
-      } else {
-        showError(failure);
-      }
-    });
+    return call('GET', paths.activeKey).then(function (answer) {
+      renderOne((answer && answer.key) || null);
+    }, showError);
   }
 
   function generate() {
@@ -318,65 +409,70 @@
         }
         showError(failure);
       })
-      .then(refreshAll);
+      .then(refresh);
   }
 
-  function revokeOne() {
-    if (!activeKey) {
-      return;
-    }
-    var text = 'Revoke ' + activeKey.prefix + '? It stops working at once, and so does every ' +
-      'other key of this account that still works. This cannot be undone.';
-    confirmThen(text, function () {
+  // Revokes exactly `view` (the body names it: without one, the endpoint would revoke
+  // every key of the account).
+  function revokeOneKey(view) {
+    confirmThen(revokeAsk(view.prefix), function () {
       clearError();
       // A key shown by an earlier action goes, whatever this one does.
       forgetNewKey();
-      return call('DELETE', paths.one)
-        .then(function (answer) {
-          ((answer && answer.revoked) || []).forEach(function (view) {
-            revokedHere[view.id] = view;
-          });
-        }, showError)
-        .then(refreshAll);
+      return call('DELETE', paths.one, { id: view.id })
+        .then(null, showError)
+        .then(refresh);
     });
   }
 
-  function rotate() {
+  function revokeOne() {
+    if (activeKey) {
+      revokeOneKey(activeKey);
+    }
+  }
+
+  // Rotates the key shown, only if it is still the active one (else 409).
+  function rotateOne() {
+    if (!activeKey) {
+      return;
+    }
     clearError();
     // A key shown by an earlier action goes, whatever this one does.
     forgetNewKey();
     var grace = parseInt($('grace').value, 10) || 0;
     $('rotate').disabled = true;
-    call('POST', paths.one + '/rotate', { grace_seconds: grace })
+    call('POST', paths.one + '/rotate', { grace_seconds: grace, id: activeKey.id })
       .then(showNewKey, showError)
       .then(function () {
         $('rotate').disabled = false;
-        return refreshAll();
+        return refresh();
       });
   }
 
-  // ---- named keys --------------------------------------------------------------
+  // ---- the table of every key (the named shape) ---------------------------------
 
-  // Keys revoked from this page, shown as "Revoked" until a reload (the list endpoint
-  // returns keys that are not revoked).
-  var revokedHere = {};
+  function keyLabel(view) {
+    return view.name ? '"' + view.name + '" (' + view.prefix + ')' : view.prefix;
+  }
 
-  function renderNamed(keys) {
-    var listed = {};
-    keys.forEach(function (view) {
-      listed[view.id] = true;
-    });
-    Object.keys(revokedHere).forEach(function (id) {
-      if (!listed[id]) {
-        keys.push(revokedHere[id]);
-      }
-    });
+  function rowButton(className, text, label, onClick) {
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = className;
+    button.textContent = text;
+    button.setAttribute('aria-label', text + ' ' + label);
+    button.addEventListener('click', onClick);
+    return button;
+  }
+
+  function renderKeys(keys) {
     var tbody = $('keys-table').tBodies[0];
     tbody.replaceChildren();
     keys.forEach(function (view) {
       var row = document.createElement('tr');
       row.setAttribute('data-key-id', view.id);
       row.setAttribute('data-prefix', view.prefix);
+      row.className = isLive(view) ? 'key-live' : 'key-gone';
       cell(row, view.name || '(no name)');
       cell(row, code(view.prefix));
       cell(row, timeElement(view.created_at, ''));
@@ -384,51 +480,69 @@
       cell(row, timeElement(view.expires_at, 'never'));
       cell(row, modeText(view.mode));
       cell(row, view.scopes && view.scopes.length ? view.scopes.join(' ') : 'none');
+      cell(row, limitsElement(view)).className = 'limits-cell';
       var status = cell(row, statusText(view));
       status.className = 'status status-' + view.status;
+      if (view.status === 'retiring' && view.revoked_at) {
+        status.appendChild(document.createTextNode(' until '));
+        status.appendChild(timeElement(view.revoked_at, ''));
+      } else if (view.status === 'revoked' && view.revoked_at) {
+        status.appendChild(document.createTextNode(' '));
+        status.appendChild(timeElement(view.revoked_at, ''));
+      }
       var notes = hookNotes(view);
       if (notes.length) {
         status.appendChild(notesList(notes));
       }
       var actions = cell(row, '');
+      actions.className = 'actions';
+      var label = view.name ? view.name + ' (' + view.prefix + ')' : view.prefix;
+      if (view.status === 'active') {
+        actions.appendChild(rowButton('rotate-key', 'Rotate', label, function () {
+          rotateKey(view);
+        }));
+      }
       if (isLive(view)) {
-        var button = document.createElement('button');
-        button.type = 'button';
-        button.className = 'revoke-row';
-        button.textContent = 'Revoke';
-        button.setAttribute('aria-label', 'Revoke ' + (view.name || view.prefix) + ' (' + view.prefix + ')');
-        button.addEventListener('click', function () {
-          revokeNamed(view);
-        });
-        actions.appendChild(button);
+        actions.appendChild(rowButton('revoke-key', 'Revoke', label, function () {
+          revokeKey(view);
+        }));
       }
       tbody.appendChild(row);
     });
     $('keys-empty').hidden = keys.length !== 0;
   }
 
-  function refreshNamed() {
-    if (!paths.named) {
-      return Promise.resolve();
-    }
+  function refreshKeys() {
     return call('GET', paths.named).then(function (answer) {
-      renderNamed((answer && answer.keys) || []);
+      renderKeys((answer && answer.keys) || []);
     }, showError);
   }
 
-  function revokeNamed(view) {
-    var label = view.name ? '"' + view.name + '" (' + view.prefix + ')' : view.prefix;
-    confirmThen('Revoke ' + label + '? It stops working at once. This cannot be undone.', function () {
+  function keyPath(view) {
+    return paths.named + '/' + encodeURIComponent(view.id);
+  }
+
+  // Revokes this row's key, and no other.
+  function revokeKey(view) {
+    confirmThen(revokeAsk(keyLabel(view)), function () {
       clearError();
       // A key shown by an earlier action goes, whatever this one does.
       forgetNewKey();
-      return call('DELETE', paths.named + '/' + encodeURIComponent(view.id))
-        .then(function (revoked) {
-          if (revoked && revoked.id) {
-            revokedHere[revoked.id] = revoked;
-          }
-        }, showError)
-        .then(refreshAll);
+      return call('DELETE', keyPath(view))
+        .then(null, showError)
+        .then(refresh);
+    });
+  }
+
+  // Rotates this row's key, with the grace period chosen in the dialog.
+  function rotateKey(view) {
+    confirmThen(rotateAsk(keyLabel(view)), function (grace) {
+      clearError();
+      // A key shown by an earlier action goes, whatever this one does.
+      forgetNewKey();
+      return call('POST', keyPath(view) + '/rotate', { grace_seconds: grace })
+        .then(showNewKey, showError)
+        .then(refresh);
     });
   }
 
@@ -479,19 +593,25 @@
       }, showError)
       .then(function () {
         submit.disabled = false;
-        return refreshAll();
+        return refresh();
       });
   }
 
   // ---- start -------------------------------------------------------------------
 
-  function refreshAll() {
-    return Promise.all([refreshOne(), refreshNamed()]);
+  function refresh() {
+    if (showTable) {
+      return refreshKeys();
+    }
+    if (showCard) {
+      return refreshOne();
+    }
+    return Promise.resolve();
   }
 
   function start() {
-    $('one-active').hidden = !paths.one;
-    $('named').hidden = !paths.named;
+    $('one-active').hidden = !showCard;
+    $('named').hidden = !showTable;
 
     var logout = body.getAttribute('data-logout');
     if (logout) {
@@ -502,7 +622,7 @@
 
     $('generate').addEventListener('click', generate);
     $('revoke').addEventListener('click', revokeOne);
-    $('rotate').addEventListener('click', rotate);
+    $('rotate').addEventListener('click', rotateOne);
     $('copy').addEventListener('click', copyKey);
     $('new-key-done').addEventListener('click', forgetNewKey);
     $('create-named').addEventListener('submit', createNamed);
@@ -527,7 +647,7 @@
     // The raw key must not outlive the page in the back/forward cache.
     window.addEventListener('pagehide', forgetNewKey);
 
-    refreshAll();
+    refresh();
   }
 
   if (document.readyState === 'loading') {

@@ -27,13 +27,39 @@
 //! | route | answers |
 //! | --- | --- |
 //! | `GET {path}` | the page, with a session; without one, 303 to the login URL for a browser (`Accept: text/html`), else the 401 envelope |
-//! | `GET {path}/dashboard.js`, `GET {path}/dashboard.css` | the script and the style sheet (public: they hold no data) |
+//! | `GET {path}/dashboard.js`, `GET {path}/dashboard.css`, `GET {path}/favicon.svg` | the script, the style sheet and the icon (public: they hold no data; with the icon the browser asks for no `/favicon.ico`, which an app may answer 404) |
+//! | `GET {path}/active-key` | only when the one-active shape is mounted alone: the page's own status read, `{"key":{…view, "retiring":[…]}}` or `{"key":null}` with 200 (the JSON endpoint answers 404 without a key, which a browser logs as an error); behind the session guard, errors as the envelope |
 //!
 //! Every answer has `Cache-Control: no-store`, `Content-Security-Policy: default-src
 //! 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self';
 //! form-action 'self'; frame-ancestors 'none'; base-uri 'none'` (no inline script or
 //! style anywhere), `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff` and
 //! `Referrer-Policy: no-referrer`.
+//!
+//! # One list of keys
+//!
+//! What the page shows depends on the shapes mounted, so that one owner's keys appear
+//! once, in one place, and every action acts on the key it is shown next to:
+//!
+//! - **The named shape mounted** (alone, or with the one-active shape: the default):
+//!   one table of all the owner's keys, whichever shape made them — the named list
+//!   endpoint lists them all, and keeps revoked keys for 7 days. Each working row has
+//!   its own Rotate (with a grace period: none, 1 hour, 1 day, 7 days) and Revoke,
+//!   which call `{named}/{id}/rotate` and `DELETE {named}/{id}` with that row's id
+//!   only. A revoked or expired row stays in the table, greyed, with its status and
+//!   no buttons — right after the click and after a reload alike. Above the table, a
+//!   form creates a key (name, scopes, expiry, live or test). The one-active card is
+//!   not shown: its revoke-everything and its "one key" view would contradict the
+//!   table.
+//! - **The one-active shape alone**: one card with the owner's key (or "No key" and
+//!   Generate), Rotate with a grace period, Revoke, and the retiring keys (each with
+//!   its own Revoke). Every rotate and revoke names the key shown by its id, so a
+//!   stale page never acts on another key: the server answers 409 and the page shows
+//!   its message.
+//!
+//! Each key shows its bounds as text: the addresses, origins and routes it is
+//! limited to, and its own rate limit (`"100/10s"` reads "100 requests / 10 s").
+//! Nothing from the server is ever parsed as markup.
 //!
 //! The page never contains a raw key: a freshly minted key is shown once, from the
 //! create or rotate answer, in a read-only box with a Copy button, and is gone on
@@ -53,11 +79,16 @@ use axum::{
 };
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::{error::ErrorCode, session::SessionGuardLayer};
+use crate::{
+    error::{json_response, ApiError, ErrorCode},
+    manage::{Keys, ManageError},
+    session::SessionGuardLayer,
+};
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("dashboard.js");
 const STYLE: &str = include_str!("dashboard.css");
+const ICON: &str = include_str!("favicon.svg");
 
 /// The page's `Content-Security-Policy`: only this origin's script, style and `fetch`
 /// targets; no inline code; never framed.
@@ -137,6 +168,16 @@ pub(crate) struct Endpoints {
     pub(crate) named: Option<String>,
     /// The 409 message a create gets while a key is active.
     pub(crate) conflict: String,
+    /// The keys the endpoints manage, for the page's own status read.
+    pub(crate) keys: Keys,
+}
+
+impl Endpoints {
+    /// The one-active card is the page's view only when the one-active shape is
+    /// mounted alone; with the named shape, the table lists every key.
+    fn one_active_alone(&self) -> bool {
+        self.one_active.is_some() && self.named.is_none()
+    }
 }
 
 struct Dashboard {
@@ -157,8 +198,11 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
         guard,
         endpoints,
     });
-    Router::new()
-        .route(&state.config.path.clone(), get(page))
+    let mut router = Router::new().route(&state.config.path.clone(), get(page));
+    if state.endpoints.one_active_alone() {
+        router = router.route(&format!("{assets}/active-key"), get(active_key));
+    }
+    router
         .route(
             &format!("{assets}/dashboard.js"),
             get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
@@ -166,6 +210,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
         .route(
             &format!("{assets}/dashboard.css"),
             get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+        )
+        .route(
+            &format!("{assets}/favicon.svg"),
+            get(|| async { asset(ICON, "image/svg+xml") }),
         )
         .with_state(state)
 }
@@ -195,12 +243,37 @@ async fn page(State(dashboard): State<Arc<Dashboard>>, request: Request) -> Resp
     response
 }
 
+/// `GET {path}/active-key`: the owner's one active key (and retiring ones) as
+/// `{"key":…}`, `{"key":null}` when there is none: a normal state, so 200.
+async fn active_key(State(dashboard): State<Arc<Dashboard>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let answer = match dashboard.guard.admit(&parts).await {
+        Ok(user) => match dashboard.endpoints.keys.one_active().view(user.id()).await {
+            Ok(active) => serde_json::to_vec(&serde_json::json!({ "key": active })).map_err(|_| {
+                ApiError::new(ErrorCode::InternalError, "The answer could not be encoded.")
+            }),
+            Err(ManageError::NotFound) => Ok(br#"{"key":null}"#.to_vec()),
+            Err(failed) => Err(ApiError::from(failed)),
+        },
+        Err(refused) => Err(refused),
+    };
+    let mut response = match answer {
+        Ok(body) => json_response(StatusCode::OK, body.into(), HeaderMap::new()),
+        Err(error) => error.into_response(),
+    };
+    security_headers(response.headers_mut());
+    response
+}
+
 impl Dashboard {
     fn render(&self, user: &str) -> String {
         let endpoints = &self.endpoints;
+        let alone = endpoints.one_active_alone();
+        let active_key = format!("{}/active-key", self.config.assets());
         render(PAGE, |name| match name {
             "assets" => Some(self.config.assets()),
             "one_active" => Some(endpoints.one_active.as_deref().unwrap_or("")),
+            "active_key" => Some(if alone { active_key.as_str() } else { "" }),
             "named" => Some(endpoints.named.as_deref().unwrap_or("")),
             "conflict" => Some(&endpoints.conflict),
             "logout" => Some(self.config.logout_url.as_deref().unwrap_or("")),
@@ -355,6 +428,7 @@ mod tests {
         let known = [
             "assets",
             "one_active",
+            "active_key",
             "named",
             "conflict",
             "logout",
@@ -375,7 +449,9 @@ mod tests {
             !name.is_empty() && after[name.len()..].starts_with('=')
         });
         assert!(!handler, "inline event handler");
-        for asset in [SCRIPT, STYLE] {
+        // The icon's only URL is the SVG namespace, a name that is never fetched.
+        let icon = ICON.replace(r#"xmlns="http://www.w3.org/2000/svg""#, "");
+        for asset in [SCRIPT, STYLE, &icon] {
             assert!(!asset.contains("http://") && !asset.contains("https://"));
         }
         assert!(!SCRIPT.contains("localStorage") && !SCRIPT.contains("sessionStorage"));

@@ -169,6 +169,7 @@ impl ManagementRoutes {
                 conflict: ApiError::from(ManageError::ActiveKeyExists)
                     .message()
                     .to_owned(),
+                keys: self.keys.clone(),
             };
             router = router.merge(dashboard::router(config, guard.clone(), endpoints));
         }
