@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use tower_api_key::auth::Authenticator;
 use tower_api_key_fuzz::{authenticator, block_on, check_accepted, reference_token};
@@ -15,7 +15,8 @@ use tower_api_key_fuzz::{authenticator, block_on, check_accepted, reference_toke
 static AUTH: LazyLock<Authenticator> = LazyLock::new(authenticator);
 
 fuzz_target!(|data: &[u8]| {
-    let mut headers = HeaderMap::new();
+    let mut request = http::Request::new(());
+    let headers = request.headers_mut();
     for line in data.split(|b| *b == b'\n') {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
@@ -27,8 +28,9 @@ fuzz_target!(|data: &[u8]| {
         };
         headers.append(name, value);
     }
-    if let Ok(principal) = block_on(AUTH.authenticate(&headers)) {
-        let token = reference_token(&headers)
+    let (parts, ()) = request.into_parts();
+    if let Ok(principal) = block_on(AUTH.authenticate(&parts)) {
+        let token = reference_token(&parts.headers)
             .unwrap_or_else(|| panic!("accepted headers the specification refuses"));
         check_accepted(&principal, &token);
     }

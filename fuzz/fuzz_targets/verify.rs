@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(principal) = block_on(AUTH.authenticate_key(text)) {
+    if let Ok(principal) = block_on(AUTH.authenticate_outside_http(text)) {
         check_accepted(&principal, text);
     }
 });

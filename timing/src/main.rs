@@ -1,4 +1,4 @@
-//! dudect timing-leak tests of the verifier (`Authenticator::authenticate_key` over an
+//! dudect timing-leak tests of the verifier (`Authenticator::authenticate_outside_http` over an
 //! in-memory store of 100 000 keys), with a positive control. Run by
 //! `scripts/timing.sh`, which checks each `max t`: below 5 for the verifier, above 10
 //! for the control (so the harness is shown able to see a leak).
@@ -130,7 +130,7 @@ fn verify(runner: &mut CtRunner, inputs: Vec<(Class, KeyText)>) {
     let auth = &FIXTURE.auth;
     let run = |bytes: &KeyText| {
         let text = std::str::from_utf8(black_box(bytes)).unwrap_or_default();
-        black_box(block_on(auth.authenticate_key(text)).is_ok())
+        black_box(block_on(auth.authenticate_outside_http(text)).is_ok())
     };
     for (class, bytes) in inputs {
         run(&bytes);
@@ -216,7 +216,7 @@ fn cold_pools(runner: &mut CtRunner, rng: &mut BenchRng) {
         let bytes = with_random_secret(rng, prefix);
         runner.run_one(class, || {
             let text = std::str::from_utf8(black_box(&bytes)).unwrap_or_default();
-            black_box(block_on(auth.authenticate_key(text)).is_ok())
+            black_box(block_on(auth.authenticate_outside_http(text)).is_ok())
         });
     }
 }
