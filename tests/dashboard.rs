@@ -388,10 +388,12 @@ async fn assets_are_public_with_their_types_and_headers() {
         assert_page_headers(&reply);
         assert!(reply.body.contains(needle), "{path}");
     }
-    assert_eq!(
-        f.get("/settings/api-keys/other.js", &[]).await.status,
-        StatusCode::NOT_FOUND
-    );
+    // Below the page but no route: the envelope, never cached, not the app's 404.
+    let reply = f.get("/settings/api-keys/other.js", &[]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.header("content-type"), "application/json");
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(reply.json()["error"]["code"], "not_found");
 }
 
 #[tokio::test]

@@ -215,6 +215,14 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
             &format!("{assets}/favicon.svg"),
             get(|| async { asset(ICON, "image/svg+xml") }),
         )
+        // Below the page, but nothing of ours: the envelope, not the app's 404.
+        .route(
+            &format!("{assets}/{{*rest}}"),
+            axum::routing::any(|| async {
+                ApiError::new(ErrorCode::NotFound, "No such route.")
+                    .into_response::<axum::body::Body>()
+            }),
+        )
         .with_state(state)
 }
 
