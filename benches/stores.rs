@@ -534,7 +534,7 @@ fn durable_cases<S: KeyStore + Clone>(
             }
             let cached = keys
                 .iter()
-                .all(|key| cache.find_by_prefix_now(&key.prefix()).is_some());
+                .all(|key| cache.lookup_now(&key.prefix()).is_some());
             if cached {
                 break;
             }

@@ -27,7 +27,7 @@ use tower::ServiceExt;
 use tower_api_key::{
     key::KeyPrefix,
     store::{
-        CachedKeyStore, ChangeListener, InsertRule, KeyId, PostgresKeyStore, RedisKeyStore,
+        CachedKeyStore, ChangeListener, InsertRule, KeyId, Lookup, PostgresKeyStore, RedisKeyStore,
         StoreError, Watching,
     },
     ApiKey, ApiKeyLayer, KeyMode, KeyRecord, KeyStore, Principal,
@@ -151,8 +151,8 @@ async fn mint(store: &impl KeyStore) -> (ApiKey, KeyRecord) {
 async fn until_revoked(store: &impl KeyStore, prefix: &KeyPrefix, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        let record = match store.find_by_prefix_now(prefix) {
-            Some(found) => found,
+        let record = match store.lookup_now(prefix) {
+            Some(found) => found.map(Lookup::into_found),
             None => store.find_by_prefix(prefix).await,
         };
         if record.unwrap().unwrap().is_revoked_at(SystemTime::now()) {
@@ -424,7 +424,7 @@ async fn a_key_revoked_while_the_feed_is_cut_is_never_served_from_memory<B: Back
     let (key, record) = mint(&a).await;
     // Subscribed and cached on B.
     let started = Instant::now();
-    while b.find_by_prefix_now(&record.prefix).is_none() {
+    while b.lookup_now(&record.prefix).is_none() {
         assert_eq!(get(&app_b, &key).await, StatusCode::OK);
         assert!(
             started.elapsed() < Duration::from_secs(5),

@@ -59,7 +59,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, Principal>;
+    type Future = ResponseFuture<S, ReqBody, Principal, AuthError>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -75,10 +75,7 @@ where
             Started::Refused(error) => ResponseFuture::refused(error.into_response()),
             Started::Pending(verify) => {
                 // The inner service will be called later, from the future.
-                let ready = take_ready(&mut self.inner);
-                let verify =
-                    Box::pin(async move { verify.await.map_err(AuthError::into_response) });
-                ResponseFuture::verifying(verify, ready, request)
+                ResponseFuture::verifying(verify, take_ready(&mut self.inner), request)
             }
         }
     }

@@ -246,7 +246,12 @@ struct ClientAddr(Option<IpAddr>);
 
 impl ClientAddr {
     fn of(routes: &ManagementRoutes, parts: &Parts) -> Self {
-        ClientAddr(routes.auth.client_addr(&parts.headers, &parts.extensions))
+        ClientAddr(
+            routes
+                .auth
+                .trusted_proxies()
+                .client_of(&parts.headers, &parts.extensions),
+        )
     }
 }
 

@@ -16,8 +16,27 @@ use super::ResponseBody;
 pub(crate) type Refusal = Response<Bytes>;
 
 /// The part of a check that must wait (a store lookup, a session lookup), owned so
-/// it can outlive `call`; yields what goes into the request's extensions.
-pub(crate) type Admission<T> = Pin<Box<dyn Future<Output = Result<T, Refusal>> + Send>>;
+/// it can outlive `call`; yields what goes into the request's extensions, or the
+/// refusal, rendered only when the future is polled (so it is boxed once).
+pub(crate) type Admission<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// A refusal not yet rendered: the crate's error types.
+pub(crate) trait Rejection {
+    /// The envelope response.
+    fn render(self) -> Refusal;
+}
+
+impl Rejection for crate::error::AuthError {
+    fn render(self) -> Refusal {
+        self.into_response()
+    }
+}
+
+impl Rejection for crate::error::ApiError {
+    fn render(self) -> Refusal {
+        self.into_response()
+    }
+}
 
 /// Headers a guard adds to the inner service's response (boxed: most responses get
 /// none, and the future stays small).
@@ -40,23 +59,23 @@ pin_project! {
     /// [`Principal`](crate::Principal), a session user) into the request's extensions
     /// and drives the inner service's future (not boxed) — or answers with the refusal
     /// without ever calling the inner service.
-    pub struct ResponseFuture<S, B, T>
+    pub struct ResponseFuture<S, B, T, E>
     where
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S, B, T>,
+        state: State<S, B, T, E>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, B, T>
+    enum State<S, B, T, E>
     where
         S: Service<Request<B>>,
     {
         Verifying {
-            verify: Admission<T>,
+            verify: Admission<T, E>,
             // The ready inner service and the request, until verification succeeds;
             // boxed so the future stays small on the common path, which never waits.
             pending: Option<Box<(S, Request<B>)>>,
@@ -72,8 +91,8 @@ pin_project! {
     }
 }
 
-impl<S: Service<Request<B>>, B, T> ResponseFuture<S, B, T> {
-    pub(crate) fn verifying(verify: Admission<T>, service: S, request: Request<B>) -> Self {
+impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
+    pub(crate) fn verifying(verify: Admission<T, E>, service: S, request: Request<B>) -> Self {
         ResponseFuture {
             state: State::Verifying {
                 verify,
@@ -102,10 +121,11 @@ impl<S: Service<Request<B>>, B, T> ResponseFuture<S, B, T> {
     }
 }
 
-impl<S, B, T, ResBody> Future for ResponseFuture<S, B, T>
+impl<S, B, T, E, ResBody> Future for ResponseFuture<S, B, T, E>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     T: Admitted,
+    E: Rejection,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -127,7 +147,7 @@ where
                             this.state.set(State::Inner { future, headers });
                         }
                         Err(refusal) => {
-                            return Poll::Ready(Ok(refusal.map(ResponseBody::envelope)))
+                            return Poll::Ready(Ok(refusal.render().map(ResponseBody::envelope)))
                         }
                     }
                 }
@@ -154,7 +174,7 @@ where
     }
 }
 
-impl<S: Service<Request<B>>, B, T> fmt::Debug for ResponseFuture<S, B, T> {
+impl<S: Service<Request<B>>, B, T, E> fmt::Debug for ResponseFuture<S, B, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

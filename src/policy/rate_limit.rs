@@ -327,6 +327,11 @@ impl Limiters {
             .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 
+    /// Whether answers carry the key's standing (the rate-limit headers).
+    pub(crate) fn sends_headers(&self) -> bool {
+        self.report
+    }
+
     pub(crate) fn counts_failures(&self) -> bool {
         self.failures.is_some()
     }

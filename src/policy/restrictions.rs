@@ -414,11 +414,30 @@ impl TrustedProxies {
         self.nets.iter().any(|net| net.contains(&ip))
     }
 
+    /// The client address of a request — the one place the crate decides it, for IP
+    /// restrictions, the failed-attempts budget, hooks and the audit trail alike: the
+    /// connection's peer ([`PeerAddr`], or axum's `ConnectInfo<SocketAddr>`), unless
+    /// the peer is a trusted proxy; see [`client`](Self::client).
+    pub(crate) fn client_of(
+        &self,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<IpAddr> {
+        let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        #[cfg(feature = "axum")]
+        let peer = peer.or_else(|| {
+            extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip())
+        });
+        self.client(peer, headers)
+    }
+
     /// The client address: the peer, unless the peer is a trusted proxy; then the
     /// rightmost hop of the configured forwarding header that is not a trusted proxy
     /// (what lies left of it was written by the client and is ignored). `None` when
     /// that hop is missing or unreadable: the client is then unknown.
-    pub(crate) fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer.map(|ip| ip.to_canonical())?;
         if self.nets.is_empty() || !self.trusts(peer) {
             return Some(peer);

@@ -4,7 +4,6 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
 use http::{request::Parts, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
@@ -137,7 +136,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, SessionUser>;
+    type Future = ResponseFuture<S, ReqBody, SessionUser, ApiError>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -153,11 +152,7 @@ where
         let head = parts.clone();
         let request = Request::from_parts(parts, body);
         let resolver = self.guard.resolver.clone();
-        let admission = Box::pin(async move {
-            resolve(&*resolver, &head)
-                .await
-                .map_err(ApiError::into_response::<Bytes>)
-        });
+        let admission = Box::pin(async move { resolve(&*resolver, &head).await });
         ResponseFuture::verifying(admission, take_ready(&mut self.inner), request)
     }
 }

@@ -278,18 +278,11 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         Ok(found)
     }
 
-    fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
-        if let Some(cached) = self.shared.cached(prefix) {
-            return Some(Ok(cached));
-        }
-        // The wrapped store may answer at once too (in memory); not cached then.
-        self.shared.store.find_by_prefix_now(prefix)
-    }
-
     fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
         if let Some(cached) = self.shared.cached(prefix) {
             return Some(Ok(Lookup::found(cached)));
         }
+        // The wrapped store may answer at once too (in memory); not cached then.
         self.shared.store.lookup_now(prefix)
     }
 

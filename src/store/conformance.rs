@@ -156,7 +156,7 @@ async fn find(store: &impl KeyStore, record: &KeyRecord) -> KeyRecord {
 }
 
 /// A record with every field set comes back equal, by prefix and in its owner's list;
-/// `find_by_prefix_now`, when the store answers it, agrees.
+/// `lookup_now`, when the store answers it, agrees.
 pub async fn insert_then_find_round_trips_every_field<S: KeyStore>(store: S) {
     let owner = fresh_owner();
     let key = fresh_key(KeyMode::Test);
@@ -179,9 +179,12 @@ pub async fn insert_then_find_round_trips_every_field<S: KeyStore>(store: S) {
         .build();
     insert(&store, &full).await;
     assert_eq!(find(&store, &full).await, full, "find_by_prefix round trip");
-    if let Some(now) = store.find_by_prefix_now(&full.prefix) {
-        let now = now.expect("find_by_prefix_now failed").expect("found now");
-        assert_eq!(*now, full, "find_by_prefix_now agrees with find_by_prefix");
+    if let Some(now) = store.lookup_now(&full.prefix) {
+        let now = now
+            .expect("lookup_now failed")
+            .into_found()
+            .expect("found now");
+        assert_eq!(*now, full, "lookup_now agrees with find_by_prefix");
     }
     let listed = store.list_by_owner(&owner).await.expect("list_by_owner");
     assert_eq!(listed, vec![full.clone()], "list_by_owner round trip");

@@ -114,10 +114,6 @@ impl KeyStore for InMemoryKeyStore {
         Ok(self.lookup(prefix))
     }
 
-    fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
-        Some(Ok(self.lookup(prefix)))
-    }
-
     fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
         let lookup = match self.read().by_prefix.find(prefix) {
             Some(found) => Lookup::candidate(found.record, found.hit),

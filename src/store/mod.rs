@@ -226,22 +226,17 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// The same answer as [`find_by_prefix`](Self::find_by_prefix), given at once
     /// without waiting, by stores that hold records in memory (the in-memory store, a
-    /// cache on a hit). The layer asks this first and, when it answers, verifies the
+    /// cache on a hit): the layer asks this first and, when it answers, verifies the
     /// request without allocating a future. `None` — the default — means "ask
     /// `find_by_prefix`"; never block here.
-    fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
+    ///
+    /// The answer is a [`Lookup`]: [`Lookup::found`] with the record (or `None`), or,
+    /// when no record has the prefix, [`Lookup::decoy`] with another stored record read
+    /// as a hit would be, so that an unknown prefix costs the same memory work (and
+    /// time) as a wrong secret. [`Lookup::into_found`] gives the plain answer back.
+    fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
         let _ = prefix;
         None
-    }
-
-    /// [`find_by_prefix_now`](Self::find_by_prefix_now) for the verifier, which also
-    /// takes a decoy: when no record has the prefix, a store that can hands back another
-    /// stored record, read as a hit would be, so that an unknown prefix costs the same
-    /// memory work (and time) as a wrong secret. The default wraps
-    /// `find_by_prefix_now` without a decoy.
-    fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
-        self.find_by_prefix_now(prefix)
-            .map(|found| found.map(Lookup::found))
     }
 
     /// Stores a new record, checking `rule` atomically with the write.
@@ -289,10 +284,6 @@ pub trait KeyStore: Send + Sync + 'static {
 impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
     async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
         (**self).find_by_prefix(prefix).await
-    }
-
-    fn find_by_prefix_now(&self, prefix: &KeyPrefix) -> Option<Result<Option<Arc<KeyRecord>>>> {
-        (**self).find_by_prefix_now(prefix)
     }
 
     fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {

@@ -286,14 +286,14 @@ impl KeyStore for TestStore {
         self.inner.find_by_prefix(prefix).await
     }
 
-    fn find_by_prefix_now(
+    fn lookup_now(
         &self,
         prefix: &tower_api_key::key::KeyPrefix,
-    ) -> Option<StoreResult<Option<Arc<KeyRecord>>>> {
+    ) -> Option<StoreResult<tower_api_key::store::Lookup>> {
         if self.async_lookups {
             None
         } else {
-            self.inner.find_by_prefix_now(prefix)
+            self.inner.lookup_now(prefix)
         }
     }
 

@@ -1,0 +1,225 @@
+//! [`AuthenticatorBuilder`]: every setting of the verification pipeline, with its safe
+//! default.
+
+use std::{borrow::Cow, fmt, num::NonZeroU32, sync::Arc, time::Duration};
+
+use http::{
+    header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION},
+    HeaderName,
+};
+
+use super::{Authenticator, Config};
+use crate::{
+    error::{AuthErrorKind, Messages, Rejections},
+    key::{KeyFormat, KeyMode},
+    policy::{AcceptedModes, ForwardedHeader, Limiters, RateLimit, TrustedProxies},
+    store::{KeyStore, LastUse},
+};
+
+/// Failed attempts a client address may make: 300 a minute.
+const DEFAULT_FAILURE_LIMIT: RateLimit = match NonZeroU32::new(300) {
+    Some(n) => RateLimit::per_minute(n),
+    None => unreachable!(),
+};
+
+/// Configures an [`Authenticator`] (and so an [`ApiKeyLayer`](crate::auth::ApiKeyLayer)).
+///
+/// Every setting has a safe default; see each method.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderName;
+/// use tower_api_key::{
+///     auth::{ApiKeyLayer, Authenticator},
+///     error::AuthErrorKind,
+///     key::KeyFormat,
+///     store::{InMemoryKeyStore, LastUse},
+/// };
+///
+/// let auth = Authenticator::builder(InMemoryKeyStore::new())
+///     .realm("acme")
+///     .key_format(KeyFormat::new("acme").unwrap())
+///     .also_accept_header(HeaderName::from_static("x-api-key"))
+///     .message(AuthErrorKind::Expired, "This key has expired; mint a new one in Settings.")
+///     .last_use(LastUse::new(Duration::from_secs(300)))
+///     .build();
+/// let layer = ApiKeyLayer::new(auth);
+/// ```
+#[must_use]
+pub struct AuthenticatorBuilder {
+    store: Arc<dyn KeyStore>,
+    format: KeyFormat,
+    extra_header: Option<HeaderName>,
+    realm: String,
+    messages: Messages,
+    retry_after: Duration,
+    last_use: Option<LastUse>,
+    modes: AcceptedModes,
+    trusted_proxies: TrustedProxies,
+    rate_limit: Option<RateLimit>,
+    failure_limit: Option<RateLimit>,
+    rate_limit_headers: bool,
+}
+
+impl AuthenticatorBuilder {
+    /// The `realm` of the `WWW-Authenticate` challenge. Default `api`. Quotes and
+    /// backslashes are escaped; characters outside printable ASCII are dropped.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// The key format (namespace) accepted. Default `pk`.
+    pub fn key_format(mut self, format: KeyFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Also read the bare key from this header (e.g. `X-API-Key`). Off by default. A
+    /// request carrying both this header and `Authorization` is refused.
+    ///
+    /// # Panics
+    ///
+    /// For `Authorization`, `Proxy-Authorization` and `Cookie`, which must never carry
+    /// a bare key: a configuration mistake, caught at start-up.
+    pub fn also_accept_header(mut self, name: HeaderName) -> Self {
+        assert!(
+            ![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE].contains(&name),
+            "also_accept_header: `{name}` cannot carry a bare API key"
+        );
+        self.extra_header = Some(name);
+        self
+    }
+
+    /// Replaces the envelope message for one kind of refusal. The wire shape, code and
+    /// status stay; never put anything secret in a message.
+    pub fn message(mut self, kind: AuthErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        self.messages.set(kind, message.into());
+        self
+    }
+
+    /// `Retry-After` sent with 503 when the store fails. Default 1 s.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Where the layer notes each key's last use; see [`LastUse`]. Default: a log of
+    /// its own with a 60 s write interval. Pass a shared one to show the merged value
+    /// in management views; reach it later with [`Authenticator::last_use`].
+    pub fn last_use(mut self, last_use: LastUse) -> Self {
+        self.last_use = Some(last_use);
+        self
+    }
+
+    /// Accept keys of this mode only: `KeyMode::Live` in production, `KeyMode::Test`
+    /// on a staging deployment. A key of the other mode gets 401 with a message that
+    /// names the mode this endpoint expects. Default: both.
+    pub fn only_mode(mut self, mode: KeyMode) -> Self {
+        self.modes = AcceptedModes::only(mode);
+        self
+    }
+
+    /// Proxies whose forwarding header (`header`: the one they write) is believed for
+    /// a key's IP restrictions and the failed-attempts budget: when the connection
+    /// comes from one of them, the client is the rightmost forwarded address that is
+    /// not one of them. Default: none — no forwarding header is ever read and the
+    /// client is the connection's peer (axum's `ConnectInfo`, or
+    /// [`PeerAddr`](crate::policy::PeerAddr)).
+    pub fn trusted_proxies<I: IntoIterator<Item = ipnet::IpNet>>(
+        mut self,
+        proxies: I,
+        header: ForwardedHeader,
+    ) -> Self {
+        self.trusted_proxies = TrustedProxies {
+            nets: proxies.into_iter().collect(),
+            header,
+        };
+        self
+    }
+
+    /// The request rate every key gets unless its record sets its own
+    /// ([`KeyRecord::rate_limit`]). Over it: 429 `rate_limited` with `Retry-After`.
+    /// Counted only for verified keys. Default: no limit.
+    pub fn rate_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
+        self.rate_limit = rate.into();
+        self
+    }
+
+    /// Send the IETF rate-limit headers (draft-ietf-httpapi-ratelimit-headers) for
+    /// keys that have a rate: `RateLimit-Policy: "key";q=<requests>;w=<seconds>` and
+    /// `RateLimit: "key";r=<remaining>;t=<seconds until the whole quota is back>`, on
+    /// the inner service's responses and on the key's 429s. Off by default: the
+    /// draft may still change, and the headers tell every caller its quota.
+    pub fn rate_limit_headers(mut self, on: bool) -> Self {
+        self.rate_limit_headers = on;
+        self
+    }
+
+    /// The budget of failed attempts (malformed, unknown or wrong keys) per client
+    /// address (IPv6: per /64; clients of unknown address share one budget). Over it,
+    /// the client's failing requests get 429 with `Retry-After` instead of 401 until
+    /// the budget refills; its valid keys, other clients, and the quota of the keys it
+    /// guessed at are untouched. Default: 300 per minute; `None` turns it off.
+    pub fn failed_attempts_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
+        self.failure_limit = rate.into();
+        self
+    }
+
+    /// The authenticator.
+    pub fn build(mut self) -> Authenticator {
+        if let Some(message) = self.modes.refusal_message() {
+            self.messages
+                .set_default(AuthErrorKind::WrongMode, message.into());
+        }
+        Authenticator {
+            config: Arc::new(Config {
+                store: self.store,
+                format: self.format,
+                extra_header: self.extra_header,
+                rejections: Arc::new(Rejections::new(
+                    &self.realm,
+                    self.messages,
+                    self.retry_after,
+                )),
+                last_use: self.last_use.unwrap_or_default(),
+                modes: self.modes,
+                trusted_proxies: self.trusted_proxies,
+                limiters: Limiters::new(
+                    self.rate_limit,
+                    self.failure_limit,
+                    self.rate_limit_headers,
+                ),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for AuthenticatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatorBuilder")
+            .field("format", &self.format)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthenticatorBuilder {
+    /// Every setting at its default, over `store`.
+    pub(super) fn new(store: Arc<dyn KeyStore>) -> Self {
+        AuthenticatorBuilder {
+            store,
+            format: KeyFormat::default(),
+            extra_header: None,
+            realm: "api".into(),
+            messages: Messages::default(),
+            retry_after: Duration::from_secs(1),
+            last_use: None,
+            modes: AcceptedModes::default(),
+            trusted_proxies: TrustedProxies::default(),
+            rate_limit: None,
+            failure_limit: Some(DEFAULT_FAILURE_LIMIT),
+            rate_limit_headers: false,
+        }
+    }
+}

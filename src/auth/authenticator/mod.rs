@@ -1,0 +1,462 @@
+//! [`Authenticator`]: the one verification pipeline every caller goes through — the
+//! layer, the scope guard's principal, the self-revoking route, your own code.
+
+mod builder;
+mod request;
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use http::{request::Parts, HeaderMap, HeaderName};
+use subtle::ConstantTimeEq;
+
+pub use builder::AuthenticatorBuilder;
+pub(crate) use request::Head;
+use request::HeadFacts;
+
+use super::{
+    credential::{extract, Credential},
+    Principal,
+};
+use crate::{
+    error::{AuthError, AuthErrorKind, Rejections},
+    key::{KeyFormat, KeyHash, KeyPrefix},
+    policy::{
+        check_restrictions, AcceptedModes, Facts, Limiters, Outside, RateLimitStatus,
+        TrustedProxies,
+    },
+    store::{self, KeyRecord, KeyStore, LastUse, Lookup},
+};
+
+/// Compared against when the prefix is unknown, so an unknown prefix costs the same
+/// hashing and comparison as a wrong secret.
+const DUMMY_HASH: KeyHash = KeyHash::from_bytes([0x5a; 32]);
+
+/// The framework-free verifier: a request head in, [`Principal`] or [`AuthError`] out.
+///
+/// [`ApiKeyLayer`](super::ApiKeyLayer) is a thin adapter over it; use it directly from
+/// code that is not a tower service but has the request ([`authenticate`](Self::authenticate):
+/// a WebSocket upgrade, a handler of your own) or from code with no HTTP request at
+/// all ([`authenticate_outside_http`](Self::authenticate_outside_http): a job queue).
+/// Cloning is cheap.
+///
+/// For each request it: reads the credential (no I/O); checks the key's shape; makes
+/// one store lookup by prefix; hashes the presented key and compares the digest in
+/// constant time (against a decoy or a fixed dummy digest when the prefix is unknown,
+/// so the hashing, the comparison and the answer are the same as for a wrong secret);
+/// refuses revoked and expired keys; checks the key's restrictions and rate limit;
+/// counts a failed attempt against the client's budget; and notes the key's last use
+/// in memory ([`LastUse`]), writing it to the store at most once per key per interval.
+///
+/// With a store that answers from memory ([`KeyStore::lookup_now`]) the whole check
+/// runs without allocating a future; other stores are awaited.
+///
+/// ```
+/// use tower_api_key::{auth::Authenticator, error::AuthErrorKind, store::InMemoryKeyStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let auth = Authenticator::new(InMemoryKeyStore::new());
+/// let request = http::Request::get("/api/account")
+///     .header("authorization", "Bearer pk_live_not_a_key")
+///     .body(())
+///     .unwrap();
+/// let (parts, ()) = request.into_parts();
+/// let err = auth.authenticate(&parts).await.unwrap_err();
+/// assert_eq!(err.kind(), AuthErrorKind::InvalidCredentials);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Authenticator {
+    config: Arc<Config>,
+}
+
+/// What [`AuthenticatorBuilder::build`] settles.
+struct Config {
+    store: Arc<dyn KeyStore>,
+    format: KeyFormat,
+    extra_header: Option<HeaderName>,
+    rejections: Arc<Rejections>,
+    last_use: LastUse,
+    modes: AcceptedModes,
+    trusted_proxies: TrustedProxies,
+    limiters: Limiters,
+}
+
+/// The part of a verification that waits for the store, boxed once.
+pub(crate) type Verifying = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
+
+/// How far [`Authenticator::start`] got without waiting.
+pub(crate) enum Started {
+    /// Verified: admit the request.
+    Verified(Principal),
+    /// Refused: answer with the error.
+    Refused(AuthError),
+    /// The store must be waited for.
+    Pending(Verifying),
+}
+
+impl Started {
+    async fn finish(self) -> Result<Principal, AuthError> {
+        match self {
+            Started::Verified(principal) => Ok(principal),
+            Started::Refused(error) => Err(error),
+            Started::Pending(verify) => verify.await,
+        }
+    }
+}
+
+/// A well-formed key as presented: its prefix and digest, nothing secret.
+struct Presented {
+    prefix: KeyPrefix,
+    hash: KeyHash,
+}
+
+/// What the pipeline decides once the store has answered.
+enum Decision {
+    /// Refused, with the answer (a failed attempt already counted).
+    Refuse(AuthError),
+    /// Admitted, with the key's standing against its rate, if it has one.
+    Admit(Arc<KeyRecord>, Option<RateLimitStatus>),
+    /// Admitted once the key's last use is written (its write interval is due).
+    NoteUseThenAdmit(Arc<KeyRecord>, Option<RateLimitStatus>),
+}
+
+impl Authenticator {
+    /// An authenticator with the default settings over `store`.
+    pub fn new(store: impl KeyStore) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// Starts configuring an authenticator over `store`.
+    pub fn builder(store: impl KeyStore) -> AuthenticatorBuilder {
+        AuthenticatorBuilder::new(Arc::new(store))
+    }
+
+    /// Authenticates a request by its head, as the [layer](super::ApiKeyLayer) does:
+    /// the credential, the store lookup, the key's restrictions (client address,
+    /// origin, route) against the request, its rate limit, and the client's
+    /// failed-attempts budget. Every HTTP caller goes through here, so every rule
+    /// holds on every route.
+    ///
+    /// ```
+    /// use tower_api_key::{auth::Authenticator, error::AuthErrorKind, store::InMemoryKeyStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let auth = Authenticator::new(InMemoryKeyStore::new());
+    /// let (parts, ()) = http::Request::new(()).into_parts();
+    /// let err = auth.authenticate(&parts).await.unwrap_err();
+    /// assert_eq!(err.kind(), AuthErrorKind::MissingCredentials);
+    /// # });
+    /// ```
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        self.start(Head::of(parts)).finish().await
+    }
+
+    /// Authenticates bare key text that did not come with an HTTP request (a job
+    /// queue's message, a CLI argument). There is no request, so there is no client
+    /// address: no failed-attempts budget is counted, and a key with any restriction
+    /// is refused (403). Never use this for a key taken from an HTTP request: use
+    /// [`authenticate`](Self::authenticate) with the request's parts.
+    pub async fn authenticate_outside_http(&self, key: &str) -> Result<Principal, AuthError> {
+        match self.check_shape(key.as_bytes()) {
+            Ok(presented) => self.lookup(presented, None::<HeadFacts<'_>>).finish().await,
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Starts verifying a request: everything that needs no waiting happens here, and
+    /// with a store that answers at once (in memory, a cache hit) so does the rest.
+    pub(crate) fn start(&self, head: Head<'_>) -> Started {
+        let facts = HeadFacts {
+            head,
+            proxies: &self.config.trusted_proxies,
+        };
+        match self.presented(head.headers) {
+            Ok(presented) => self.lookup(presented, Some(facts)),
+            Err(error) => Started::Refused(self.counted(error, Some(&facts))),
+        }
+    }
+
+    /// The store lookup: answered at once (the decision is made here) or waited for
+    /// (the facts a decision needs are kept, owned, for after the wait).
+    fn lookup<'h>(&self, presented: Presented, facts: Option<HeadFacts<'h>>) -> Started {
+        let Some(found) = self.config.store.lookup_now(&presented.prefix) else {
+            let facts = facts.map(|facts| facts.to_owned());
+            let auth = self.clone();
+            return Started::Pending(Box::pin(async move {
+                let found = auth.config.store.find_by_prefix(&presented.prefix).await;
+                let now = SystemTime::now();
+                let decision =
+                    auth.decide(&presented, found.map(Lookup::found), facts.as_ref(), now);
+                auth.conclude(decision, now).await
+            }));
+        };
+        let now = SystemTime::now();
+        match self.decide(&presented, found, facts.as_ref(), now) {
+            Decision::Refuse(error) => Started::Refused(error),
+            Decision::Admit(record, rate) => Started::Verified(self.principal(record, rate)),
+            decision => {
+                let auth = self.clone();
+                Started::Pending(Box::pin(async move { auth.conclude(decision, now).await }))
+            }
+        }
+    }
+
+    /// The one place a verification is decided, whether the store answered at once or
+    /// after a wait: the comparison and the key's lifecycle, then (for a verified key)
+    /// its restrictions and rate, and whether its last use is due to be written. A
+    /// refusal for invalid credentials is counted against the client's budget.
+    fn decide(
+        &self,
+        presented: &Presented,
+        lookup: store::Result<Lookup>,
+        facts: Option<&impl Facts>,
+        now: SystemTime,
+    ) -> Decision {
+        let record = match self.check(presented, lookup, now) {
+            Ok(record) => record,
+            Err(error) => return Decision::Refuse(self.counted(error, facts)),
+        };
+        let rate = match self.permit(&record, facts) {
+            Ok(rate) => rate,
+            Err(error) => return Decision::Refuse(error),
+        };
+        if self.config.last_use.note(&record, now) {
+            Decision::NoteUseThenAdmit(record, rate)
+        } else {
+            Decision::Admit(record, rate)
+        }
+    }
+
+    /// Carries out a decision: a due last-use write happens before the admission.
+    async fn conclude(&self, decision: Decision, now: SystemTime) -> Result<Principal, AuthError> {
+        match decision {
+            Decision::Refuse(error) => Err(error),
+            Decision::Admit(record, rate) => Ok(self.principal(record, rate)),
+            Decision::NoteUseThenAdmit(record, rate) => {
+                self.note_use_and_admit(record, rate, now).await
+            }
+        }
+    }
+
+    /// Reads and shape-checks the credential, and hashes it. No I/O.
+    fn presented(&self, headers: &HeaderMap) -> Result<Presented, AuthError> {
+        match extract(headers, self.config.extra_header.as_ref()) {
+            Credential::Missing => Err(self.error(AuthErrorKind::MissingCredentials)),
+            Credential::Malformed => Err(self.error(AuthErrorKind::InvalidCredentials)),
+            Credential::Token(token) => self.check_shape(token),
+        }
+    }
+
+    fn check_shape(&self, token: &[u8]) -> Result<Presented, AuthError> {
+        let (prefix, mode) = self
+            .config
+            .format
+            .split(token)
+            .ok_or_else(|| self.error(AuthErrorKind::InvalidCredentials))?;
+        // The mode is in the key's text, public: refuse a wrong one before any lookup.
+        if !self.config.modes.accepts(mode) {
+            return Err(self.error(AuthErrorKind::WrongMode));
+        }
+        Ok(Presented {
+            prefix,
+            hash: KeyHash::digest(token),
+        })
+    }
+
+    /// The store's answer, the constant-time comparison and the key's lifecycle. An
+    /// unknown prefix is compared against the store's decoy, else a fixed dummy digest.
+    fn check(
+        &self,
+        presented: &Presented,
+        lookup: store::Result<Lookup>,
+        now: SystemTime,
+    ) -> Result<Arc<KeyRecord>, AuthError> {
+        let (record, found) = lookup
+            .map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?
+            .into_parts();
+        // The same work whether the record is the prefix's or a decoy: no branch on
+        // `found` before the outcome, which is the same refusal for both.
+        let expected = record.as_deref().map_or(&DUMMY_HASH, |r| &r.hash);
+        let matched = presented.hash.ct_eq(expected) & found;
+        let record = match record {
+            Some(record) if bool::from(matched) => record,
+            _ => return Err(self.error(AuthErrorKind::InvalidCredentials)),
+        };
+        if record.is_revoked_at(now) {
+            return Err(self.error(AuthErrorKind::Revoked));
+        }
+        if record.is_expired_at(now) {
+            return Err(self.error(AuthErrorKind::Expired));
+        }
+        Ok(record)
+    }
+
+    /// What a verified key may do with this request: its restrictions (if it has
+    /// any), then its rate; `Ok` carries the key's standing against its rate, if it
+    /// has one. Without a request (`None`), a restricted key is refused.
+    fn permit(
+        &self,
+        record: &KeyRecord,
+        facts: Option<&impl Facts>,
+    ) -> Result<Option<RateLimitStatus>, AuthError> {
+        if !record.restrictions.is_empty() {
+            self.restrict(record, facts)?;
+        }
+        self.limit(record)
+    }
+
+    fn restrict(&self, record: &KeyRecord, facts: Option<&impl Facts>) -> Result<(), AuthError> {
+        let outside = match facts {
+            Some(facts) => {
+                let outside = check_restrictions(&record.restrictions, facts);
+                if outside == Err(Outside::Ip) && facts.client().is_none() {
+                    warn_no_client_addr("an IP restriction");
+                }
+                outside
+            }
+            None if !record.restrictions.ips.is_empty() => Err(Outside::Ip),
+            None if !record.restrictions.origins.is_empty() => Err(Outside::Origin),
+            None => Err(Outside::Route),
+        };
+        outside.map_err(|outside| {
+            self.error(match outside {
+                Outside::Ip => AuthErrorKind::IpNotAllowed,
+                Outside::Origin => AuthErrorKind::OriginNotAllowed,
+                Outside::Route => AuthErrorKind::RouteNotAllowed,
+            })
+        })
+    }
+
+    /// Counts a verified key's request against its rate; 429 when over. Only verified
+    /// keys get here, so guesses under a key's prefix never use up its quota.
+    fn limit(&self, record: &KeyRecord) -> Result<Option<RateLimitStatus>, AuthError> {
+        let limiters = &self.config.limiters;
+        limiters
+            .check_key(&record.prefix, record.rate_limit)
+            .map_err(|over| {
+                let error = self.rate_limited(over.retry_after);
+                if limiters.sends_headers() {
+                    error.with_headers(over.status.headers())
+                } else {
+                    error
+                }
+            })
+    }
+
+    /// A refusal, counted against the client's failed-attempts budget when it is for
+    /// invalid credentials and came with a request (without one there is no client to
+    /// count); it becomes 429 while the client is over its budget (its valid keys keep
+    /// working).
+    fn counted(&self, error: AuthError, facts: Option<&impl Facts>) -> AuthError {
+        let limiters = &self.config.limiters;
+        let Some(facts) = facts else { return error };
+        if error.kind() != AuthErrorKind::InvalidCredentials || !limiters.counts_failures() {
+            return error;
+        }
+        let client = facts.client();
+        if client.is_none() {
+            warn_no_client_addr("the failed-attempts budget");
+        }
+        match limiters.failed(client) {
+            Ok(()) => error,
+            Err(wait) => self.rate_limited(wait),
+        }
+    }
+
+    fn rate_limited(&self, wait: Duration) -> AuthError {
+        self.error(AuthErrorKind::RateLimited)
+            .with_retry_after(wait)
+    }
+
+    /// Whose forwarding headers are believed: the management routes name a request's
+    /// client with [`TrustedProxies::client_of`], as this pipeline does.
+    #[cfg(feature = "axum")]
+    pub(crate) fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.config.trusted_proxies
+    }
+
+    /// Writes the key's last use, then admits it — unless the key was revoked while
+    /// the write was under way, so that no request is let through after a revoke
+    /// returned. A failed write does not refuse a valid key (the use stays pending for
+    /// the next write or [`LastUse::flush`]).
+    async fn note_use_and_admit(
+        &self,
+        record: Arc<KeyRecord>,
+        rate: Option<RateLimitStatus>,
+        now: SystemTime,
+    ) -> Result<Principal, AuthError> {
+        let store = &self.config.store;
+        if store.record_last_use(&record.id, now).await.is_ok() {
+            self.config.last_use.stored(&record, now);
+        }
+        let current = match store.lookup_now(&record.prefix) {
+            Some(found) => found.map(Lookup::into_found),
+            None => store.find_by_prefix(&record.prefix).await,
+        };
+        match current {
+            Ok(Some(current)) if current.is_revoked_at(SystemTime::now()) => {
+                Err(self.error(AuthErrorKind::Revoked))
+            }
+            Ok(_) => Ok(self.principal(record, rate)),
+            Err(e) => Err(self.error(AuthErrorKind::StoreUnavailable).with_source(e)),
+        }
+    }
+
+    fn principal(&self, record: Arc<KeyRecord>, rate: Option<RateLimitStatus>) -> Principal {
+        Principal::new(record, self.config.rejections.clone(), rate)
+    }
+
+    /// The log of last uses this authenticator notes into.
+    pub fn last_use(&self) -> &LastUse {
+        &self.config.last_use
+    }
+
+    /// Writes the last uses noted here but not yet stored; call on graceful shutdown.
+    pub async fn flush_last_use(&self) -> store::Result<usize> {
+        self.config.last_use.flush(&*self.config.store).await
+    }
+
+    pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {
+        AuthError::with_rejections(kind, self.config.rejections.clone())
+    }
+}
+
+/// Logs, once per process, that a request came without a client address while a rule
+/// needed one: every such client then shares one failed-attempts budget, and keys
+/// restricted to addresses are refused.
+fn warn_no_client_addr(needed_by: &'static str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            needed_by,
+            "a request reached the API key check without a client address: clients of \
+             unknown address share one failed-attempts budget and IP-restricted keys are \
+             refused. Give axum the peer (`ConnectInfo`, from \
+             `into_make_service_with_connect_info::<SocketAddr>()`), \
+             or insert `tower_api_key::policy::PeerAddr` into each hyper request's \
+             extensions (logged once)",
+        );
+    });
+}
+
+impl<S: KeyStore> From<S> for Authenticator {
+    fn from(store: S) -> Self {
+        Authenticator::new(store)
+    }
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("format", &self.config.format)
+            .field("extra_header", &self.config.extra_header)
+            .field("last_use", &self.config.last_use)
+            .finish_non_exhaustive()
+    }
+}
