@@ -42,7 +42,7 @@ use http::{header::SET_COOKIE, HeaderValue, Method, StatusCode};
 use network::Exchange;
 use serde_json::{json, Value};
 use tower_api_key::{
-    manage::{self, HookError, KeyEvent, KeyHooks, Keys},
+    manage::{self, Caller, HookError, KeyEvent, KeyHooks, Keys},
     policy::{RateLimit, Restrictions},
     session::{CookieSessions, SessionGuardLayer, SessionUser},
     store::{InsertRule, KeyStore},
@@ -1278,7 +1278,7 @@ async fn the_one_active_card_acts_only_on_the_key_it_shows() {
         // which is no longer the active one: 409, shown; no key minted.
         let successor = behind
             .one_active()
-            .rotate("demo", Duration::from_secs(86_400))
+            .rotate(&Caller::system(), "demo", Duration::from_secs(86_400))
             .await
             .expect("rotate");
         b.client

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
-    manage::{self, Keys, ManageError, NewKey},
+    manage::{self, Caller, Keys, ManageError, NewKey},
+    policy::RateLimit,
     session::{CookieSessions, SessionGuardLayer},
     store::KeyStore,
     InMemoryKeyStore,
@@ -33,8 +34,13 @@ struct Fixture {
 /// The API (`GET /api/account` behind the key layer) and the management routes, over
 /// one store, as the quickstart wires them.
 fn fixture_with(store: impl KeyStore + Clone) -> Fixture {
+    fixture_of(store, |keys| keys)
+}
+
+/// [`fixture_with`], with `configure` applied to the key management.
+fn fixture_of(store: impl KeyStore + Clone, configure: impl FnOnce(Keys) -> Keys) -> Fixture {
     let auth = Authenticator::new(store.clone());
-    let keys = Keys::new(store).last_use(auth.last_use().clone());
+    let keys = configure(Keys::new(store).last_use(auth.last_use().clone()));
     let sessions = CookieSessions::new(&[3u8; 64]).unwrap();
     let guard = SessionGuardLayer::new(sessions.clone());
     let api = common::account_api(auth.clone());
@@ -233,7 +239,7 @@ async fn rotation_keeps_the_old_key_for_the_grace_period_only() {
     let again = f
         .keys
         .named()
-        .rotate("demo", &old_record, Duration::ZERO)
+        .rotate(&Caller::system(), "demo", &old_record, Duration::ZERO)
         .await;
     assert!(matches!(again, Err(ManageError::AlreadyRevoked)));
 
@@ -251,7 +257,7 @@ async fn zero_grace_switches_at_once() {
     let minted = f
         .keys
         .one_active()
-        .rotate("demo", Duration::ZERO)
+        .rotate(&Caller::system(), "demo", Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(f.use_key(&old).await, StatusCode::UNAUTHORIZED);
@@ -268,7 +274,11 @@ async fn expiry_is_enforced_and_validated() {
     let minted = f
         .keys
         .named()
-        .create("demo", NewKey::named("short").expires_at(soon))
+        .create(
+            &Caller::system(),
+            "demo",
+            NewKey::named("short").expires_at(soon),
+        )
         .await
         .unwrap();
     let key = minted.api_key().expose_secret().to_owned();
@@ -414,7 +424,11 @@ async fn no_request_succeeds_once_revoke_returns() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    f.keys.one_active().revoke("demo").await.unwrap();
+    f.keys
+        .one_active()
+        .revoke(&Caller::system(), "demo")
+        .await
+        .unwrap();
     let revoked = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(50)).await;
     stop.store(true, Ordering::SeqCst);
@@ -457,7 +471,7 @@ async fn no_secret_in_debug_errors_or_later_views() {
     let minted = f
         .keys
         .named()
-        .create("demo", NewKey::named("x"))
+        .create(&Caller::system(), "demo", NewKey::named("x"))
         .await
         .unwrap();
     let secret = &minted.api_key().expose_secret()[24..];
@@ -502,7 +516,11 @@ async fn owners_cannot_grant_themselves_scopes_or_absurd_times() {
     let keys = f.keys.clone().grantable_scopes(["leads:read"]);
     let minted = keys
         .named()
-        .create("demo", NewKey::named("ok").scope("leads:read"))
+        .create(
+            &Caller::system(),
+            "demo",
+            NewKey::named("ok").scope("leads:read"),
+        )
         .await
         .unwrap();
     assert_eq!(minted.view().scopes, ["leads:read"]);
@@ -534,6 +552,7 @@ async fn rotation_keeps_scopes_and_expiry_and_refuses_dead_keys() {
     let old = keys
         .named()
         .create(
+            &Caller::system(),
             "demo",
             NewKey::named("ci").scope("leads:read").expires_at(expiry),
         )
@@ -541,7 +560,12 @@ async fn rotation_keeps_scopes_and_expiry_and_refuses_dead_keys() {
         .unwrap();
     let new = keys
         .named()
-        .rotate("demo", &old.view().id, Duration::from_secs(60))
+        .rotate(
+            &Caller::system(),
+            "demo",
+            &old.view().id,
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert_eq!(new.view().name, "ci");
@@ -551,13 +575,63 @@ async fn rotation_keeps_scopes_and_expiry_and_refuses_dead_keys() {
     let soon = SystemTime::now() + Duration::from_millis(100);
     let short = keys
         .named()
-        .create("demo", NewKey::named("short").expires_at(soon))
+        .create(
+            &Caller::system(),
+            "demo",
+            NewKey::named("short").expires_at(soon),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     let dead = keys
         .named()
-        .rotate("demo", &short.view().id, Duration::ZERO)
+        .rotate(&Caller::system(), "demo", &short.view().id, Duration::ZERO)
         .await;
     assert!(matches!(dead, Err(ManageError::AlreadyRevoked)));
+}
+
+/// Keys minted through the routes could never get a rate limit or restrictions: the
+/// mint-time policy sets them per owner, and a rotation keeps them.
+#[tokio::test]
+async fn on_mint_bounds_keys_minted_through_the_routes() {
+    let trial: RateLimit = "1/m".parse().unwrap();
+    let f = fixture_of(InMemoryKeyStore::new(), |keys| {
+        keys.on_mint(move |owner, record| {
+            if owner.starts_with("trial_") {
+                record.rate_limit(trial).metadata("plan", "trial")
+            } else {
+                record
+            }
+        })
+    });
+    let key = f.create_one("trial_1").await;
+    assert_eq!(f.use_key(&key).await, StatusCode::OK);
+    assert_eq!(f.use_key(&key).await, StatusCode::TOO_MANY_REQUESTS);
+    let view = f
+        .manage(Method::GET, ONE, Some("trial_1"), None)
+        .await
+        .json();
+    assert_eq!(view["rate_limit"], "1/60s");
+    assert_eq!(view["metadata"]["plan"], "trial");
+    let rotated = f
+        .manage(
+            Method::POST,
+            &format!("{ONE}/rotate"),
+            Some("trial_1"),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.json()["rate_limit"], "1/60s", "{rotated:?}");
+    // Other owners are untouched.
+    let paid = f.create_one("acct_2").await;
+    for _ in 0..3 {
+        assert_eq!(f.use_key(&paid).await, StatusCode::OK);
+    }
+    let minted = f
+        .keys
+        .named()
+        .create(&Caller::system(), "trial_2", NewKey::named("ci"))
+        .await
+        .unwrap();
+    assert_eq!(minted.view().rate_limit, Some(trial));
 }

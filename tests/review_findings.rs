@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
-    manage::{self, Keys, NewKey},
+    manage::{self, Caller, Keys, NewKey},
     policy::{PeerAddr, RateLimit, Restrictions},
     session::{CookieSessions, SessionGuardLayer},
     store::{InsertRule, KeyStore},
@@ -179,7 +179,7 @@ async fn rotation_loosened_restrictions_and_rate_limit_through_keys() {
     let minted = f
         .keys
         .one_active()
-        .rotate("demo", std::time::Duration::ZERO)
+        .rotate(&Caller::system(), "demo", std::time::Duration::ZERO)
         .await
         .unwrap();
     let view = minted.view();
@@ -546,6 +546,10 @@ async fn unbounded_scopes_and_keys_per_owner() {
         .manage(Method::DELETE, &format!("{NAMED}/{other}"), None)
         .await;
     assert_eq!(reply.status, StatusCode::OK);
-    let minted = f.keys.named().create("demo", NewKey::named("e")).await;
+    let minted = f
+        .keys
+        .named()
+        .create(&Caller::system(), "demo", NewKey::named("e"))
+        .await;
     assert!(minted.is_ok(), "{minted:?}");
 }

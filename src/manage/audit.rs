@@ -100,11 +100,11 @@ where
 ///
 /// The management router fills in the actor (the session user, or the key revoking
 /// itself) and the client address (as the authenticator names it); code calling
-/// [`Keys`](super::Keys) directly says who acts with
-/// [`Keys::acting_as`](super::Keys::acting_as).
+/// [`Keys`](super::Keys) directly says who acts with the [`Caller`](super::Caller)
+/// it passes.
 ///
 /// ```
-/// use tower_api_key::manage::{Actor, AuditTrail, Keys, MemoryAuditSink, NewKey, TracingAuditSink};
+/// use tower_api_key::manage::{Actor, AuditTrail, Caller, Keys, MemoryAuditSink, NewKey, TracingAuditSink};
 /// use tower_api_key::store::InMemoryKeyStore;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -256,22 +256,20 @@ impl AuditSink for TracingAuditSink {
 mod tests {
     use super::*;
     use crate::{
-        manage::{Keys, NewKey},
+        manage::{Caller, Keys, NewKey},
         store::InMemoryKeyStore,
     };
 
     #[tokio::test]
     async fn the_memory_sink_keeps_the_most_recent_entries() {
         let recent = MemoryAuditSink::new(2);
-        let keys = Keys::new(InMemoryKeyStore::new())
-            .hook(AuditTrail::new(recent.clone()))
-            .acting_as(Actor::user("u1"))
-            .client_addr("203.0.113.9".parse().unwrap());
+        let keys = Keys::new(InMemoryKeyStore::new()).hook(AuditTrail::new(recent.clone()));
+        let caller = Caller::user("u1").from_addr("203.0.113.9".parse().ok());
         let mut prefixes = Vec::new();
         for name in ["a", "b", "c"] {
             let minted = keys
                 .named()
-                .create("u1", NewKey::named(name))
+                .create(&caller, "u1", NewKey::named(name))
                 .await
                 .unwrap();
             prefixes.push(minted.view().prefix);

@@ -37,7 +37,7 @@ use crate::{key::KeyPrefix, store::BoxError};
 /// Hooks run inside the request: keep them quick, or hand slow work to a queue.
 ///
 /// ```
-/// use tower_api_key::manage::{HookError, KeyEvent, KeyHooks, Keys, NewKey};
+/// use tower_api_key::manage::{Caller, HookError, KeyEvent, KeyHooks, Keys, NewKey};
 /// use tower_api_key::store::InMemoryKeyStore;
 ///
 /// /// Creates the owner's webhook app next to each new key.
@@ -57,7 +57,7 @@ use crate::{key::KeyPrefix, store::BoxError};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let keys = Keys::new(InMemoryKeyStore::new()).hook(WebhookApp);
-/// let minted = keys.named().create("acct_42", NewKey::named("ci")).await?; // still minted
+/// let minted = keys.named().create(&Caller::system(), "acct_42", NewKey::named("ci")).await?; // still minted
 /// assert_eq!(minted.hook_failures()[0].hook(), "webhook");
 ///
 /// // Kept with the key, for its owner and for a job that retries:
@@ -162,8 +162,7 @@ pub enum Actor {
         /// The key's public prefix.
         prefix: KeyPrefix,
     },
-    /// Your own code, calling [`Keys`](super::Keys) without saying who acts
-    /// ([`Keys::acting_as`](super::Keys::acting_as)).
+    /// Your own code: a job, an admin tool ([`Caller::system`]).
     System,
 }
 
@@ -171,6 +170,60 @@ impl Actor {
     /// A logged-in user.
     pub fn user(id: impl Into<String>) -> Self {
         Actor::User { id: id.into() }
+    }
+}
+
+/// Who performs a key operation, and from which client address: passed to every
+/// operation of [`Keys`](super::Keys) that changes a key, and reported to the hooks
+/// and the audit trail as [`KeyEvent::actor`] and [`KeyEvent::client_addr`].
+///
+/// The management router passes the session user (or, for a self-revoking `DELETE`,
+/// the key itself) and the client's address as the authenticator names it.
+///
+/// ```
+/// use tower_api_key::manage::{Actor, Caller};
+///
+/// let from_a_job = Caller::system();
+/// let from_a_request = Caller::user("acct_42").from_addr("203.0.113.9".parse().ok());
+/// assert_eq!(from_a_request.actor, Actor::user("acct_42"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Caller {
+    /// Who acts.
+    pub actor: Actor,
+    /// From where, when known.
+    pub client_addr: Option<IpAddr>,
+}
+
+impl Caller {
+    /// Your own code (a job, an admin tool), from no particular address.
+    pub fn system() -> Self {
+        Caller::new(Actor::System)
+    }
+
+    /// A logged-in user.
+    pub fn user(id: impl Into<String>) -> Self {
+        Caller::new(Actor::user(id))
+    }
+
+    /// The key itself (a key revoking itself).
+    pub fn key(prefix: KeyPrefix) -> Self {
+        Caller::new(Actor::Key { prefix })
+    }
+
+    /// `actor`, from no particular address.
+    pub fn new(actor: Actor) -> Self {
+        Caller {
+            actor,
+            client_addr: None,
+        }
+    }
+
+    /// The same caller, from `addr` (`None`: unknown).
+    pub fn from_addr(mut self, addr: Option<IpAddr>) -> Self {
+        self.client_addr = addr;
+        self
     }
 }
 
@@ -421,7 +474,7 @@ mod tests {
             .hook(hook("last", false));
         let minted = keys
             .named()
-            .create("acct", NewKey::named("ci"))
+            .create(&Caller::system(), "acct", NewKey::named("ci"))
             .await
             .expect("minted despite the failing hooks");
         assert_eq!(
@@ -486,7 +539,7 @@ mod tests {
         });
         let minted = keys
             .named()
-            .create("acct", NewKey::named("ci"))
+            .create(&Caller::system(), "acct", NewKey::named("ci"))
             .await
             .expect("minted although the store refused the note");
         assert_eq!(minted.hook_failures().len(), 1);
@@ -507,7 +560,7 @@ mod tests {
         });
         let first = keys
             .named()
-            .create("acct", NewKey::named("ci"))
+            .create(&Caller::system(), "acct", NewKey::named("ci"))
             .await
             .unwrap();
         store
@@ -518,7 +571,12 @@ mod tests {
         // and the create's is still unresolved.
         let next = keys
             .named()
-            .rotate("acct", &first.view().id, std::time::Duration::ZERO)
+            .rotate(
+                &Caller::system(),
+                "acct",
+                &first.view().id,
+                std::time::Duration::ZERO,
+            )
             .await
             .unwrap();
         assert!(next.hook_failures().is_empty());

@@ -1,6 +1,5 @@
 use std::{
     fmt,
-    net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -8,12 +7,12 @@ use std::{
 use super::{
     hooks::Hooks,
     types::{DEFAULT_MAX_KEYS_PER_OWNER, MAX_GRACE, REVOKED_SHOWN_FOR},
-    ActiveKey, Actor, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView, ManageError,
+    ActiveKey, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView, ManageError,
     MintedKey, NewKey,
 };
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
-    store::{InsertRule, KeyId, KeyRecord, KeyStore, LastUse},
+    store::{InsertRule, KeyId, KeyRecord, KeyRecordBuilder, KeyStore, LastUse},
 };
 
 /// Key lifecycle over any [`KeyStore`]: mint, view, rotate and revoke, under the
@@ -26,18 +25,18 @@ use crate::{
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_api_key::{auth::Authenticator, manage::{Keys, NewKey}, store::InMemoryKeyStore};
+/// use tower_api_key::{auth::Authenticator, manage::{Caller, Keys, NewKey}, store::InMemoryKeyStore};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store = InMemoryKeyStore::new();
 /// let auth = Authenticator::new(store.clone());
 /// let keys = Keys::new(store).last_use(auth.last_use().clone());
 ///
-/// let minted = keys.one_active().create("acct_42", NewKey::default()).await?;
+/// let minted = keys.one_active().create(&Caller::system(), "acct_42", NewKey::default()).await?;
 /// println!("shown once: {}", minted.api_key().expose_secret());
-/// assert!(keys.one_active().create("acct_42", NewKey::default()).await.is_err()); // 409
+/// assert!(keys.one_active().create(&Caller::system(), "acct_42", NewKey::default()).await.is_err()); // 409
 ///
-/// let next = keys.one_active().rotate("acct_42", Duration::from_secs(3600)).await?;
+/// let next = keys.one_active().rotate(&Caller::system(), "acct_42", Duration::from_secs(3600)).await?;
 /// assert_eq!(keys.one_active().view("acct_42").await?.retiring.len(), 1);
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// # }).unwrap();
@@ -51,9 +50,11 @@ pub struct Keys {
     grantable_scopes: Vec<String>,
     max_keys_per_owner: usize,
     hooks: Hooks,
-    actor: Actor,
-    client_addr: Option<IpAddr>,
+    on_mint: Option<OnMint>,
 }
+
+/// The mint-time policy of [`Keys::on_mint`].
+type OnMint = Arc<dyn Fn(&str, KeyRecordBuilder) -> KeyRecordBuilder + Send + Sync>;
 
 /// What a new key is made from.
 enum Grant<'a> {
@@ -76,8 +77,7 @@ impl Keys {
             grantable_scopes: Vec::new(),
             max_keys_per_owner: DEFAULT_MAX_KEYS_PER_OWNER,
             hooks: Hooks::default(),
-            actor: Actor::System,
-            client_addr: None,
+            on_mint: None,
         }
     }
 
@@ -128,18 +128,31 @@ impl Keys {
         self
     }
 
-    /// Says who performs the operations made through the returned handle, for the
-    /// hooks' [`KeyEvent::actor`]. Default: [`Actor::System`]. The management router
-    /// sets the session user (or the self-revoking key) on every request.
-    pub fn acting_as(mut self, actor: Actor) -> Self {
-        self.actor = actor;
-        self
-    }
-
-    /// The client address the hooks' [`KeyEvent::client_addr`] reports. Default:
-    /// unknown. The management router sets the address the authenticator names.
-    pub fn client_addr(mut self, addr: IpAddr) -> Self {
-        self.client_addr = Some(addr);
+    /// A policy applied to every key an owner mints (not to a rotation's successor,
+    /// which keeps the old key's bounds): it gets the owner and the record being built,
+    /// after the request's name, scopes, expiry and mode, and returns it with whatever
+    /// your service sets for that owner — a rate limit by plan, restrictions, metadata.
+    ///
+    /// ```
+    /// use tower_api_key::{manage::{Caller, Keys, NewKey}, policy::RateLimit, store::InMemoryKeyStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let free: RateLimit = "100/h".parse()?;
+    /// let keys = Keys::new(InMemoryKeyStore::new())
+    ///     .on_mint(move |owner, record| {
+    ///         // Look the owner's plan up in memory: this runs on every mint.
+    ///         if owner.starts_with("trial_") { record.rate_limit(free) } else { record }
+    ///     });
+    /// let minted = keys.named().create(&Caller::system(), "trial_7", NewKey::named("ci")).await?;
+    /// assert_eq!(minted.view().rate_limit, Some(free));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn on_mint(
+        mut self,
+        policy: impl Fn(&str, KeyRecordBuilder) -> KeyRecordBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.on_mint = Some(Arc::new(policy));
         self
     }
 
@@ -188,9 +201,12 @@ impl Keys {
                     .name(new.name)
                     .scopes(scopes)
                     .expires_at(new.expires_at)
-                    .created_at(now)
-                    .build();
-                (key, record)
+                    .created_at(now);
+                let record = match &self.on_mint {
+                    Some(policy) => policy(owner, record),
+                    None => record,
+                };
+                (key, record.build())
             }
             Grant::Successor(old) => {
                 let key = ApiKey::generate_in(&self.format, old.mode).map_err(ManageError::Mint)?;
@@ -254,6 +270,7 @@ impl Keys {
     /// logged).
     async fn announce(
         &self,
+        caller: &Caller,
         action: KeyAction,
         owner: &str,
         key: &KeyView,
@@ -267,8 +284,8 @@ impl Keys {
             owner: owner.to_owned(),
             key: key.clone(),
             replaced,
-            actor: self.actor.clone(),
-            client_addr: self.client_addr,
+            actor: caller.actor.clone(),
+            client_addr: caller.client_addr,
             at: SystemTime::now(),
         };
         self.hooks.run(&event).await
@@ -305,13 +322,14 @@ impl Keys {
     /// Mints a key and runs the create hooks.
     async fn create(
         &self,
+        caller: &Caller,
         owner: &str,
         new: NewKey,
         rule: InsertRule,
     ) -> Result<MintedKey, ManageError> {
         let mut minted = self.mint(owner, Grant::Requested(new), rule).await?;
         let failures = self
-            .announce(KeyAction::Created, owner, &minted.view, None)
+            .announce(caller, KeyAction::Created, owner, &minted.view, None)
             .await;
         self.keep_failures(&mut minted, failures).await;
         Ok(minted)
@@ -333,6 +351,7 @@ impl Keys {
 
     async fn revoke_record(
         &self,
+        caller: &Caller,
         record: &KeyRecord,
         now: SystemTime,
     ) -> Result<KeyView, ManageError> {
@@ -344,7 +363,7 @@ impl Keys {
         let view = self.view(&revoked, now);
         // Revoking a revoked key changes nothing, so it is no event.
         if !record.is_revoked_at(now) {
-            self.announce(KeyAction::Revoked, &record.owner, &view, None)
+            self.announce(caller, KeyAction::Revoked, &record.owner, &view, None)
                 .await;
         }
         Ok(view)
@@ -355,6 +374,7 @@ impl Keys {
     /// the old key's revocation `grace` from now, in one atomic store operation.
     async fn rotate_record(
         &self,
+        caller: &Caller,
         old: &KeyRecord,
         grace: Duration,
     ) -> Result<MintedKey, ManageError> {
@@ -377,7 +397,13 @@ impl Keys {
         retiring.revoked_at = Some(revoke_at);
         let replaced = self.view(&retiring, now);
         let failures = self
-            .announce(KeyAction::Rotated, &old.owner, &minted.view, Some(replaced))
+            .announce(
+                caller,
+                KeyAction::Rotated,
+                &old.owner,
+                &minted.view,
+                Some(replaced),
+            )
             .await;
         self.keep_failures(&mut minted, failures).await;
         Ok(minted)
@@ -391,8 +417,7 @@ impl fmt::Debug for Keys {
             .field("default_scopes", &self.default_scopes)
             .field("grantable_scopes", &self.grantable_scopes)
             .field("hooks", &self.hooks)
-            .field("actor", &self.actor)
-            .field("client_addr", &self.client_addr)
+            .field("on_mint", &self.on_mint.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -407,9 +432,14 @@ impl OneActiveKeys {
     /// Mints the owner's key; [`ManageError::ActiveKeyExists`] (409) while one is
     /// active. The check and the insert are one atomic store operation, so of two
     /// concurrent creates exactly one succeeds.
-    pub async fn create(&self, owner: &str, new: NewKey) -> Result<MintedKey, ManageError> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        new: NewKey,
+    ) -> Result<MintedKey, ManageError> {
         self.keys
-            .create(owner, new, InsertRule::NoOtherActiveKey)
+            .create(caller, owner, new, InsertRule::NoOtherActiveKey)
             .await
     }
 
@@ -437,7 +467,7 @@ impl OneActiveKeys {
     /// [`ManageError::NotFound`] (404) when none does. When it returns, requests with
     /// those keys are refused — including a successor that a concurrent rotation
     /// inserted meanwhile. To revoke one key, use [`revoke_key`](Self::revoke_key).
-    pub async fn revoke(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
+    pub async fn revoke(&self, caller: &Caller, owner: &str) -> Result<Vec<KeyView>, ManageError> {
         let mut revoked = Vec::new();
         // Until a listing finds nothing left that works (bounded, in case of a
         // rotation storm; each pass revokes what it finds).
@@ -454,7 +484,7 @@ impl OneActiveKeys {
                 break;
             }
             for record in &working {
-                revoked.push(self.keys.revoke_record(record, now).await?);
+                revoked.push(self.keys.revoke_record(caller, record, now).await?);
             }
         }
         if revoked.is_empty() {
@@ -469,6 +499,7 @@ impl OneActiveKeys {
     /// [`ManageError::AlreadyRevoked`] (409) for one that no longer works.
     pub async fn revoke_key(
         &self,
+        caller: &Caller,
         owner: &str,
         key: impl Into<KeyRef>,
     ) -> Result<KeyView, ManageError> {
@@ -477,7 +508,7 @@ impl OneActiveKeys {
         if !record.works_at(now) {
             return Err(ManageError::AlreadyRevoked);
         }
-        self.keys.revoke_record(&record, now).await
+        self.keys.revoke_record(caller, &record, now).await
     }
 
     /// Mints a successor to the active key — the one [`view`](Self::view) shows —
@@ -485,10 +516,15 @@ impl OneActiveKeys {
     /// and its name and metadata), and lets the old key work for `grace` more (zero:
     /// refused at once). Atomic: of two concurrent rotations one wins, the other gets
     /// [`ManageError::AlreadyRevoked`].
-    pub async fn rotate(&self, owner: &str, grace: Duration) -> Result<MintedKey, ManageError> {
+    pub async fn rotate(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        grace: Duration,
+    ) -> Result<MintedKey, ManageError> {
         let owned = self.keys.owned(owner).await?;
         let active = newest_active(&owned, SystemTime::now()).ok_or(ManageError::NotFound)?;
-        self.keys.rotate_record(active, grace).await
+        self.keys.rotate_record(caller, active, grace).await
     }
 
     /// [`rotate`](Self::rotate), but only if `key` (by id or prefix, as the owner saw
@@ -496,6 +532,7 @@ impl OneActiveKeys {
     /// that a stale page never replaces a key its owner did not pick.
     pub async fn rotate_key(
         &self,
+        caller: &Caller,
         owner: &str,
         key: impl Into<KeyRef>,
         grace: Duration,
@@ -506,7 +543,9 @@ impl OneActiveKeys {
             return Err(ManageError::NotFound);
         }
         match newest_active(&owned, SystemTime::now()) {
-            Some(active) if key.names(active) => self.keys.rotate_record(active, grace).await,
+            Some(active) if key.names(active) => {
+                self.keys.rotate_record(caller, active, grace).await
+            }
             _ => Err(ManageError::NotActiveKey),
         }
     }
@@ -528,12 +567,17 @@ pub struct NamedKeys {
 
 impl NamedKeys {
     /// Mints a key for the owner; it must have a name (422 otherwise).
-    pub async fn create(&self, owner: &str, new: NewKey) -> Result<MintedKey, ManageError> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        new: NewKey,
+    ) -> Result<MintedKey, ManageError> {
         if new.name.trim().is_empty() {
             return Err(ManageError::Invalid("A named key needs a name."));
         }
         self.keys
-            .create(owner, new, InsertRule::Unconditional)
+            .create(caller, owner, new, InsertRule::Unconditional)
             .await
     }
 
@@ -555,9 +599,16 @@ impl NamedKeys {
 
     /// Revokes one of the owner's keys at once; another owner's key, or an unknown id,
     /// is [`ManageError::NotFound`] (404). Revoking a revoked key is not an error.
-    pub async fn revoke(&self, owner: &str, id: &KeyId) -> Result<KeyView, ManageError> {
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        id: &KeyId,
+    ) -> Result<KeyView, ManageError> {
         let record = self.keys.find(owner, &KeyRef::Id(id.clone())).await?;
-        self.keys.revoke_record(&record, SystemTime::now()).await
+        self.keys
+            .revoke_record(caller, &record, SystemTime::now())
+            .await
     }
 
     /// Mints a successor to one of the owner's keys, with every bound of the old key
@@ -565,11 +616,12 @@ impl NamedKeys {
     /// lets the old one work for `grace` more.
     pub async fn rotate(
         &self,
+        caller: &Caller,
         owner: &str,
         id: &KeyId,
         grace: Duration,
     ) -> Result<MintedKey, ManageError> {
         let record = self.keys.find(owner, &KeyRef::Id(id.clone())).await?;
-        self.keys.rotate_record(&record, grace).await
+        self.keys.rotate_record(caller, &record, grace).await
     }
 }

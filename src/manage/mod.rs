@@ -22,7 +22,7 @@ mod router;
 mod types;
 
 pub use audit::{AuditEntry, AuditSink, AuditTrail, MemoryAuditSink, TracingAuditSink};
-pub use hooks::{Actor, HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
+pub use hooks::{Actor, Caller, HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
 pub use keys::{Keys, NamedKeys, OneActiveKeys};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

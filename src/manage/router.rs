@@ -14,7 +14,7 @@ use http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 
-use super::{Actor, KeyRef, Keys, ManageError, MintedKey};
+use super::{Caller, KeyRef, Keys, ManageError, MintedKey};
 #[cfg(feature = "dashboard")]
 use crate::dashboard::{self, DashboardConfig};
 use crate::{
@@ -242,43 +242,30 @@ fn minted(minted: Result<MintedKey, ManageError>) -> Answer {
 
 /// The client's address as the authenticator names it (the connection's peer, or
 /// behind its trusted proxies the rightmost untrusted hop), for the hooks.
-struct ClientAddr(Option<IpAddr>);
-
-impl ClientAddr {
-    fn of(routes: &ManagementRoutes, parts: &Parts) -> Self {
-        ClientAddr(
-            routes
-                .auth
-                .trusted_proxies()
-                .client_of(&parts.headers, &parts.extensions),
-        )
-    }
+fn client_addr(routes: &ManagementRoutes, parts: &Parts) -> Option<IpAddr> {
+    routes
+        .auth
+        .trusted_proxies()
+        .client_of(&parts.headers, &parts.extensions)
 }
 
-impl FromRequestParts<ManagementRoutes> for ClientAddr {
-    type Rejection = std::convert::Infallible;
+/// The session user acting from the client's address: who performs an operation, as
+/// the hooks and the audit trail report it.
+struct UserCaller {
+    user: SessionUser,
+    caller: Caller,
+}
+
+impl FromRequestParts<ManagementRoutes> for UserCaller {
+    type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         routes: &ManagementRoutes,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr::of(routes, parts))
-    }
-}
-
-impl ManagementRoutes {
-    /// The key management, acting for `actor` from `client`.
-    fn acting(&self, actor: Actor, client: ClientAddr) -> Keys {
-        let keys = self.keys.clone().acting_as(actor);
-        match client.0 {
-            Some(addr) => keys.client_addr(addr),
-            None => keys,
-        }
-    }
-
-    /// The key management, acting for the session user.
-    fn for_user(&self, user: &SessionUser, client: ClientAddr) -> Keys {
-        self.acting(Actor::user(user.id()), client)
+        let user = SessionUser::from_request_parts(parts, routes).await?;
+        let caller = Caller::user(user.id()).from_addr(client_addr(routes, parts));
+        Ok(UserCaller { user, caller })
     }
 }
 
@@ -445,31 +432,22 @@ async fn view_active(State(r): State<ManagementRoutes>, user: SessionUser) -> An
     Ok(answer(StatusCode::OK, to_json(&view)?))
 }
 
-async fn create_active(
-    State(r): State<ManagementRoutes>,
-    user: SessionUser,
-    client: ClientAddr,
-    request: Body,
-) -> Answer {
-    let keys = r.for_user(&user, client);
+async fn create_active(State(r): State<ManagementRoutes>, by: UserCaller, request: Body) -> Answer {
+    let new = body(request).await?;
     minted(
-        keys.one_active()
-            .create(user.id(), body(request).await?)
+        r.keys
+            .one_active()
+            .create(&by.caller, by.user.id(), new)
             .await,
     )
 }
 
-async fn rotate_active(
-    State(r): State<ManagementRoutes>,
-    user: SessionUser,
-    client: ClientAddr,
-    request: Body,
-) -> Answer {
+async fn rotate_active(State(r): State<ManagementRoutes>, by: UserCaller, request: Body) -> Answer {
     let rotation = body::<Rotation>(request).await?;
-    let keys = r.for_user(&user, client).one_active();
+    let (keys, owner, grace) = (r.keys.one_active(), by.user.id(), rotation.grace());
     minted(match rotation.key()? {
-        Some(key) => keys.rotate_key(user.id(), key, rotation.grace()).await,
-        None => keys.rotate(user.id(), rotation.grace()).await,
+        Some(key) => keys.rotate_key(&by.caller, owner, key, grace).await,
+        None => keys.rotate(&by.caller, owner, grace).await,
     })
 }
 
@@ -478,7 +456,7 @@ async fn rotate_active(
 /// the key the body names, or with no body every working key of theirs.
 async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> Answer {
     let (parts, request) = request.into_parts();
-    let client = ClientAddr::of(&r, &parts);
+    let client = client_addr(&r, &parts);
     let revoked = if parts.headers.contains_key(header::AUTHORIZATION) {
         let principal = match r.auth.authenticate(&parts).await {
             Ok(principal) => principal,
@@ -493,21 +471,20 @@ async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> A
                 ));
             }
         }
-        let actor = Actor::Key {
-            prefix: principal.prefix(),
-        };
+        let caller = Caller::key(principal.prefix()).from_addr(client);
+        let named = r.keys.named();
         vec![
-            r.acting(actor, client)
-                .named()
-                .revoke(principal.owner(), principal.key_id())
+            named
+                .revoke(&caller, principal.owner(), principal.key_id())
                 .await?,
         ]
     } else {
         let user = r.guard.admit(&parts).await?;
-        let keys = r.for_user(&user, client).one_active();
+        let caller = Caller::user(user.id()).from_addr(client);
+        let keys = r.keys.one_active();
         match body::<Named>(request).await?.key()? {
-            Some(key) => vec![keys.revoke_key(user.id(), key).await?],
-            None => keys.revoke(user.id()).await?,
+            Some(key) => vec![keys.revoke_key(&caller, user.id(), key).await?],
+            None => keys.revoke(&caller, user.id()).await?,
         }
     };
     Ok(answer(
@@ -521,32 +498,24 @@ async fn list_named(State(r): State<ManagementRoutes>, user: SessionUser) -> Ans
     Ok(answer(StatusCode::OK, json!({ "keys": to_json(&keys)? })))
 }
 
-async fn create_named(
-    State(r): State<ManagementRoutes>,
-    user: SessionUser,
-    client: ClientAddr,
-    request: Body,
-) -> Answer {
-    let keys = r.for_user(&user, client);
-    minted(keys.named().create(user.id(), body(request).await?).await)
+async fn create_named(State(r): State<ManagementRoutes>, by: UserCaller, request: Body) -> Answer {
+    let new = body(request).await?;
+    minted(r.keys.named().create(&by.caller, by.user.id(), new).await)
 }
 
 async fn revoke_named(
     State(r): State<ManagementRoutes>,
-    user: SessionUser,
-    client: ClientAddr,
+    by: UserCaller,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let id = path_id(id)?;
-    let keys = r.for_user(&user, client);
-    let view = keys.named().revoke(user.id(), &id).await?;
+    let view = r.keys.named().revoke(&by.caller, by.user.id(), &id).await?;
     Ok(answer(StatusCode::OK, to_json(&view)?))
 }
 
 async fn rotate_named(
     State(r): State<ManagementRoutes>,
-    user: SessionUser,
-    client: ClientAddr,
+    by: UserCaller,
     id: Result<Path<String>, PathRejection>,
     request: Body,
 ) -> Answer {
@@ -558,6 +527,10 @@ async fn rotate_named(
             "This route names the key in its path; the body takes grace_seconds only.",
         ));
     }
-    let keys = r.for_user(&user, client);
-    minted(keys.named().rotate(user.id(), &id, rotation.grace()).await)
+    let named = r.keys.named();
+    minted(
+        named
+            .rotate(&by.caller, by.user.id(), &id, rotation.grace())
+            .await,
+    )
 }
