@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, clippy::unwrap_used)]
+#![deny(clippy::option_option)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;

@@ -1,5 +1,7 @@
 use http::{header, request::Parts, HeaderMap, Method};
 
+use crate::middleware::OneHeader;
+
 /// Refuses cross-origin requests with unsafe methods, after the rules of Go 1.25's
 /// `net/http.CrossOriginProtection`:
 ///
@@ -62,8 +64,8 @@ impl CrossOriginProtection {
 
     /// `Ok` if the request may proceed. This server's host is the `Host` header.
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), CrossOriginRequest> {
-        let host = match single(headers, &header::HOST) {
-            Some(Some(host)) => Some(host),
+        let host = match OneHeader::of(headers, &header::HOST) {
+            OneHeader::One(host) => Some(host),
             _ => None,
         };
         self.check_with_host(method, headers, host)
@@ -72,10 +74,10 @@ impl CrossOriginProtection {
     /// [`check`](Self::check) for a whole request head: the host is the `Host` header
     /// or, for HTTP/2 requests which carry none, the URI's authority.
     pub fn check_request(&self, parts: &Parts) -> Result<(), CrossOriginRequest> {
-        let host = match single(&parts.headers, &header::HOST) {
-            Some(Some(host)) => Some(host),
-            Some(None) => None,
-            None => parts.uri.authority().map(|a| a.as_str().as_bytes()),
+        let host = match OneHeader::of(&parts.headers, &header::HOST) {
+            OneHeader::One(host) => Some(host),
+            OneHeader::Repeated => None,
+            OneHeader::Absent => parts.uri.authority().map(|a| a.as_str().as_bytes()),
         };
         self.check_with_host(&parts.method, &parts.headers, host)
     }
@@ -89,23 +91,23 @@ impl CrossOriginProtection {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return Ok(());
         }
-        let origin = single(headers, &header::ORIGIN);
-        match single(headers, &http::HeaderName::from_static("sec-fetch-site")) {
-            Some(Some(b"same-origin" | b"none")) => return Ok(()),
+        let origin = OneHeader::of(headers, &header::ORIGIN);
+        match OneHeader::of(headers, &http::HeaderName::from_static("sec-fetch-site")) {
+            OneHeader::One(b"same-origin" | b"none") => return Ok(()),
             // Absent, or empty as Go treats it: fall back to `Origin`.
-            None | Some(Some(b"")) => {}
+            OneHeader::Absent | OneHeader::One(b"") => {}
             // cross-site, same-site, anything unknown, or several values
-            Some(_) => {
+            _ => {
                 return match origin {
-                    Some(Some(o)) if self.is_trusted(o) => Ok(()),
+                    OneHeader::One(o) if self.is_trusted(o) => Ok(()),
                     _ => Err(CrossOriginRequest),
                 }
             }
         }
         match origin {
-            None | Some(Some(b"")) => Ok(()),
-            Some(Some(o)) if self.is_this_server(o, host) || self.is_trusted(o) => Ok(()),
-            Some(_) => Err(CrossOriginRequest),
+            OneHeader::Absent | OneHeader::One(b"") => Ok(()),
+            OneHeader::One(o) if self.is_this_server(o, host) || self.is_trusted(o) => Ok(()),
+            _ => Err(CrossOriginRequest),
         }
     }
 
@@ -130,13 +132,6 @@ impl CrossOriginProtection {
 /// Browsers send origins in lowercase without a trailing slash.
 fn normalise(origin: String) -> String {
     origin.trim_end_matches('/').to_ascii_lowercase()
-}
-
-/// `None` if absent, `Some(None)` if repeated, else the one value.
-fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<Option<&'a [u8]>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    Some(values.next().is_none().then(|| first.as_bytes()))
 }
 
 #[cfg(test)]
