@@ -536,7 +536,7 @@ impl Webhook {
     }
 }
 
-#[async_trait::async_trait]
+#[tower_api_key::async_trait]
 impl KeyHooks for Webhook {
     fn name(&self) -> &str {
         "webhook"

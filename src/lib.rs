@@ -22,6 +22,28 @@ pub mod axum;
 #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub mod dashboard;
 
+/// The `async-trait` attribute, re-exported so implementing [`KeyStore`],
+/// [`SessionResolver`](session::SessionResolver), [`KeyHooks`](manage::KeyHooks) or
+/// [`AuditSink`](manage::AuditSink) needs no dependency of your own: write
+/// `#[tower_api_key::async_trait]` on the `impl`.
+///
+/// ```
+/// use tower_api_key::session::{SessionError, SessionResolver, SessionUser};
+///
+/// struct Nobody;
+///
+/// #[tower_api_key::async_trait]
+/// impl SessionResolver for Nobody {
+///     async fn resolve(
+///         &self,
+///         _: &http::request::Parts,
+///     ) -> Result<Option<SessionUser>, SessionError> {
+///         Ok(None)
+///     }
+/// }
+/// ```
+pub use async_trait::async_trait;
+
 pub use auth::{ApiKeyLayer, Authenticator, Principal, RequireScopeLayer};
 pub use error::{ApiError, AuthError, ErrorCode};
 pub use key::{ApiKey, KeyMode};

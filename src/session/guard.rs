@@ -21,7 +21,7 @@ use crate::{
 /// use tower_api_key::session::{CrossOriginProtection, SessionGuardLayer, SessionUser};
 /// # use tower_api_key::session::{SessionResolver, SessionError};
 /// # struct MySessions;
-/// # #[async_trait::async_trait]
+/// # #[tower_api_key::async_trait]
 /// # impl SessionResolver for MySessions {
 /// #     async fn resolve(&self, _: &http::request::Parts) -> Result<Option<SessionUser>, SessionError> { Ok(None) }
 /// # }
