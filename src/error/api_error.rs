@@ -59,6 +59,72 @@ impl ApiError {
         }
     }
 
+    /// 401 `unauthorized`: no credentials, or credentials that prove nothing. Add a
+    /// `WWW-Authenticate` challenge with [`with_header`](Self::with_header) where your
+    /// scheme has one.
+    ///
+    /// Each code has such a shortcut for [`ApiError::new`]:
+    ///
+    /// ```
+    /// use tower_api_key::{ApiError, ErrorCode};
+    ///
+    /// let err = ApiError::not_found("No such lead.");
+    /// assert_eq!((err.status().as_u16(), err.code()), (404, ErrorCode::NotFound));
+    /// assert_eq!(err.message(), "No such lead.");
+    ///
+    /// for (err, status) in [
+    ///     (ApiError::unauthorized("Log in first."), 401),
+    ///     (ApiError::forbidden("Not your account."), 403),
+    ///     (ApiError::invalid_request("`limit` must be a number."), 400),
+    ///     (ApiError::conflict("Revoke the active key first."), 409),
+    ///     (ApiError::unprocessable("`url` must be https."), 422),
+    ///     (ApiError::rate_limited("Slow down."), 429),
+    ///     (ApiError::internal("Something went wrong."), 500),
+    /// ] {
+    ///     assert_eq!(err.status(), status);
+    /// }
+    /// ```
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    /// 403 `forbidden`: the caller is known but may not do this.
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// 400 `invalid_request`: a body, query or header the route cannot read.
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// 409 `conflict`: the request contradicts the current state.
+    pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    /// 422 `unprocessable_content`: well-formed, but its values are refused.
+    pub fn unprocessable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::UnprocessableContent, message)
+    }
+
+    /// 429 `rate_limited`; add [`with_retry_after`](Self::with_retry_after).
+    pub fn rate_limited(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::RateLimited, message)
+    }
+
+    /// 500 `internal_error`; for a failure a retry may fix, add
+    /// `.with_status(StatusCode::SERVICE_UNAVAILABLE)` and a `Retry-After`. The message
+    /// is sent to the client: log the cause, do not put it here.
+    pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InternalError, message)
+    }
+
     /// Overrides the status, e.g. 503 for an `internal_error` that a retry may fix.
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
