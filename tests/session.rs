@@ -15,6 +15,8 @@ mod cross_origin;
 mod debug;
 #[path = "session/failing_backend.rs"]
 mod failing_backend;
+#[path = "session/login.rs"]
+mod login;
 #[path = "session/setup.rs"]
 mod setup;
 #[cfg(feature = "tower-sessions")]

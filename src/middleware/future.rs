@@ -32,6 +32,9 @@ pub(crate) trait Admitted: Clone + Send + Sync + 'static {
     }
 }
 
+/// Guards that only let a request through (the cross-origin guard) admit nothing.
+impl Admitted for () {}
+
 pin_project! {
     /// Response future of the crate's guards ([`ApiKeyService`](crate::auth::ApiKeyService),
     /// [`RequireScope`](crate::auth::RequireScope), the session guard).

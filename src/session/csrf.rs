@@ -29,6 +29,42 @@ use crate::middleware::OneHeader;
 /// assert!(csrf.check(&Method::POST, &headers).is_err());
 /// assert!(csrf.check(&Method::GET, &headers).is_ok());
 /// ```
+///
+/// It is also a [`Layer`](tower::Layer) ([`CrossOriginGuard`](super::CrossOriginGuard)):
+/// a refused request gets 403 `forbidden` in the envelope and never reaches the
+/// inner service. [`SessionGuardLayer`](super::SessionGuardLayer) applies these rules
+/// already; the layer is for routes without a session yet, such as login and logout,
+/// so that no page elsewhere logs a visitor into an account of its choosing, or out
+/// of theirs:
+///
+/// ```
+/// use axum::{body::Body, http::Request, routing::post, Router};
+/// use tower::ServiceExt;
+/// use tower_api_key::session::CrossOriginProtection;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let app: Router = Router::new()
+///     .route("/login", post(|| async { "logged in" }))
+///     .route("/logout", post(|| async { "logged out" }))
+///     .route_layer(CrossOriginProtection::new());
+///
+/// let forged = Request::post("/login")
+///     .header("host", "app.example.com")
+///     .header("sec-fetch-site", "cross-site")
+///     .body(Body::empty())
+///     .unwrap();
+/// let response = app.clone().oneshot(forged).await.unwrap();
+/// assert_eq!(response.status(), 403);
+/// assert_eq!(response.headers()["cache-control"], "no-store");
+///
+/// let own = Request::post("/login")
+///     .header("host", "app.example.com")
+///     .header("origin", "https://app.example.com")
+///     .body(Body::empty())
+///     .unwrap();
+/// assert_eq!(app.oneshot(own).await.unwrap().status(), 200);
+/// # });
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct CrossOriginProtection {
     server_origin: Option<String>,
