@@ -72,12 +72,12 @@ where
                 request.extensions_mut().insert(principal);
                 ResponseFuture::inner_with(self.inner.call(request), headers)
             }
-            Started::Refused(error) => ResponseFuture::refused(error.into_response()),
+            Started::Refused(error) => ResponseFuture::refused(error.into_http_response()),
             Started::Pending(verify) => {
                 // The inner service will be called later, from the future.
                 let ready = take_ready(&mut self.inner);
                 let verify =
-                    Box::pin(async move { verify.await.map_err(AuthError::into_response) });
+                    Box::pin(async move { verify.await.map_err(AuthError::into_http_response) });
                 ResponseFuture::verifying(verify, ready, request)
             }
         }

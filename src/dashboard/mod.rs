@@ -236,7 +236,7 @@ async fn page(State(dashboard): State<Arc<Dashboard>>, request: Request) -> Resp
             {
                 see_other(&login_location(login, &dashboard.config.path))
             }
-            _ => refused.into_response(),
+            _ => refused.into_http_response(),
         },
     };
     security_headers(response.headers_mut());
@@ -259,7 +259,7 @@ async fn active_key(State(dashboard): State<Arc<Dashboard>>, request: Request) -
     };
     let mut response = match answer {
         Ok(body) => json_response(StatusCode::OK, body.into(), HeaderMap::new()),
-        Err(error) => error.into_response(),
+        Err(error) => error.into_http_response(),
     };
     security_headers(response.headers_mut());
     response

@@ -26,7 +26,7 @@ pub struct ErrorBody {
 /// An error your own handlers return, in the same envelope the layer uses.
 ///
 /// With the `axum` feature it implements `IntoResponse`; without it, turn it into an
-/// `http::Response` with [`ApiError::into_response`].
+/// `http::Response` with [`ApiError::into_http_response`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -34,7 +34,7 @@ pub struct ErrorBody {
 ///
 /// let err = ApiError::new(ErrorCode::RateLimited, "Slow down.")
 ///     .with_retry_after(Duration::from_millis(1500));
-/// let response: http::Response<bytes::Bytes> = err.into_response();
+/// let response: http::Response<bytes::Bytes> = err.into_http_response();
 /// assert_eq!(response.status(), 429);
 /// assert_eq!(response.headers()["retry-after"], "2");
 /// assert_eq!(response.headers()["cache-control"], "no-store");
@@ -161,7 +161,10 @@ impl ApiError {
 
     /// The envelope as an HTTP response, with any body type that can be made from
     /// `Bytes` (`axum::body::Body`, `http_body_util::Full<Bytes>`, `Bytes` itself…).
-    pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
+    ///
+    /// Named apart from axum's `IntoResponse::into_response` (which calls it), so
+    /// that with the trait in scope `into_response()` is the trait's.
+    pub fn into_http_response<B: From<Bytes>>(self) -> Response<B> {
         let headers: HeaderMap = self.headers.into_iter().collect();
         json_response(
             self.status,
@@ -196,7 +199,7 @@ mod tests {
     #[test]
     fn envelope_escapes_and_parses_back() {
         let r: Response<Bytes> =
-            ApiError::new(ErrorCode::NotFound, "no \"key\" here\n").into_response();
+            ApiError::new(ErrorCode::NotFound, "no \"key\" here\n").into_http_response();
         assert_eq!(r.status(), 404);
         assert_eq!(r.headers()["content-type"], "application/json");
         let env: Envelope = serde_json::from_slice(r.body()).unwrap();
@@ -210,7 +213,7 @@ mod tests {
             .with_status(StatusCode::SERVICE_UNAVAILABLE)
             .with_retry_after(Duration::from_secs(0))
             .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))
-            .into_response();
+            .into_http_response();
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["retry-after"], "1");
         assert_eq!(r.headers()["content-type"], "application/json");

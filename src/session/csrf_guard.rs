@@ -66,7 +66,7 @@ where
         let (parts, body) = request.into_parts();
         if self.rules.check_request(&parts).is_err() {
             let refusal: Response<Bytes> =
-                ApiError::forbidden("Cross-origin request refused.").into_response();
+                ApiError::forbidden("Cross-origin request refused.").into_http_response();
             return ResponseFuture::refused(refusal);
         }
         ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))

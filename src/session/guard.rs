@@ -146,7 +146,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
         if let Err(error) = self.guard.check_origin(&parts) {
-            return ResponseFuture::refused(error.into_response());
+            return ResponseFuture::refused(error.into_http_response());
         }
         // The resolver reads a copy of the head while the request waits with the
         // ready inner service.
@@ -156,7 +156,7 @@ where
         let admission = Box::pin(async move {
             resolve(&*resolver, &head)
                 .await
-                .map_err(ApiError::into_response::<Bytes>)
+                .map_err(ApiError::into_http_response::<Bytes>)
         });
         ResponseFuture::verifying(admission, take_ready(&mut self.inner), request)
     }

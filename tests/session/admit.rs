@@ -85,7 +85,7 @@ async fn admit_answers_like_the_layer() {
         .expect_err("never a pass");
     assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error.code(), ErrorCode::InternalError);
-    let response: http::Response<bytes::Bytes> = error.into_response();
+    let response: http::Response<bytes::Bytes> = error.into_http_response();
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(broken.0.load(Ordering::SeqCst), 1);
