@@ -60,12 +60,11 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{ConnectInfo, Query, Request, State},
+    extract::{ConnectInfo, Query, State},
     http::{
         header::{self, SET_COOKIE},
         HeaderMap, StatusCode,
     },
-    middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
     Extension, Json, Router,
@@ -88,11 +87,11 @@ use tower_api_key::{
     dashboard::{self, DashboardConfig},
     manage::{AuditEntry, AuditTrail, HookError, KeyEvent, KeyHooks, Keys, ManagementRoutes},
     policy::RateLimit,
-    session::{CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},
+    session::{safe_next, CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},
     store::{
         CachedKeyStore, InsertRule, KeyStore, PostgresKeyStore, RedisKeyStore, SqliteKeyStore,
     },
-    ApiError, ApiKey, ApiKeyLayer, ErrorCode, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
+    ApiError, ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
     RequireScopeLayer,
 };
 
@@ -267,7 +266,9 @@ fn app(
     let login = Router::new()
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
-        .route_layer(middleware::from_fn(same_site_only))
+        // No page elsewhere may log a visitor into an account of its choosing, or out
+        // of theirs: cross-origin POSTs get 403, as on the management routes.
+        .route_layer(CrossOriginProtection::new())
         .with_state(sessions);
     let management = ManagementRoutes::new(keys, guard, auth)
         .dashboard(
@@ -365,23 +366,9 @@ async fn login_form(Query(query): Query<std::collections::HashMap<String, String
     response
 }
 
-/// Refuses `POST /login` and `POST /logout` from another origin (`Sec-Fetch-Site`,
-/// else `Origin`), as the session guard does for the management routes: no page
-/// elsewhere can log a visitor into an account of its choosing, or out of theirs.
-async fn same_site_only(request: Request, next: Next) -> Response {
-    if CrossOriginProtection::new()
-        .check(request.method(), request.headers())
-        .is_err()
-    {
-        return ApiError::new(ErrorCode::Forbidden, "Cross-origin request refused.")
-            .into_response();
-    }
-    next.run(request).await
-}
-
 /// `POST /login`: the form (a 303 to `next`, or back to the form after a wrong
 /// password) or JSON (answers JSON). Cross-origin requests never get here
-/// ([`same_site_only`]).
+/// (`CrossOriginProtection`).
 async fn login(
     State(sessions): State<CookieSessions>,
     headers: HeaderMap,
@@ -408,35 +395,19 @@ async fn login(
         return Ok(([(SET_COOKIE, cookie)], Redirect::to(&next)).into_response());
     }
     let credentials: Credentials = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            r#"Send {"username":"…","password":"…"} as JSON."#,
-        )
+        ApiError::invalid_request(r#"Send {"username":"…","password":"…"} as JSON."#)
     })?;
     if !check(&credentials.username, &credentials.password) {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "Wrong username or password.",
-        ));
+        return Err(ApiError::unauthorized("Wrong username or password."));
     }
     let cookie = sessions.login(&SessionUser::new(credentials.username));
     Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": "demo" }))).into_response())
 }
 
-/// `next` if it is a path on this site (`/…`, not `//…` nor `/\…`, which browsers
-/// read as another host), else the dashboard.
+/// `next` if it is a path on this site (`safe_next`: no other host, no scheme), else
+/// the dashboard.
 fn local_path(next: Option<&str>) -> &str {
-    match next {
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.starts_with("/\\")
-                && !path.chars().any(char::is_control) =>
-        {
-            path
-        }
-        _ => DASHBOARD,
-    }
+    next.and_then(safe_next).unwrap_or(DASHBOARD)
 }
 
 fn escape_html(text: &str) -> String {
@@ -448,7 +419,7 @@ fn escape_html(text: &str) -> String {
 }
 
 /// `POST /logout`: clears the cookie; a form post (the dashboard's button) goes back
-/// to the login form. Cross-origin requests never get here ([`same_site_only`]).
+/// to the login form. Cross-origin requests never get here (`CrossOriginProtection`).
 async fn logout(State(sessions): State<CookieSessions>, headers: HeaderMap) -> Response {
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -536,7 +507,7 @@ impl Webhook {
     }
 }
 
-#[async_trait::async_trait]
+#[tower_api_key::async_trait]
 impl KeyHooks for Webhook {
     fn name(&self) -> &str {
         "webhook"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Loopback load test with wrk (Debian package `wrk`): GET /api/account on
-#   no-auth   examples/no_auth.rs, the same route without the layer (the baseline);
+#   no-auth   benches/bin/no_auth.rs, the same route without the layer (the baseline);
 #   layer     the quickstart, in-memory store;
 #   limited   the quickstart with a per-key limiter (RATE_LIMIT, never reached);
 #   postgres  the quickstart on PostgreSQL behind the cache (needs TEST_POSTGRES_URL,

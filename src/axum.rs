@@ -13,6 +13,25 @@
 //!     .route("/api/leads/1", get(lead))
 //!     .layer(ApiKeyLayer::new(InMemoryKeyStore::new()));
 //! ```
+//!
+//! With `IntoResponse` in scope, `into_response()` is axum's, and the response can be
+//! changed further like any other (the conversion to any `http::Response<B>`, with or
+//! without axum, is [`ApiError::into_http_response`]):
+//!
+//! ```
+//! use axum::response::IntoResponse;
+//! use http::HeaderValue;
+//! use tower_api_key::{error::AuthErrorKind, ApiError, AuthError};
+//!
+//! let mut response = ApiError::not_found("No such lead.").into_response();
+//! response.headers_mut().insert("x-request-id", HeaderValue::from_static("42"));
+//! assert_eq!(response.status(), 404);
+//! assert_eq!(response.headers()["cache-control"], "no-store");
+//!
+//! let mut response = AuthError::new(AuthErrorKind::MissingCredentials).into_response();
+//! response.headers_mut().insert("x-request-id", HeaderValue::from_static("42"));
+//! assert_eq!(response.status(), 401);
+//! ```
 
 use axum_core::{
     extract::{FromRequestParts, OptionalFromRequestParts},
@@ -71,7 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionUser {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        AuthError::into_response(self)
+        self.into_http_response()
     }
 }
 
@@ -83,6 +102,6 @@ impl IntoResponse for crate::manage::ManageError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        ApiError::into_response(self)
+        self.into_http_response()
     }
 }

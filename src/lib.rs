@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, clippy::unwrap_used)]
+#![deny(clippy::option_option)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
@@ -20,6 +21,28 @@ pub mod axum;
 #[cfg(feature = "dashboard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub mod dashboard;
+
+/// The `async-trait` attribute, re-exported so implementing [`KeyStore`],
+/// [`SessionResolver`](session::SessionResolver), [`KeyHooks`](manage::KeyHooks) or
+/// [`AuditSink`](manage::AuditSink) needs no dependency of your own: write
+/// `#[tower_api_key::async_trait]` on the `impl`.
+///
+/// ```
+/// use tower_api_key::session::{SessionError, SessionResolver, SessionUser};
+///
+/// struct Nobody;
+///
+/// #[tower_api_key::async_trait]
+/// impl SessionResolver for Nobody {
+///     async fn resolve(
+///         &self,
+///         _: &http::request::Parts,
+///     ) -> Result<Option<SessionUser>, SessionError> {
+///         Ok(None)
+///     }
+/// }
+/// ```
+pub use async_trait::async_trait;
 
 pub use auth::{ApiKeyLayer, Authenticator, Principal, RequireScopeLayer};
 pub use error::{ApiError, AuthError, ErrorCode};

@@ -4,6 +4,8 @@ use std::fmt;
 
 use http::{header::AUTHORIZATION, HeaderMap, HeaderName};
 
+use crate::middleware::OneHeader;
+
 /// What the headers carry.
 #[derive(PartialEq, Eq)]
 pub(crate) enum Credential<'a> {
@@ -36,24 +38,14 @@ impl fmt::Debug for Credential<'_> {
 /// headers, or both `Authorization` and the extra header, are refused rather than
 /// guessed between. The query string and `Proxy-Authorization` are never read.
 pub(crate) fn extract<'a>(headers: &'a HeaderMap, extra: Option<&HeaderName>) -> Credential<'a> {
-    let authorization = single(headers, &AUTHORIZATION);
-    let extra = extra.and_then(|name| single(headers, name));
+    let authorization = OneHeader::of(headers, &AUTHORIZATION);
+    let extra = extra.map_or(OneHeader::Absent, |name| OneHeader::of(headers, name));
     match (authorization, extra) {
-        (None, None) => Credential::Missing,
-        (Some(Some(value)), None) => authorization_credential(value),
-        (None, Some(Some(token))) => Credential::Token(token),
+        (OneHeader::Absent, OneHeader::Absent) => Credential::Missing,
+        (OneHeader::One(value), OneHeader::Absent) => authorization_credential(value),
+        (OneHeader::Absent, OneHeader::One(token)) => Credential::Token(token),
         _ => Credential::Malformed,
     }
-}
-
-/// `None` if the header is absent, `Some(None)` if it appears more than once.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Option<&'a [u8]>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    Some(match values.next() {
-        None => Some(first.as_bytes()),
-        Some(_) => None,
-    })
 }
 
 fn authorization_credential(value: &[u8]) -> Credential<'_> {

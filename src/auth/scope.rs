@@ -104,7 +104,7 @@ where
         };
         match check {
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-            Err(error) => ResponseFuture::refused(error.into_response()),
+            Err(error) => ResponseFuture::refused(error.into_http_response()),
         }
     }
 }

@@ -72,7 +72,7 @@ where
                 request.extensions_mut().insert(principal);
                 ResponseFuture::inner_with(self.inner.call(request), headers)
             }
-            Started::Refused(error) => ResponseFuture::refused(error.into_response()),
+            Started::Refused(error) => ResponseFuture::refused(error.into_http_response()),
             Started::Pending(verify) => {
                 // The inner service will be called later, from the future.
                 ResponseFuture::verifying(verify, take_ready(&mut self.inner), request)

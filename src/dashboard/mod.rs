@@ -219,8 +219,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
         .route(
             &format!("{assets}/{{*rest}}"),
             axum::routing::any(|| async {
-                ApiError::new(ErrorCode::NotFound, "No such route.")
-                    .into_response::<axum::body::Body>()
+                ApiError::not_found("No such route.").into_http_response::<axum::body::Body>()
             }),
         )
         .with_state(state)
@@ -244,7 +243,7 @@ async fn page(State(dashboard): State<Arc<Dashboard>>, request: Request) -> Resp
             {
                 see_other(&login_location(login, &dashboard.config.path))
             }
-            _ => refused.into_response(),
+            _ => refused.into_http_response(),
         },
     };
     security_headers(response.headers_mut());
@@ -267,7 +266,7 @@ async fn active_key(State(dashboard): State<Arc<Dashboard>>, request: Request) -
     };
     let mut response = match answer {
         Ok(body) => json_response(StatusCode::OK, body.into(), HeaderMap::new()),
-        Err(error) => error.into_response(),
+        Err(error) => error.into_http_response(),
     };
     security_headers(response.headers_mut());
     response

@@ -327,8 +327,11 @@ impl AuthError {
     }
 
     /// The envelope response: status, JSON body, `Cache-Control: no-store`, and
-    /// `WWW-Authenticate` (401/403) or `Retry-After` (503).
-    pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
+    /// `WWW-Authenticate` (401/403) or `Retry-After` (503). With any body type that
+    /// can be made from `Bytes`; named apart from axum's `IntoResponse::into_response`
+    /// (which calls it), so that with the trait in scope `into_response()` is the
+    /// trait's.
+    pub fn into_http_response<B: From<Bytes>>(self) -> Response<B> {
         let r = &self.rejections;
         let mut headers = HeaderMap::new();
         if let Some(challenge) = r.challenge(self.kind, self.scope.as_deref()) {
@@ -383,7 +386,7 @@ mod tests {
     use super::*;
 
     fn render(e: AuthError) -> Response<Bytes> {
-        e.into_response()
+        e.into_http_response()
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! use tower_api_key::error::{ApiError, ErrorCode};
 //!
 //! let err = ApiError::new(ErrorCode::Conflict, "Revoke the active key first.");
-//! let response: http::Response<bytes::Bytes> = err.into_response();
+//! let response: http::Response<bytes::Bytes> = err.into_http_response();
 //! assert_eq!(response.status(), 409);
 //! assert_eq!(
 //!     response.body(),

@@ -68,7 +68,7 @@ impl AuditEntry {
 ///
 /// struct AuditTable; // e.g. a sqlx pool
 ///
-/// #[async_trait::async_trait]
+/// #[tower_api_key::async_trait]
 /// impl AuditSink for AuditTable {
 ///     async fn record(&self, entry: &AuditEntry) -> Result<(), HookError> {
 ///         // INSERT INTO audit … ; on failure:

@@ -43,7 +43,7 @@ use crate::{key::KeyPrefix, store::BoxError};
 /// /// Creates the owner's webhook app next to each new key.
 /// struct WebhookApp;
 ///
-/// #[async_trait::async_trait]
+/// #[tower_api_key::async_trait]
 /// impl KeyHooks for WebhookApp {
 ///     fn name(&self) -> &str {
 ///         "webhook"

@@ -379,7 +379,7 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError> {
 
 /// Below the management paths, but no route of ours: the envelope, not the app's 404.
 async fn no_such_route() -> Response {
-    ApiError::new(ErrorCode::NotFound, "No such route.").into_response()
+    ApiError::new(ErrorCode::NotFound, "No such route.").into_http_response()
 }
 
 /// Every error answer of these routes as the envelope with `no-store`: rejections
@@ -413,7 +413,7 @@ async fn envelope_errors(response: Response) -> Response {
         _ => ApiError::new(ErrorCode::InvalidRequest, "The request could not be read."),
     }
     .with_status(status);
-    let mut envelope: Response = error.into_response();
+    let mut envelope: Response = error.into_http_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             envelope
@@ -460,7 +460,7 @@ async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> A
     let revoked = if parts.headers.contains_key(header::AUTHORIZATION) {
         let principal = match r.auth.authenticate(&parts).await {
             Ok(principal) => principal,
-            Err(refused) => return Ok(refused.into_response()),
+            Err(refused) => return Ok(refused.into_http_response()),
         };
         let own = KeyRef::Id(principal.key_id().clone());
         if let Some(named) = body::<Named>(request).await?.key()? {

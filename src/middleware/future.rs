@@ -28,13 +28,13 @@ pub(crate) trait Rejection {
 
 impl Rejection for crate::error::AuthError {
     fn render(self) -> Refusal {
-        self.into_response()
+        self.into_http_response()
     }
 }
 
 impl Rejection for crate::error::ApiError {
     fn render(self) -> Refusal {
-        self.into_response()
+        self.into_http_response()
     }
 }
 
@@ -50,6 +50,9 @@ pub(crate) trait Admitted: Clone + Send + Sync + 'static {
         None
     }
 }
+
+/// Guards that only let a request through (the cross-origin guard) admit nothing.
+impl Admitted for () {}
 
 pin_project! {
     /// Response future of the crate's guards ([`ApiKeyService`](crate::auth::ApiKeyService),

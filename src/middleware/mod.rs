@@ -7,6 +7,7 @@
 
 mod body;
 mod future;
+mod header;
 
 pub use body::ResponseBody;
 
@@ -19,3 +20,4 @@ pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
 }
 pub use future::ResponseFuture;
 pub(crate) use future::{Admitted, ExtraHeaders};
+pub(crate) use header::OneHeader;

@@ -1,5 +1,7 @@
 use http::{header, request::Parts, HeaderMap, Method};
 
+use crate::middleware::OneHeader;
+
 /// Refuses cross-origin requests with unsafe methods, after the rules of Go 1.25's
 /// `net/http.CrossOriginProtection`:
 ///
@@ -26,6 +28,42 @@ use http::{header, request::Parts, HeaderMap, Method};
 /// headers.insert("origin", HeaderValue::from_static("https://evil.example"));
 /// assert!(csrf.check(&Method::POST, &headers).is_err());
 /// assert!(csrf.check(&Method::GET, &headers).is_ok());
+/// ```
+///
+/// It is also a [`Layer`](tower::Layer) ([`CrossOriginGuard`](super::CrossOriginGuard)):
+/// a refused request gets 403 `forbidden` in the envelope and never reaches the
+/// inner service. [`SessionGuardLayer`](super::SessionGuardLayer) applies these rules
+/// already; the layer is for routes without a session yet, such as login and logout,
+/// so that no page elsewhere logs a visitor into an account of its choosing, or out
+/// of theirs:
+///
+/// ```
+/// use axum::{body::Body, http::Request, routing::post, Router};
+/// use tower::ServiceExt;
+/// use tower_api_key::session::CrossOriginProtection;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let app: Router = Router::new()
+///     .route("/login", post(|| async { "logged in" }))
+///     .route("/logout", post(|| async { "logged out" }))
+///     .route_layer(CrossOriginProtection::new());
+///
+/// let forged = Request::post("/login")
+///     .header("host", "app.example.com")
+///     .header("sec-fetch-site", "cross-site")
+///     .body(Body::empty())
+///     .unwrap();
+/// let response = app.clone().oneshot(forged).await.unwrap();
+/// assert_eq!(response.status(), 403);
+/// assert_eq!(response.headers()["cache-control"], "no-store");
+///
+/// let own = Request::post("/login")
+///     .header("host", "app.example.com")
+///     .header("origin", "https://app.example.com")
+///     .body(Body::empty())
+///     .unwrap();
+/// assert_eq!(app.oneshot(own).await.unwrap().status(), 200);
+/// # });
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct CrossOriginProtection {
@@ -62,8 +100,8 @@ impl CrossOriginProtection {
 
     /// `Ok` if the request may proceed. This server's host is the `Host` header.
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), CrossOriginRequest> {
-        let host = match single(headers, &header::HOST) {
-            Some(Some(host)) => Some(host),
+        let host = match OneHeader::of(headers, &header::HOST) {
+            OneHeader::One(host) => Some(host),
             _ => None,
         };
         self.check_with_host(method, headers, host)
@@ -72,10 +110,10 @@ impl CrossOriginProtection {
     /// [`check`](Self::check) for a whole request head: the host is the `Host` header
     /// or, for HTTP/2 requests which carry none, the URI's authority.
     pub fn check_request(&self, parts: &Parts) -> Result<(), CrossOriginRequest> {
-        let host = match single(&parts.headers, &header::HOST) {
-            Some(Some(host)) => Some(host),
-            Some(None) => None,
-            None => parts.uri.authority().map(|a| a.as_str().as_bytes()),
+        let host = match OneHeader::of(&parts.headers, &header::HOST) {
+            OneHeader::One(host) => Some(host),
+            OneHeader::Repeated => None,
+            OneHeader::Absent => parts.uri.authority().map(|a| a.as_str().as_bytes()),
         };
         self.check_with_host(&parts.method, &parts.headers, host)
     }
@@ -89,23 +127,23 @@ impl CrossOriginProtection {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return Ok(());
         }
-        let origin = single(headers, &header::ORIGIN);
-        match single(headers, &http::HeaderName::from_static("sec-fetch-site")) {
-            Some(Some(b"same-origin" | b"none")) => return Ok(()),
+        let origin = OneHeader::of(headers, &header::ORIGIN);
+        match OneHeader::of(headers, &http::HeaderName::from_static("sec-fetch-site")) {
+            OneHeader::One(b"same-origin" | b"none") => return Ok(()),
             // Absent, or empty as Go treats it: fall back to `Origin`.
-            None | Some(Some(b"")) => {}
+            OneHeader::Absent | OneHeader::One(b"") => {}
             // cross-site, same-site, anything unknown, or several values
-            Some(_) => {
+            _ => {
                 return match origin {
-                    Some(Some(o)) if self.is_trusted(o) => Ok(()),
+                    OneHeader::One(o) if self.is_trusted(o) => Ok(()),
                     _ => Err(CrossOriginRequest),
                 }
             }
         }
         match origin {
-            None | Some(Some(b"")) => Ok(()),
-            Some(Some(o)) if self.is_this_server(o, host) || self.is_trusted(o) => Ok(()),
-            Some(_) => Err(CrossOriginRequest),
+            OneHeader::Absent | OneHeader::One(b"") => Ok(()),
+            OneHeader::One(o) if self.is_this_server(o, host) || self.is_trusted(o) => Ok(()),
+            _ => Err(CrossOriginRequest),
         }
     }
 
@@ -130,13 +168,6 @@ impl CrossOriginProtection {
 /// Browsers send origins in lowercase without a trailing slash.
 fn normalise(origin: String) -> String {
     origin.trim_end_matches('/').to_ascii_lowercase()
-}
-
-/// `None` if absent, `Some(None)` if repeated, else the one value.
-fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<Option<&'a [u8]>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    Some(values.next().is_none().then(|| first.as_bytes()))
 }
 
 #[cfg(test)]

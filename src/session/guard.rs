@@ -20,7 +20,7 @@ use crate::{
 /// use tower_api_key::session::{CrossOriginProtection, SessionGuardLayer, SessionUser};
 /// # use tower_api_key::session::{SessionResolver, SessionError};
 /// # struct MySessions;
-/// # #[async_trait::async_trait]
+/// # #[tower_api_key::async_trait]
 /// # impl SessionResolver for MySessions {
 /// #     async fn resolve(&self, _: &http::request::Parts) -> Result<Option<SessionUser>, SessionError> { Ok(None) }
 /// # }
@@ -145,7 +145,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
         if let Err(error) = self.guard.check_origin(&parts) {
-            return ResponseFuture::refused(error.into_response());
+            return ResponseFuture::refused(error.into_http_response());
         }
         // The resolver reads a copy of the head while the request waits with the
         // ready inner service.

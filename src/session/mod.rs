@@ -6,6 +6,10 @@
 //! extensions (an axum extractor with the `axum` feature), and refuses cross-origin
 //! unsafe requests ([`CrossOriginProtection`], after Go 1.25's rules).
 //!
+//! For the login handler next to it: [`safe_next`] checks where to send the user
+//! afterwards, and [`CrossOriginProtection`] is a layer too, for the login and logout
+//! routes, which have no session to guard yet.
+//!
 //! Where the session comes from is pluggable ([`SessionResolver`]): the crate ships a
 //! signed-cookie resolver (`CookieSessions`, feature `cookie-session`) and an adapter
 //! for `tower-sessions` (`TowerSessions`, feature `tower-sessions`); an app with its
@@ -18,7 +22,9 @@
 //! | the session backend failed | 503 | `internal_error` |
 
 mod csrf;
+mod csrf_guard;
 mod guard;
+mod next;
 mod resolver;
 mod user;
 
@@ -33,7 +39,9 @@ pub use self::cookie::{CookieSessions, InvalidSessionKey};
 #[cfg(feature = "tower-sessions")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower-sessions")))]
 pub use self::tower_sessions::TowerSessions;
-pub use csrf::CrossOriginProtection;
+pub use csrf::{CrossOriginProtection, CrossOriginRequest};
+pub use csrf_guard::CrossOriginGuard;
 pub use guard::{SessionGuard, SessionGuardLayer};
+pub use next::safe_next;
 pub use resolver::{SessionError, SessionResolver};
 pub use user::SessionUser;

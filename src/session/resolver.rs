@@ -23,7 +23,7 @@ pub struct SessionError(#[source] pub BoxError);
 /// /// Trusts a header set by an authenticating reverse proxy.
 /// struct FromProxy;
 ///
-/// #[async_trait::async_trait]
+/// #[tower_api_key::async_trait]
 /// impl SessionResolver for FromProxy {
 ///     async fn resolve(&self, parts: &Parts) -> Result<Option<SessionUser>, SessionError> {
 ///         Ok(parts

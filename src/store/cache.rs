@@ -73,6 +73,9 @@ impl<S> Clone for CachedKeyStore<S> {
     }
 }
 
+/// The cache has nothing to say about a prefix: ask the store.
+struct NotCached;
+
 struct Shared<S> {
     store: S,
     found: Cache<KeyPrefix, Arc<KeyRecord>, PrefixHashing>,
@@ -105,14 +108,16 @@ impl<S> Shared<S> {
         self.missing.invalidate_all();
     }
 
-    fn cached(&self, prefix: &KeyPrefix) -> Option<Option<Arc<KeyRecord>>> {
+    /// What the cache holds for `prefix`: `Ok(record)` or `Ok(None)` (known to be
+    /// unknown), or [`NotCached`] when the store must be asked.
+    fn cached(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>, NotCached> {
         if !self.live.load(SeqCst) {
-            return None;
+            return Err(NotCached);
         }
         if let Some(record) = self.found.get(prefix) {
-            return Some(Some(record));
+            return Ok(Some(record));
         }
-        self.missing.get(prefix).map(|()| None)
+        self.missing.get(prefix).map(|()| None).ok_or(NotCached)
     }
 }
 
@@ -257,7 +262,7 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
         let shared = &self.shared;
-        if let Some(cached) = shared.cached(prefix) {
+        if let Ok(cached) = shared.cached(prefix) {
             return Ok(cached);
         }
         let generation = shared.generation.load(SeqCst);
@@ -279,7 +284,7 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     }
 
     fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup>> {
-        if let Some(cached) = self.shared.cached(prefix) {
+        if let Ok(cached) = self.shared.cached(prefix) {
             return Some(Ok(Lookup::found(cached)));
         }
         // The wrapped store may answer at once too (in memory); not cached then.

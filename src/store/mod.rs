@@ -22,7 +22,8 @@
 //!
 //! # Writing a store
 //!
-//! Implement [`KeyStore`] with `#[async_trait]`. The contract, which every method's
+//! Implement [`KeyStore`] with `#[tower_api_key::async_trait]` (the crate re-exports
+//! [`async_trait`](crate::async_trait)). The contract, which every method's
 //! documentation spells out, in short:
 //!
 //! - `find_by_prefix` returns the record whatever its state (revoked, expired): the

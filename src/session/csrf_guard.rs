@@ -1,0 +1,74 @@
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::CrossOriginProtection;
+use crate::{
+    error::ApiError,
+    middleware::{ResponseBody, ResponseFuture},
+};
+
+impl<S> Layer<S> for CrossOriginProtection {
+    type Service = CrossOriginGuard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CrossOriginGuard {
+            inner,
+            rules: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// Middleware that refuses cross-origin requests with unsafe methods (403, the
+/// envelope) before they reach the inner service; made by using a
+/// [`CrossOriginProtection`] as a layer.
+#[derive(Clone, Debug)]
+pub struct CrossOriginGuard<S> {
+    inner: S,
+    rules: Arc<CrossOriginProtection>,
+}
+
+impl<S> CrossOriginGuard<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CrossOriginGuard<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, (), ApiError>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (parts, body) = request.into_parts();
+        if self.rules.check_request(&parts).is_err() {
+            let refusal: Response<Bytes> =
+                ApiError::forbidden("Cross-origin request refused.").into_http_response();
+            return ResponseFuture::refused(refusal);
+        }
+        ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
+    }
+}
