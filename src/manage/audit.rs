@@ -117,9 +117,8 @@ where
 ///     }));
 ///
 /// let minted = keys
-///     .acting_as(Actor::user("acct_42"))
 ///     .named()
-///     .create("acct_42", NewKey::named("ci"))
+///     .create(&Caller::user("acct_42"), "acct_42", NewKey::named("ci"))
 ///     .await?;
 /// let entry = &recent.entries()[0];
 /// assert_eq!(entry.key_prefix, minted.view().prefix);
