@@ -57,6 +57,8 @@ mod codec;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod feed;
 mod last_use;
 mod memory;
 mod prefix_table;

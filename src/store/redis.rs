@@ -4,7 +4,6 @@ use std::{
     collections::HashMap,
     fmt,
     future::Future,
-    ops::ControlFlow,
     sync::{Arc, LazyLock, PoisonError, RwLock, Weak},
     time::{Duration, SystemTime},
 };
@@ -18,20 +17,14 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::{
     codec::{nanos, Columns},
+    feed::{self, ChangeChannel, Heard, Subscription},
     timeout::{bounded, DEFAULT_TIMEOUT},
-    Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, Watching,
+    ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, Watching,
 };
 use crate::key::KeyPrefix;
 
 /// The layout version [`RedisKeyStore::migrate`] records under `<namespace>:schema`.
 const LAYOUT_VERSION: &str = "1";
-
-/// The change feed's reconnection delay: doubling from the first to the last.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const LAST_BACKOFF: Duration = Duration::from_secs(2);
-
-/// How often a quiet change feed checks that its listener lives and its server answers.
-const TICK: Duration = Duration::from_secs(1);
 
 /// Key records in Redis, shared by every instance that connects to the same server and
 /// namespace; behind the `redis` feature.
@@ -423,16 +416,12 @@ impl KeyStore for RedisKeyStore {
     /// The task runs on the current tokio runtime; outside one there is nothing to run
     /// it on, and the answer is [`Watching::Unsupported`].
     fn watch(&self, listener: Weak<dyn ChangeListener>) -> Watching {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Watching::Unsupported;
+        let channel = Channel {
+            client: self.shared.feed.clone(),
+            name: self.shared.names.channel(),
+            timeout: self.shared.timeout,
         };
-        runtime.spawn(feed(
-            self.shared.feed.clone(),
-            self.shared.names.channel(),
-            self.shared.timeout,
-            listener,
-        ));
-        Watching::Started
+        feed::watch(channel, self.shared.timeout, listener)
     }
 }
 
@@ -537,97 +526,60 @@ fn corrupt(field: &'static str) -> StoreError {
     ))
 }
 
-/// Relays the change channel to `listener` until it is dropped, reconnecting as
-/// needed.
-async fn feed(
+/// The change channel of one namespace, on connections of its own.
+///
+/// The feed uses RESP3 pushes: redis-rs' RESP2 `aio::PubSub` hands messages out only
+/// as a `futures` `Stream`, which this crate does not depend on.
+struct Channel {
+    /// Opens the feed's connections (RESP3, for pushes).
     client: Client,
-    channel: String,
+    name: String,
     timeout: Duration,
-    listener: Weak<dyn ChangeListener>,
-) {
-    let mut backoff = FIRST_BACKOFF;
-    while listener.strong_count() > 0 {
-        if let Ok((conn, pushes)) = subscribe(&client, &channel, timeout).await {
-            backoff = FIRST_BACKOFF;
-            // Changes made while no feed listened went unheard.
-            match listener.upgrade() {
-                Some(listener) => listener.changed(Change::All),
-                None => return,
-            }
-            if relay(conn, pushes, &listener, timeout).await.is_break() {
-                return;
-            }
-            // Until resubscribed, changes go unheard.
-            if let Some(listener) = listener.upgrade() {
-                listener.changed(Change::Disconnected);
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(LAST_BACKOFF);
-    }
 }
 
-/// A connection subscribed to `channel`, and the messages it receives.
-///
-/// The feed uses RESP3 pushes on a connection of its own: redis-rs' RESP2
-/// `aio::PubSub` hands messages out only as a `futures` `Stream`, which this crate
-/// does not depend on.
-async fn subscribe(
-    client: &Client,
-    channel: &str,
-    timeout: Duration,
-) -> Result<(MultiplexedConnection, UnboundedReceiver<PushInfo>)> {
-    let (sender, pushes) = mpsc::unbounded_channel();
-    let config = AsyncConnectionConfig::new()
-        .set_push_sender(sender)
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
-    let conn = bounded(timeout, async {
-        let mut conn = client
+/// A connection subscribed to the change channel, and the messages it receives.
+struct Pushes {
+    conn: MultiplexedConnection,
+    pushes: UnboundedReceiver<PushInfo>,
+}
+
+impl ChangeChannel for Channel {
+    type Subscription = Pushes;
+
+    async fn subscribe(&self) -> Result<Pushes> {
+        let (sender, pushes) = mpsc::unbounded_channel();
+        let config = AsyncConnectionConfig::new()
+            .set_push_sender(sender)
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let mut conn = self
+            .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(StoreError::backend)?;
-        conn.subscribe(channel).await.map_err(StoreError::backend)?;
-        Ok(conn)
-    })
-    .await?;
-    Ok((conn, pushes))
+        conn.subscribe(&self.name)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Pushes { conn, pushes })
+    }
 }
 
-/// Hands each published prefix to the listener. Breaks once the listener is gone;
-/// continues (to reconnect) once the connection is.
-async fn relay(
-    mut conn: MultiplexedConnection,
-    mut pushes: UnboundedReceiver<PushInfo>,
-    listener: &Weak<dyn ChangeListener>,
-    timeout: Duration,
-) -> ControlFlow<()> {
-    loop {
-        match tokio::time::timeout(TICK, pushes.recv()).await {
-            Ok(Some(push)) if push.kind == PushKind::Disconnection => {
-                return ControlFlow::Continue(())
+impl Subscription for Pushes {
+    async fn next(&mut self) -> Heard {
+        match self.pushes.recv().await {
+            Some(push) if push.kind != PushKind::Disconnection => {
+                published_prefix(push).map_or(Heard::Other, Heard::Key)
             }
-            Ok(Some(push)) => {
-                let Some(listener) = listener.upgrade() else {
-                    return ControlFlow::Break(());
-                };
-                if let Some(prefix) = published_prefix(push) {
-                    listener.changed(Change::Key(prefix));
-                }
-            }
-            Ok(None) => return ControlFlow::Continue(()),
-            Err(_quiet) => {
-                if listener.strong_count() == 0 {
-                    return ControlFlow::Break(());
-                }
-                let ping = bounded(timeout, async {
-                    conn.ping::<String>().await.map_err(StoreError::backend)
-                });
-                if ping.await.is_err() {
-                    return ControlFlow::Continue(());
-                }
-            }
+            Some(_) | None => Heard::Lost,
         }
+    }
+
+    async fn ping(&mut self) -> Result<()> {
+        self.conn
+            .ping::<String>()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
     }
 }
 
