@@ -4,6 +4,8 @@
 #![warn(unreachable_pub, clippy::unwrap_used)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod macros;
+
 pub mod auth;
 pub mod error;
 pub mod key;
