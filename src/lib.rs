@@ -5,6 +5,8 @@
 #![deny(clippy::option_option)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod macros;
+
 pub mod auth;
 pub mod error;
 pub mod key;

@@ -175,18 +175,7 @@ impl AsRef<str> for KeyPrefix {
     }
 }
 
-impl serde::Serialize for KeyPrefix {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for KeyPrefix {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::macros::serde_via_text!(KeyPrefix);
 
 #[cfg(test)]
 mod tests {

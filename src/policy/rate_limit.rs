@@ -17,7 +17,6 @@ use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde::{Deserialize, Serialize};
 
 use crate::key::{KeyPrefix, PrefixHashing};
 
@@ -137,18 +136,7 @@ impl fmt::Debug for RateLimit {
     }
 }
 
-impl Serialize for RateLimit {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for RateLimit {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::macros::serde_via_text!(RateLimit);
 
 /// A key's standing against its rate once a request was counted: what
 /// [`Principal::rate_limit`](crate::Principal::rate_limit) tells a handler, and what

@@ -277,24 +277,7 @@ impl fmt::Debug for RoutePattern {
     }
 }
 
-macro_rules! serde_via_string {
-    ($t:ty) => {
-        impl Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-serde_via_string!(OriginPattern);
-serde_via_string!(RoutePattern);
+crate::macros::serde_via_text!(OriginPattern, RoutePattern);
 
 /// Which restriction a request fell outside of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -76,43 +76,59 @@ impl<S: KeyStore> Available for Option<S> {
 /// store that `$make` builds: an expression of type `impl Future<Output = S>` where
 /// `S` is a [`KeyStore`] or an `Option` of one ([`Available`]). See the
 /// [`conformance`](crate::store::conformance) module.
+///
+/// `key_store_conformance!(run: $make)` instead runs every check at once, one after
+/// the other, where it is written (in `main`, an example, a doc-test), each on a
+/// runtime of its own as [`run`] makes; it panics at the first check the store fails.
 #[macro_export]
 macro_rules! key_store_conformance {
+    (run: $make:expr) => {
+        $crate::key_store_conformance!(@checks inline $make)
+    };
     ($name:ident, $make:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
-            $crate::key_store_conformance!(@checks $make;
-                insert_then_find_round_trips_every_field,
-                unknown_prefix_is_none,
-                duplicate_id_or_prefix_is_refused,
-                revoke_is_immediate_and_keeps_the_earliest_time,
-                revoke_unknown_id_is_none,
-                list_by_owner_is_oldest_first_and_complete,
-                last_use_keeps_the_latest,
-                metadata_entries_are_set_and_removed_one_by_one,
-                metadata_writes_to_different_entries_all_land,
-                one_active_key_rule,
-                one_active_key_is_atomic_under_concurrency,
-                replace_rotates_atomically,
-                replace_is_atomic_under_concurrency,
-                concurrent_inserts_and_lookups,
-            );
+            $crate::key_store_conformance!(@checks tests $make);
         }
     };
-    (@checks $make:expr; $($check:ident),* $(,)?) => {
+    (@checks $how:ident $make:expr) => {
+        $crate::key_store_conformance! {@$how $make;
+            insert_then_find_round_trips_every_field,
+            unknown_prefix_is_none,
+            duplicate_id_or_prefix_is_refused,
+            revoke_is_immediate_and_keeps_the_earliest_time,
+            revoke_unknown_id_is_none,
+            list_by_owner_is_oldest_first_and_complete,
+            last_use_keeps_the_latest,
+            metadata_entries_are_set_and_removed_one_by_one,
+            metadata_writes_to_different_entries_all_land,
+            one_active_key_rule,
+            one_active_key_is_atomic_under_concurrency,
+            replace_rotates_atomically,
+            replace_is_atomic_under_concurrency,
+            concurrent_inserts_and_lookups,
+        }
+    };
+    (@tests $make:expr; $($check:ident),* $(,)?) => {
         $(
             #[test]
             fn $check() {
-                $crate::store::conformance::run(async {
-                    let made = $make.await;
-                    if let Some(store) = $crate::store::conformance::Available::available(made) {
-                        $crate::store::conformance::$check(store).await;
-                    }
-                });
+                $crate::key_store_conformance!(@one $make; $check);
             }
         )*
+    };
+    (@inline $make:expr; $($check:ident),* $(,)?) => {{
+        $( $crate::key_store_conformance!(@one $make; $check); )*
+    }};
+    (@one $make:expr; $check:ident) => {
+        $crate::store::conformance::run(async {
+            let made = $make.await;
+            if let Some(store) = $crate::store::conformance::Available::available(made) {
+                $crate::store::conformance::$check(store).await;
+            }
+        })
     };
 }
 

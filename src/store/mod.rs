@@ -44,6 +44,111 @@
 //! The `test-util` feature's `conformance` module checks all of this: run
 //! `key_store_conformance!` from your tests, as the built-in stores do.
 //!
+//! ## Implement a store
+//!
+//! A whole store over one `Mutex<HashMap>` (every call takes the lock, so every call
+//! is atomic), and the conformance suite run over it:
+//!
+//! ```
+//! use std::{
+//!     collections::HashMap,
+//!     sync::{Arc, Mutex, MutexGuard, PoisonError},
+//!     time::SystemTime,
+//! };
+//!
+//! use tower_api_key::{
+//!     key::KeyPrefix,
+//!     store::{InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError},
+//! };
+//!
+//! #[derive(Default)]
+//! struct MapStore(Mutex<HashMap<KeyPrefix, KeyRecord>>);
+//!
+//! impl MapStore {
+//!     fn records(&self) -> MutexGuard<'_, HashMap<KeyPrefix, KeyRecord>> {
+//!         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+//!     }
+//! }
+//!
+//! /// The record with this id, to change in place.
+//! fn by_id<'a>(
+//!     records: &'a mut HashMap<KeyPrefix, KeyRecord>,
+//!     id: &KeyId,
+//! ) -> Option<&'a mut KeyRecord> {
+//!     records.values_mut().find(|r| &r.id == id)
+//! }
+//!
+//! #[async_trait::async_trait]
+//! impl KeyStore for MapStore {
+//!     async fn find_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<Arc<KeyRecord>>> {
+//!         Ok(self.records().get(prefix).cloned().map(Arc::new))
+//!     }
+//!
+//!     async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<()> {
+//!         let mut records = self.records();
+//!         if records.contains_key(&record.prefix) || by_id(&mut records, &record.id).is_some() {
+//!             return Err(StoreError::Duplicate);
+//!         }
+//!         let mut owned = records.values_mut().filter(|r| r.owner == record.owner);
+//!         match rule {
+//!             InsertRule::Unconditional => {}
+//!             InsertRule::NoOtherActiveKey => {
+//!                 if owned.any(|r| r.is_active_key_at(record.created_at)) {
+//!                     return Err(StoreError::ActiveKeyExists);
+//!                 }
+//!             }
+//!             InsertRule::Replace { old, revoke_at } => {
+//!                 let old = owned.find(|r| r.id == old).ok_or(StoreError::NotFound)?;
+//!                 if old.revoked_at.is_some() {
+//!                     return Err(StoreError::AlreadyRevoked);
+//!                 }
+//!                 old.revoked_at = Some(revoke_at);
+//!             }
+//!             // A rule this store does not know is refused, never ignored.
+//!             _ => return Err(StoreError::backend("unknown insert rule")),
+//!         }
+//!         records.insert(record.prefix, record);
+//!         Ok(())
+//!     }
+//!
+//!     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>> {
+//!         let mut records = self.records();
+//!         Ok(by_id(&mut records, id).map(|r| {
+//!             r.revoked_at = Some(r.revoked_at.map_or(at, |earlier| earlier.min(at)));
+//!             r.clone()
+//!         }))
+//!     }
+//!
+//!     async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>> {
+//!         let records = self.records();
+//!         let mut owned: Vec<_> = records.values().filter(|r| r.owner == owner).cloned().collect();
+//!         owned.sort_by_key(|r| r.created_at);
+//!         Ok(owned)
+//!     }
+//!
+//!     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
+//!         if let Some(r) = by_id(&mut self.records(), id) {
+//!             r.last_used_at = r.last_used_at.max(Some(at));
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     async fn set_metadata(&self, id: &KeyId, name: &str, value: Option<&str>) -> Result<()> {
+//!         let mut records = self.records();
+//!         let r = by_id(&mut records, id).ok_or(StoreError::NotFound)?;
+//!         match value {
+//!             Some(value) => r.metadata.insert(name.to_owned(), value.to_owned()),
+//!             None => r.metadata.remove(name),
+//!         };
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // In your tests, `key_store_conformance!(map_store, async { MapStore::default() });`
+//! // makes one `#[test]` per check; here every check runs at once.
+//! tower_api_key::key_store_conformance!(run: async { MapStore::default() });
+//! ```
+//!
 //! # The stores
 //!
 //! [`InMemoryKeyStore`] is always there. Behind features: `SqliteKeyStore` (`sqlite`),
@@ -58,6 +163,8 @@ mod codec;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod feed;
 mod last_use;
 mod memory;
 mod prefix_table;

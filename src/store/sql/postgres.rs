@@ -2,14 +2,18 @@ use std::{sync::Weak, time::Duration};
 
 use sqlx::{
     postgres::{PgListener, PgPoolOptions, PgRow},
-    Postgres,
+    PgPool, Postgres,
 };
 
 use super::{
     database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX,
     LIST_BY_OWNER, REVOKE,
 };
-use crate::store::{timeout::bounded, Change, ChangeListener, Result, StoreError, Watching};
+use crate::store::{
+    feed::{self, ChangeChannel, Heard, Subscription},
+    timeout::bounded,
+    ChangeListener, Result, Watching,
+};
 
 /// Keys in PostgreSQL (feature `postgres`): one store shared by many instances of a
 /// service.
@@ -192,89 +196,43 @@ sql_key_store!(
         /// Listens on the change channel from a task on the current tokio runtime;
         /// outside one there is nothing to run it on: `Unsupported`.
         fn watch(&self, listener: Weak<dyn ChangeListener>) -> Watching {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(listen(self.pool.clone(), self.timeout, listener));
-                    Watching::Started
-                }
-                Err(_) => Watching::Unsupported,
-            }
+            feed::watch(self.pool.clone(), self.timeout, listener)
         }
     }
 );
 
-/// How often a quiet feed checks that its listener lives and its connection answers.
-const TICK: Duration = Duration::from_secs(1);
+impl ChangeChannel for PgPool {
+    type Subscription = PgListener;
 
-/// Forwards notifications to `listener` until it is dropped, reconnecting with a
-/// backoff. After every (re)subscription it reports [`Change::All`] (changes may have
-/// been missed), and [`Change::Disconnected`] as soon as the connection is lost or a
-/// quiet connection stops answering a ping — so a cache never trusts what it holds
-/// while it cannot hear.
-async fn listen(pool: sqlx::PgPool, timeout: Duration, listener: Weak<dyn ChangeListener>) {
-    let mut backoff = Duration::from_millis(100);
-    while listener.strong_count() > 0 {
-        if let Ok(mut feed) = bounded(timeout, subscribe(&pool)).await {
-            backoff = Duration::from_millis(100);
-            let Some(strong) = listener.upgrade() else {
-                return;
-            };
-            strong.changed(Change::All);
-            drop(strong);
-            if relay(&mut feed, &listener, timeout).await.is_break() {
-                return;
-            }
-            if let Some(strong) = listener.upgrade() {
-                strong.changed(Change::Disconnected);
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+    async fn subscribe(&self) -> Result<PgListener> {
+        let mut listener = PgListener::connect_with(self)
+            .await
+            .map_err(database_error)?;
+        // A lost connection is reported (and re-made by the relay), not silently
+        // re-made inside.
+        listener.eager_reconnect(false);
+        listener.listen(CHANNEL).await.map_err(database_error)?;
+        Ok(listener)
     }
 }
 
-/// Hands each notification to the listener. Breaks once the listener is gone;
-/// continues (to reconnect) once the connection is.
-async fn relay(
-    feed: &mut PgListener,
-    listener: &Weak<dyn ChangeListener>,
-    timeout: Duration,
-) -> std::ops::ControlFlow<()> {
-    use std::ops::ControlFlow::{Break, Continue};
-    loop {
-        let next = tokio::time::timeout(TICK, feed.try_recv()).await;
-        let Some(strong) = listener.upgrade() else {
-            return Break(());
-        };
-        match next {
-            Ok(Ok(Some(notification))) => {
-                if let Ok(prefix) = notification.payload().parse() {
-                    strong.changed(Change::Key(prefix));
-                }
-            }
+impl Subscription for PgListener {
+    async fn next(&mut self) -> Heard {
+        match self.try_recv().await {
+            Ok(Some(notification)) => notification
+                .payload()
+                .parse()
+                .map_or(Heard::Other, Heard::Key),
             // Lost (with `eager_reconnect` off, `try_recv` says so at once).
-            Ok(Ok(None) | Err(_)) => return Continue(()),
-            Err(_quiet) => {
-                let ping = bounded(timeout, async {
-                    sqlx::query("SELECT 1")
-                        .execute(&mut *feed)
-                        .await
-                        .map_err(database_error)
-                });
-                if ping.await.is_err() {
-                    return Continue(());
-                }
-            }
+            Ok(None) | Err(_) => Heard::Lost,
         }
     }
-}
 
-async fn subscribe(pool: &sqlx::PgPool) -> std::result::Result<PgListener, StoreError> {
-    let mut feed = PgListener::connect_with(pool)
-        .await
-        .map_err(database_error)?;
-    // A lost connection is reported (and re-made here), not silently re-made inside.
-    feed.eager_reconnect(false);
-    feed.listen(CHANNEL).await.map_err(database_error)?;
-    Ok(feed)
+    async fn ping(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&mut *self)
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
 }

@@ -4,34 +4,28 @@ use std::{
     collections::HashMap,
     fmt,
     future::Future,
-    ops::ControlFlow,
-    sync::{Arc, LazyLock, PoisonError, RwLock, Weak},
+    sync::{Arc, PoisonError, RwLock, Weak},
     time::{Duration, SystemTime},
 };
 
 use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
-    AsyncCommands, AsyncConnectionConfig, Client, Msg, ProtocolVersion, PushInfo, PushKind,
-    RedisResult, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    AsyncCommands, Client, ProtocolVersion, RedisResult,
 };
-use tokio::sync::mpsc::{self, UnboundedReceiver};
 
+use self::{feed::Channel, scripts::SCRIPTS};
 use super::{
     codec::{nanos, Columns},
     timeout::{bounded, DEFAULT_TIMEOUT},
-    Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, Watching,
+    ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, Watching,
 };
 use crate::key::KeyPrefix;
 
+mod feed;
+mod scripts;
+
 /// The layout version [`RedisKeyStore::migrate`] records under `<namespace>:schema`.
 const LAYOUT_VERSION: &str = "1";
-
-/// The change feed's reconnection delay: doubling from the first to the last.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const LAST_BACKOFF: Duration = Duration::from_secs(2);
-
-/// How often a quiet change feed checks that its listener lives and its server answers.
-const TICK: Duration = Duration::from_secs(1);
 
 /// Key records in Redis, shared by every instance that connects to the same server and
 /// namespace; behind the `redis` feature.
@@ -423,16 +417,12 @@ impl KeyStore for RedisKeyStore {
     /// The task runs on the current tokio runtime; outside one there is nothing to run
     /// it on, and the answer is [`Watching::Unsupported`].
     fn watch(&self, listener: Weak<dyn ChangeListener>) -> Watching {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Watching::Unsupported;
+        let channel = Channel {
+            client: self.shared.feed.clone(),
+            name: self.shared.names.channel(),
+            timeout: self.shared.timeout,
         };
-        runtime.spawn(feed(
-            self.shared.feed.clone(),
-            self.shared.names.channel(),
-            self.shared.timeout,
-            listener,
-        ));
-        Watching::Started
+        super::feed::watch(channel, self.shared.timeout, listener)
     }
 }
 
@@ -537,222 +527,6 @@ fn corrupt(field: &'static str) -> StoreError {
     ))
 }
 
-/// Relays the change channel to `listener` until it is dropped, reconnecting as
-/// needed.
-async fn feed(
-    client: Client,
-    channel: String,
-    timeout: Duration,
-    listener: Weak<dyn ChangeListener>,
-) {
-    let mut backoff = FIRST_BACKOFF;
-    while listener.strong_count() > 0 {
-        if let Ok((conn, pushes)) = subscribe(&client, &channel, timeout).await {
-            backoff = FIRST_BACKOFF;
-            // Changes made while no feed listened went unheard.
-            match listener.upgrade() {
-                Some(listener) => listener.changed(Change::All),
-                None => return,
-            }
-            if relay(conn, pushes, &listener, timeout).await.is_break() {
-                return;
-            }
-            // Until resubscribed, changes go unheard.
-            if let Some(listener) = listener.upgrade() {
-                listener.changed(Change::Disconnected);
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(LAST_BACKOFF);
-    }
-}
-
-/// A connection subscribed to `channel`, and the messages it receives.
-///
-/// The feed uses RESP3 pushes on a connection of its own: redis-rs' RESP2
-/// `aio::PubSub` hands messages out only as a `futures` `Stream`, which this crate
-/// does not depend on.
-async fn subscribe(
-    client: &Client,
-    channel: &str,
-    timeout: Duration,
-) -> Result<(MultiplexedConnection, UnboundedReceiver<PushInfo>)> {
-    let (sender, pushes) = mpsc::unbounded_channel();
-    let config = AsyncConnectionConfig::new()
-        .set_push_sender(sender)
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
-    let conn = bounded(timeout, async {
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(StoreError::backend)?;
-        conn.subscribe(channel).await.map_err(StoreError::backend)?;
-        Ok(conn)
-    })
-    .await?;
-    Ok((conn, pushes))
-}
-
-/// Hands each published prefix to the listener. Breaks once the listener is gone;
-/// continues (to reconnect) once the connection is.
-async fn relay(
-    mut conn: MultiplexedConnection,
-    mut pushes: UnboundedReceiver<PushInfo>,
-    listener: &Weak<dyn ChangeListener>,
-    timeout: Duration,
-) -> ControlFlow<()> {
-    loop {
-        match tokio::time::timeout(TICK, pushes.recv()).await {
-            Ok(Some(push)) if push.kind == PushKind::Disconnection => {
-                return ControlFlow::Continue(())
-            }
-            Ok(Some(push)) => {
-                let Some(listener) = listener.upgrade() else {
-                    return ControlFlow::Break(());
-                };
-                if let Some(prefix) = published_prefix(push) {
-                    listener.changed(Change::Key(prefix));
-                }
-            }
-            Ok(None) => return ControlFlow::Continue(()),
-            Err(_quiet) => {
-                if listener.strong_count() == 0 {
-                    return ControlFlow::Break(());
-                }
-                let ping = bounded(timeout, async {
-                    conn.ping::<String>().await.map_err(StoreError::backend)
-                });
-                if ping.await.is_err() {
-                    return ControlFlow::Continue(());
-                }
-            }
-        }
-    }
-}
-
-/// The prefix a change message carries; `None` for other pushes and for payloads
-/// that are not a prefix.
-fn published_prefix(push: PushInfo) -> Option<KeyPrefix> {
-    let message = Msg::from_push_info(push)?;
-    std::str::from_utf8(message.get_payload_bytes())
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// Compares times exactly in Lua, whose numbers are doubles (exact only to 2^53, while
-/// nanosecond times reach 1.8e18). A time, decimal text of an i64, is read as two
-/// exact doubles `n = hi * 1e9 + lo`, both with n's sign (|hi| < 2^34, |lo| < 1e9);
-/// comparing the pairs in order compares the times: if hi_a < hi_b, then
-/// a < (hi_a + 1) * 1e9 <= b when b >= 0, and a <= hi_a * 1e9 <= (hi_b - 1) * 1e9 < b
-/// when b < 0 (then hi_a < 0 and lo_a <= 0).
-const TIMES_LUA: &str = r#"
-local function parts(s)
-  local sign, digits = 1, s
-  if s:sub(1, 1) == '-' then sign, digits = -1, s:sub(2) end
-  if #digits > 19 or not digits:match('^%d+$') then
-    return error('stored key record has an unreadable time')
-  end
-  local n = #digits
-  local hi = n > 9 and tonumber(digits:sub(1, n - 9)) or 0
-  return sign * hi, sign * tonumber(digits:sub(math.max(n - 8, 1)))
-end
-local function before(a, b)
-  local a_hi, a_lo = parts(a)
-  local b_hi, b_lo = parts(b)
-  return a_hi < b_hi or (a_hi == b_hi and a_lo < b_lo)
-end
-"#;
-
-/// Inserts a record if its id and prefix are free and its rule holds; writes nothing
-/// otherwise. KEYS: the record, its id, its owner's list, and (replace) the old id.
-/// ARGV: namespace, rule, prefix, owner, created_at, revoke_at, then field/value pairs.
-const INSERT_LUA: &str = r#"
-local ns, rule, prefix, owner, created_at, revoke_at = unpack(ARGV, 1, 6)
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 'duplicate' end
-if rule == 'one-active' then
-  for _, other in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
-    local r = redis.call('HMGET', ns .. ':key:' .. other, 'id', 'revoked_at', 'expires_at')
-    if r[1] and not r[2] and (not r[3] or before(created_at, r[3])) then
-      return 'active'
-    end
-  end
-elseif rule == 'replace' then
-  local old = redis.call('GET', KEYS[4])
-  local old_key = old and (ns .. ':key:' .. old)
-  if not old or redis.call('HGET', old_key, 'owner') ~= owner then return 'not-found' end
-  if redis.call('HEXISTS', old_key, 'revoked_at') == 1 then return 'revoked' end
-  redis.call('HSET', old_key, 'revoked_at', revoke_at)
-  redis.call('PUBLISH', ns .. ':changes', old)
-elseif rule ~= 'unconditional' then
-  return redis.error_reply('unknown insert rule ' .. rule)
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('SET', KEYS[2], prefix)
-redis.call('RPUSH', KEYS[3], prefix)
-redis.call('PUBLISH', ns .. ':changes', prefix)
-return 'ok'
-"#;
-
-/// Revokes as of ARGV[2], keeping an earlier revocation; returns the record's fields,
-/// or nil when there is none. KEYS: the id. ARGV: namespace, at.
-const REVOKE_LUA: &str = r#"
-local prefix = redis.call('GET', KEYS[1])
-if not prefix then return false end
-local key = ARGV[1] .. ':key:' .. prefix
-if redis.call('EXISTS', key) == 0 then return false end
-local revoked_at = redis.call('HGET', key, 'revoked_at')
-if not revoked_at or before(ARGV[2], revoked_at) then
-  redis.call('HSET', key, 'revoked_at', ARGV[2])
-  redis.call('PUBLISH', ARGV[1] .. ':changes', prefix)
-end
-return redis.call('HGETALL', key)
-"#;
-
-/// Notes a use at ARGV[2] unless a later one is stored. KEYS: the id. ARGV: namespace,
-/// at. Not published: a cache does not need it.
-const LAST_USE_LUA: &str = r#"
-local prefix = redis.call('GET', KEYS[1])
-if not prefix then return end
-local key = ARGV[1] .. ':key:' .. prefix
-if redis.call('EXISTS', key) == 0 then return end
-local seen = redis.call('HGET', key, 'last_used_at')
-if not seen or before(seen, ARGV[2]) then
-  redis.call('HSET', key, 'last_used_at', ARGV[2])
-end
-"#;
-
-/// Sets the metadata entry ARGV[2] to ARGV[3], or removes it without ARGV[3]; answers
-/// whether the record exists. KEYS: the id. ARGV: namespace, name, [value]. Not
-/// published: a cache does not need it.
-const SET_METADATA_LUA: &str = r#"
-local prefix = redis.call('GET', KEYS[1])
-if not prefix then return 0 end
-local key = ARGV[1] .. ':key:' .. prefix
-if redis.call('EXISTS', key) == 0 then return 0 end
-local metadata = cjson.decode(redis.call('HGET', key, 'metadata') or '{}')
-metadata[ARGV[2]] = ARGV[3]
--- cjson writes an empty table as `{}`, an object: what the reader expects.
-redis.call('HSET', key, 'metadata', cjson.encode(metadata))
-return 1
-"#;
-
-/// The owner's records, as one consistent read, in insertion order. KEYS: the owner's
-/// list. ARGV: namespace.
-const LIST_LUA: &str = r#"
-local records = {}
-for _, prefix in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local fields = redis.call('HGETALL', ARGV[1] .. ':key:' .. prefix)
-  if #fields > 0 then records[#records + 1] = fields end
-end
-return records
-"#;
-
-fn script(body: &str) -> Script {
-    Script::new(&[TIMES_LUA, body].concat())
-}
-
 /// What to do when the server's persistence settings cannot be read.
 const SETTINGS_UNREADABLE: &str = "check `appendonly yes` and the eviction policy yourself, \
      then turn `check_durability` off";
@@ -777,38 +551,6 @@ fn durability_problem(settings: &HashMap<String, String>) -> Option<&'static str
     }
     None
 }
-
-/// Every Lua script the store runs, one field each.
-struct Scripts {
-    insert: Script,
-    revoke: Script,
-    last_use: Script,
-    list: Script,
-    set_metadata: Script,
-}
-
-impl Scripts {
-    /// All of them, for [`RedisKeyStore::migrate`] to load. The pattern names every
-    /// field, so a new script does not compile until it is listed here too.
-    fn all(&self) -> [&Script; 5] {
-        let Scripts {
-            insert,
-            revoke,
-            last_use,
-            list,
-            set_metadata,
-        } = self;
-        [insert, revoke, last_use, list, set_metadata]
-    }
-}
-
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    insert: script(INSERT_LUA),
-    revoke: script(REVOKE_LUA),
-    last_use: script(LAST_USE_LUA),
-    list: script(LIST_LUA),
-    set_metadata: script(SET_METADATA_LUA),
-});
 
 #[cfg(test)]
 mod tests {
