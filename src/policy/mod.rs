@@ -2,17 +2,20 @@
 //! endpoint accepts, and the per-key [`Restrictions`] (client address, browser origin,
 //! route).
 
+mod client;
+mod origin;
 mod rate_limit;
 mod restrictions;
+mod route;
 
+pub(crate) use client::TrustedProxies;
+pub use client::{ForwardedHeader, PeerAddr};
+pub use origin::OriginPattern;
 pub(crate) use rate_limit::Limiters;
 pub use rate_limit::{InvalidRate, RateLimit, RateLimitStatus};
-pub(crate) use restrictions::{
-    check as check_restrictions, Facts, Outside, RequestFacts, TrustedProxies,
-};
-pub use restrictions::{
-    ForwardedHeader, InvalidPattern, OriginPattern, PeerAddr, Restrictions, RoutePattern,
-};
+pub(crate) use restrictions::{check as check_restrictions, Facts, Outside, RequestFacts};
+pub use restrictions::{InvalidPattern, Restrictions};
+pub use route::RoutePattern;
 
 use crate::key::KeyMode;
 
