@@ -23,7 +23,7 @@ use crate::{key::KeyPrefix, store::KeyId};
 #[non_exhaustive]
 pub struct AuditEntry {
     /// When it happened.
-    #[serde(serialize_with = "super::types::rfc3339")]
+    #[serde(serialize_with = "super::time::rfc3339")]
     pub at: SystemTime,
     /// Who did it: the session user, the key itself, or the system.
     pub actor: Actor,

@@ -247,7 +247,7 @@ pub struct KeyEvent {
     /// rightmost untrusted forwarded hop).
     pub client_addr: Option<IpAddr>,
     /// When it happened.
-    #[serde(serialize_with = "super::types::rfc3339")]
+    #[serde(serialize_with = "super::time::rfc3339")]
     pub at: SystemTime,
 }
 

@@ -5,15 +5,20 @@ use std::{
 };
 
 use super::{
-    hooks::Hooks,
-    types::{DEFAULT_MAX_KEYS_PER_OWNER, MAX_GRACE, REVOKED_SHOWN_FOR},
-    ActiveKey, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView, ManageError,
-    MintedKey, NewKey,
+    hooks::Hooks, ActiveKey, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView,
+    ManageError, MintedKey, NewKey,
 };
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
     store::{InsertRule, KeyId, KeyRecord, KeyRecordBuilder, KeyStore, LastUse},
 };
+
+/// How many keys an owner may hold that are not revoked, by default.
+const DEFAULT_MAX_KEYS_PER_OWNER: usize = 100;
+/// How long a revoked key stays in the named-key list, marked revoked.
+const REVOKED_SHOWN_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest rotation grace period accepted: 30 days.
+const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Key lifecycle over any [`KeyStore`]: mint, view, rotate and revoke, under the
 /// policy you pick — [`Keys::one_active`] (one key per owner) or [`Keys::named`] (many

@@ -15,16 +15,21 @@
 //! [`AuditTrail`] of who did what to which key, when and from where.
 
 mod audit;
+mod error;
 mod hooks;
 mod keys;
+mod new_key;
 #[cfg(feature = "axum")]
 mod router;
-mod types;
+mod time;
+mod view;
 
 pub use audit::{AuditEntry, AuditSink, AuditTrail, MemoryAuditSink, TracingAuditSink};
+pub use error::ManageError;
 pub use hooks::{Actor, Caller, HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
 pub use keys::{Keys, NamedKeys, OneActiveKeys};
+pub use new_key::NewKey;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use router::{router, ManagementRoutes, MAX_BODY_BYTES};
-pub use types::{ActiveKey, KeyRef, KeyStatus, KeyView, ManageError, MintedKey, NewKey};
+pub use view::{ActiveKey, KeyRef, KeyStatus, KeyView, MintedKey};
