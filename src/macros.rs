@@ -23,6 +23,29 @@ macro_rules! serde_via_text {
 
 pub(crate) use serde_via_text;
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service `Foo<S>` whose inner
+/// service is the field `inner`; invoked inside its `impl<S> Foo<S>` block.
+macro_rules! inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Unwraps the inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
+pub(crate) use inner_service_accessors;
+
 #[cfg(test)]
 mod tests {
     use crate::{

@@ -64,7 +64,6 @@ mod principal;
 mod scope;
 mod service;
 
-pub use crate::middleware::{ResponseBody, ResponseFuture};
 pub use authenticator::{Authenticator, AuthenticatorBuilder};
 pub use layer::ApiKeyLayer;
 pub use principal::Principal;

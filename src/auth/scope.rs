@@ -6,8 +6,11 @@ use std::{
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use super::{Principal, ResponseBody, ResponseFuture};
-use crate::error::{is_scope_token, AuthError, AuthErrorKind};
+use super::Principal;
+use crate::{
+    error::{is_scope_token, AuthError, AuthErrorKind},
+    middleware::{ResponseBody, ResponseFuture},
+};
 
 /// Requires the verified key to carry a scope; put it on the routes that need one,
 /// inside an [`ApiKeyLayer`](super::ApiKeyLayer).
@@ -69,20 +72,7 @@ pub struct RequireScope<S> {
 }
 
 impl<S> RequireScope<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>

@@ -5,11 +5,11 @@ use tower::Service;
 
 use super::{
     authenticator::{Head, Started},
-    ApiKeyLayer, Authenticator, Principal, ResponseBody, ResponseFuture,
+    ApiKeyLayer, Authenticator, Principal,
 };
 use crate::{
     error::AuthError,
-    middleware::{take_ready, Admitted},
+    middleware::{take_ready, Admitted, ResponseBody, ResponseFuture},
 };
 
 /// Middleware that admits only requests carrying a valid API key; see
@@ -37,20 +37,7 @@ impl<S> ApiKeyService<S> {
         ApiKeyLayer::new(auth)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyService<S>

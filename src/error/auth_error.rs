@@ -11,61 +11,70 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::{envelope_json, json_response, retry_after_value, ErrorCode};
 
-/// Why a request was refused by the layer.
-///
-/// New kinds may be added in minor releases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AuthErrorKind {
-    /// No credentials at all: 401, challenge without `error=`.
-    MissingCredentials,
-    /// Credentials that are malformed, ambiguous, unknown or wrong: 401,
-    /// `error="invalid_token"`. Unknown prefix and wrong secret are indistinguishable.
-    InvalidCredentials,
-    /// The key was revoked: 401, `error="invalid_token"`.
-    Revoked,
-    /// The key has expired: 401, `error="invalid_token"`.
-    Expired,
-    /// The key is valid but lacks a required scope: 403, `error="insufficient_scope"`.
-    InsufficientScope,
-    /// The key is of a mode (live or test) this endpoint does not accept: 401,
-    /// `error="invalid_token"`, with a message naming the mode it does accept.
-    WrongMode,
-    /// The key may not be used from this client address: 403.
-    IpNotAllowed,
-    /// The key may not be used from this browser origin: 403.
-    OriginNotAllowed,
-    /// The key may not call this method and path: 403.
-    RouteNotAllowed,
-    /// Too many requests for this key, or too many failed attempts from this client:
-    /// 429 `rate_limited` with `Retry-After`.
-    RateLimited,
-    /// The key store answered with an error (including [`StoreError::Timeout`] from a
-    /// store that bounds its calls); the request fails closed: 503 with `Retry-After`.
-    ///
-    /// [`StoreError::Timeout`]: crate::store::StoreError::Timeout
-    StoreUnavailable,
+/// Declares [`AuthErrorKind`] and its list of every kind from one list of variants, so
+/// the two never disagree; a kind's index (into the per-kind tables of messages and
+/// bodies) is its position.
+macro_rules! auth_error_kinds {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)+ }) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        /// How many kinds there are.
+        const KINDS: usize = [$(stringify!($variant)),+].len();
+
+        impl $name {
+            /// Every kind, in declaration order.
+            const ALL: [$name; KINDS] = [$($name::$variant),+];
+
+            /// The kind's position in [`ALL`](Self::ALL).
+            const fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
 }
 
-const KINDS: usize = 11;
+auth_error_kinds! {
+    /// Why a request was refused by the layer.
+    ///
+    /// New kinds may be added in minor releases.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum AuthErrorKind {
+        /// No credentials at all: 401, challenge without `error=`.
+        MissingCredentials,
+        /// Credentials that are malformed, ambiguous, unknown or wrong: 401,
+        /// `error="invalid_token"`. Unknown prefix and wrong secret are indistinguishable.
+        InvalidCredentials,
+        /// The key was revoked: 401, `error="invalid_token"`.
+        Revoked,
+        /// The key has expired: 401, `error="invalid_token"`.
+        Expired,
+        /// The key is valid but lacks a required scope: 403, `error="insufficient_scope"`.
+        InsufficientScope,
+        /// The key is of a mode (live or test) this endpoint does not accept: 401,
+        /// `error="invalid_token"`, with a message naming the mode it does accept.
+        WrongMode,
+        /// The key may not be used from this client address: 403.
+        IpNotAllowed,
+        /// The key may not be used from this browser origin: 403.
+        OriginNotAllowed,
+        /// The key may not call this method and path: 403.
+        RouteNotAllowed,
+        /// Too many requests for this key, or too many failed attempts from this client:
+        /// 429 `rate_limited` with `Retry-After`.
+        RateLimited,
+        /// The key store answered with an error (including [`StoreError::Timeout`] from a
+        /// store that bounds its calls); the request fails closed: 503 with `Retry-After`.
+        ///
+        /// [`StoreError::Timeout`]: crate::store::StoreError::Timeout
+        StoreUnavailable,
+    }
+}
 
 impl AuthErrorKind {
-    const fn index(self) -> usize {
-        match self {
-            AuthErrorKind::MissingCredentials => 0,
-            AuthErrorKind::InvalidCredentials => 1,
-            AuthErrorKind::Revoked => 2,
-            AuthErrorKind::Expired => 3,
-            AuthErrorKind::InsufficientScope => 4,
-            AuthErrorKind::StoreUnavailable => 5,
-            AuthErrorKind::WrongMode => 6,
-            AuthErrorKind::IpNotAllowed => 7,
-            AuthErrorKind::OriginNotAllowed => 8,
-            AuthErrorKind::RouteNotAllowed => 9,
-            AuthErrorKind::RateLimited => 10,
-        }
-    }
-
     /// The HTTP status this kind is answered with.
     pub const fn status(self) -> StatusCode {
         match self {
@@ -123,20 +132,6 @@ impl AuthErrorKind {
             AuthErrorKind::RateLimited => "Too many requests. Retry after the time in Retry-After.",
         }
     }
-
-    const ALL: [AuthErrorKind; KINDS] = [
-        AuthErrorKind::MissingCredentials,
-        AuthErrorKind::InvalidCredentials,
-        AuthErrorKind::Revoked,
-        AuthErrorKind::Expired,
-        AuthErrorKind::InsufficientScope,
-        AuthErrorKind::StoreUnavailable,
-        AuthErrorKind::WrongMode,
-        AuthErrorKind::IpNotAllowed,
-        AuthErrorKind::OriginNotAllowed,
-        AuthErrorKind::RouteNotAllowed,
-        AuthErrorKind::RateLimited,
-    ];
 }
 
 /// Message texts, one per kind, as configured by the user.
@@ -251,7 +246,7 @@ pub(crate) fn is_scope_token(scope: &str) -> bool {
 /// A refused request: what the layer, a scope check or the [`Authenticator`] returns.
 ///
 /// It renders as the envelope with the right status and headers
-/// ([`AuthError::into_response`], or `IntoResponse` with the `axum` feature) using the
+/// ([`AuthError::into_http_response`], or `IntoResponse` with the `axum` feature) using the
 /// realm and messages configured on the layer that produced it. Its `Display` is the
 /// client-facing message; for a store failure, [`std::error::Error::source`] holds the
 /// store's error for your logs. Neither ever contains a key.

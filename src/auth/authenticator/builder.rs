@@ -139,7 +139,7 @@ impl AuthenticatorBuilder {
     }
 
     /// The request rate every key gets unless its record sets its own
-    /// ([`KeyRecord::rate_limit`]). Over it: 429 `rate_limited` with `Retry-After`.
+    /// ([`KeyRecord::rate_limit`](crate::store::KeyRecord::rate_limit)). Over it: 429 `rate_limited` with `Retry-After`.
     /// Counted only for verified keys. Default: no limit.
     pub fn rate_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
         self.rate_limit = rate.into();

@@ -409,7 +409,7 @@ impl KeyStore for RedisKeyStore {
     }
 
     /// Starts a tokio task that subscribes to `<namespace>:changes` on a connection of
-    /// its own and relays each prefix as [`Change::Key`], with [`Change::All`] after
+    /// its own and relays each prefix as [`Change::Key`](crate::store::Change::Key), with [`Change::All`](crate::store::Change::All) after
     /// every (re)subscription. It reconnects after a drop (waiting 100 ms, doubling up
     /// to 2 s), pings a quiet connection every second to notice one that died
     /// silently, and ends within about a second of the listener being dropped.
