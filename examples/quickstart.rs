@@ -84,7 +84,7 @@ use tokio::net::TcpListener;
 use tower::Layer;
 use tower_api_key::{
     auth::Authenticator,
-    dashboard::{self, DashboardConfig},
+    manage::dashboard::{self, DashboardConfig},
     manage::{AuditEntry, AuditTrail, HookError, KeyEvent, KeyHooks, Keys, ManagementRoutes},
     policy::RateLimit,
     session::{safe_next, CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},

@@ -20,10 +20,6 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
-#[cfg(feature = "dashboard")]
-#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
-pub mod dashboard;
-
 /// The `async-trait` attribute, re-exported so implementing [`KeyStore`],
 /// [`SessionResolver`](session::SessionResolver), [`KeyHooks`](manage::KeyHooks) or
 /// [`AuditSink`](manage::AuditSink) needs no dependency of your own: write

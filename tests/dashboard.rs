@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
-    dashboard::{DashboardConfig, CONTENT_SECURITY_POLICY},
+    manage::dashboard::{DashboardConfig, CONTENT_SECURITY_POLICY},
     manage::{
         Actor, AuditTrail, HookError, KeyAction, KeyEvent, KeyHooks, Keys, ManagementRoutes,
         MemoryAuditSink,

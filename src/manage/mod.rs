@@ -15,6 +15,9 @@
 //! [`AuditTrail`] of who did what to which key, when and from where.
 
 mod audit;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 mod error;
 mod hooks;
 mod keys;

@@ -14,9 +14,9 @@ use http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 
-use super::{Caller, KeyRef, Keys, ManageError, MintedKey};
 #[cfg(feature = "dashboard")]
-use crate::dashboard::{self, DashboardConfig};
+use super::dashboard::{self, DashboardConfig};
+use super::{Caller, KeyRef, Keys, ManageError, MintedKey};
 use crate::{
     auth::Authenticator,
     error::{json_response, ApiError, ErrorCode},
@@ -136,12 +136,12 @@ impl ManagementRoutes {
     }
 
     /// Adds the key dashboard page (feature `dashboard`) at `config`'s path, behind the
-    /// session guard, calling the shapes mounted here; see [`crate::dashboard`].
+    /// session guard, calling the shapes mounted here; see [`dashboard`](super::dashboard).
     ///
     /// ```
     /// use axum::Router;
     /// # use tower_api_key::{auth::Authenticator, manage::{Keys, ManagementRoutes}, session::{CookieSessions, SessionGuardLayer}, store::InMemoryKeyStore};
-    /// use tower_api_key::dashboard::DashboardConfig;
+    /// use tower_api_key::manage::dashboard::DashboardConfig;
     /// # let store = InMemoryKeyStore::new();
     /// # let (keys, auth) = (Keys::new(store.clone()), Authenticator::new(store));
     /// # let guard = SessionGuardLayer::new(CookieSessions::new(&[9u8; 64]).unwrap());

@@ -18,7 +18,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use tower_api_key::{
-    dashboard::DashboardConfig,
+    manage::dashboard::DashboardConfig,
     manage::{Keys, ManagementRoutes},
     session::{CookieSessions, SessionGuardLayer, SessionUser},
     store::{InsertRule, KeyStore},

@@ -10,7 +10,7 @@
 //! use axum::Router;
 //! use tower_api_key::{
 //!     auth::Authenticator,
-//!     dashboard::DashboardConfig,
+//!     manage::dashboard::DashboardConfig,
 //!     manage::{Keys, ManagementRoutes},
 //!     session::{CookieSessions, SessionGuardLayer},
 //!     store::InMemoryKeyStore,
@@ -100,7 +100,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// it with [`ManagementRoutes::dashboard`](crate::manage::ManagementRoutes::dashboard).
 ///
 /// ```
-/// use tower_api_key::dashboard::DashboardConfig;
+/// use tower_api_key::manage::dashboard::DashboardConfig;
 ///
 /// let config = DashboardConfig::new("/settings/api-keys")
 ///     .login_url("/login")
@@ -347,7 +347,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// use http::HeaderMap;
 ///
 /// let mut headers = HeaderMap::new();
-/// tower_api_key::dashboard::security_headers(&mut headers);
+/// tower_api_key::manage::dashboard::security_headers(&mut headers);
 /// assert_eq!(headers["x-frame-options"], "DENY");
 /// ```
 pub fn security_headers(headers: &mut HeaderMap) {
