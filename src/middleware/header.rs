@@ -25,6 +25,16 @@ impl<'a> OneHeader<'a> {
     }
 }
 
+/// A header map of `pairs` (repeats appended), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, http::HeaderValue::from_static(value));
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;

@@ -20,4 +20,6 @@ pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
 }
 pub use future::ResponseFuture;
 pub(crate) use future::{Admitted, ExtraHeaders};
+#[cfg(test)]
+pub(crate) use header::test_headers;
 pub(crate) use header::OneHeader;
