@@ -1,22 +1,22 @@
 use std::{
     fmt,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use super::{
-    hooks::Hooks, ActiveKey, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView,
-    ManageError, MintedKey, NewKey,
+    hooks::Hooks, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView, ManageError,
+    MintedKey, NamedKeys, NewKey, OneActiveKeys,
 };
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
-    store::{InsertRule, KeyId, KeyRecord, KeyRecordBuilder, KeyStore, LastUse},
+    store::{InsertRule, KeyRecord, KeyRecordBuilder, KeyStore, LastUse},
 };
 
 /// How many keys an owner may hold that are not revoked, by default.
 const DEFAULT_MAX_KEYS_PER_OWNER: usize = 100;
 /// How long a revoked key stays in the named-key list, marked revoked.
-const REVOKED_SHOWN_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const REVOKED_SHOWN_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest rotation grace period accepted: 30 days.
 const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -169,15 +169,15 @@ impl Keys {
     /// The one-active-key policy: an owner has at most one working key, plus old ones
     /// in a rotation's grace period.
     pub fn one_active(&self) -> OneActiveKeys {
-        OneActiveKeys { keys: self.clone() }
+        OneActiveKeys::new(self.clone())
     }
 
     /// The many-named-keys policy: an owner has as many keys as they create.
     pub fn named(&self) -> NamedKeys {
-        NamedKeys { keys: self.clone() }
+        NamedKeys::new(self.clone())
     }
 
-    fn view(&self, record: &KeyRecord, now: SystemTime) -> KeyView {
+    pub(super) fn view(&self, record: &KeyRecord, now: SystemTime) -> KeyView {
         let last_used = match &self.last_use {
             Some(log) => log.last_used_at(record),
             None => record.last_used_at,
@@ -325,7 +325,7 @@ impl Keys {
     }
 
     /// Mints a key and runs the create hooks.
-    async fn create(
+    pub(super) async fn create(
         &self,
         caller: &Caller,
         owner: &str,
@@ -340,13 +340,13 @@ impl Keys {
         Ok(minted)
     }
 
-    async fn owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
+    pub(super) async fn owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
         Ok(self.store.list_by_owner(owner).await?)
     }
 
     /// One of the owner's keys; another owner's key, or an unknown one, is
     /// [`ManageError::NotFound`].
-    async fn find(&self, owner: &str, key: &KeyRef) -> Result<KeyRecord, ManageError> {
+    pub(super) async fn find(&self, owner: &str, key: &KeyRef) -> Result<KeyRecord, ManageError> {
         self.owned(owner)
             .await?
             .into_iter()
@@ -354,7 +354,7 @@ impl Keys {
             .ok_or(ManageError::NotFound)
     }
 
-    async fn revoke_record(
+    pub(super) async fn revoke_record(
         &self,
         caller: &Caller,
         record: &KeyRecord,
@@ -377,7 +377,7 @@ impl Keys {
     /// Mints a successor (every bound of the old key: scopes, mode, expiry,
     /// restrictions, rate limit; and its name and metadata) and schedules
     /// the old key's revocation `grace` from now, in one atomic store operation.
-    async fn rotate_record(
+    pub(super) async fn rotate_record(
         &self,
         caller: &Caller,
         old: &KeyRecord,
@@ -424,209 +424,5 @@ impl fmt::Debug for Keys {
             .field("hooks", &self.hooks)
             .field("on_mint", &self.on_mint.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// One active key per owner; see [`Keys::one_active`].
-#[derive(Clone, Debug)]
-pub struct OneActiveKeys {
-    keys: Keys,
-}
-
-impl OneActiveKeys {
-    /// Mints the owner's key; [`ManageError::ActiveKeyExists`] (409) while one is
-    /// active. The check and the insert are one atomic store operation, so of two
-    /// concurrent creates exactly one succeeds.
-    pub async fn create(
-        &self,
-        caller: &Caller,
-        owner: &str,
-        new: NewKey,
-    ) -> Result<MintedKey, ManageError> {
-        self.keys
-            .create(caller, owner, new, InsertRule::NoOtherActiveKey)
-            .await
-    }
-
-    /// The owner's active key and any retiring ones; [`ManageError::NotFound`] (404)
-    /// when there is no active key. With several active keys (named keys made through
-    /// [`Keys::named`] next to this policy) the newest one is shown, and it is the
-    /// one [`rotate`](Self::rotate) replaces.
-    pub async fn view(&self, owner: &str) -> Result<ActiveKey, ManageError> {
-        let now = SystemTime::now();
-        let owned = self.keys.owned(owner).await?;
-        let active = newest_active(&owned, now).ok_or(ManageError::NotFound)?;
-        let retiring = owned
-            .iter()
-            .filter(|r| !r.is_active_key_at(now) && r.works_at(now))
-            .map(|r| self.keys.view(r, now))
-            .collect();
-        Ok(ActiveKey {
-            key: self.keys.view(active, now),
-            retiring,
-        })
-    }
-
-    /// Revokes, at once, every key of the owner that still works — the active one, any
-    /// retiring ones, and named keys made through [`Keys::named`] for the same owner;
-    /// [`ManageError::NotFound`] (404) when none does. When it returns, requests with
-    /// those keys are refused — including a successor that a concurrent rotation
-    /// inserted meanwhile. To revoke one key, use [`revoke_key`](Self::revoke_key).
-    pub async fn revoke(&self, caller: &Caller, owner: &str) -> Result<Vec<KeyView>, ManageError> {
-        let mut revoked = Vec::new();
-        // Until a listing finds nothing left that works (bounded, in case of a
-        // rotation storm; each pass revokes what it finds).
-        for _ in 0..8 {
-            let now = SystemTime::now();
-            let working: Vec<KeyRecord> = self
-                .keys
-                .owned(owner)
-                .await?
-                .into_iter()
-                .filter(|r| r.works_at(now))
-                .collect();
-            if working.is_empty() {
-                break;
-            }
-            for record in &working {
-                revoked.push(self.keys.revoke_record(caller, record, now).await?);
-            }
-        }
-        if revoked.is_empty() {
-            return Err(ManageError::NotFound);
-        }
-        Ok(revoked)
-    }
-
-    /// Revokes exactly one of the owner's working keys (the active one or a retiring
-    /// one), named by id or prefix as the owner saw it: nothing else is touched.
-    /// [`ManageError::NotFound`] (404) for a key that is not the owner's;
-    /// [`ManageError::AlreadyRevoked`] (409) for one that no longer works.
-    pub async fn revoke_key(
-        &self,
-        caller: &Caller,
-        owner: &str,
-        key: impl Into<KeyRef>,
-    ) -> Result<KeyView, ManageError> {
-        let record = self.keys.find(owner, &key.into()).await?;
-        let now = SystemTime::now();
-        if !record.works_at(now) {
-            return Err(ManageError::AlreadyRevoked);
-        }
-        self.keys.revoke_record(caller, &record, now).await
-    }
-
-    /// Mints a successor to the active key — the one [`view`](Self::view) shows —
-    /// with every bound of the old key (scopes, mode, expiry, restrictions, rate limit;
-    /// and its name and metadata), and lets the old key work for `grace` more (zero:
-    /// refused at once). Atomic: of two concurrent rotations one wins, the other gets
-    /// [`ManageError::AlreadyRevoked`].
-    pub async fn rotate(
-        &self,
-        caller: &Caller,
-        owner: &str,
-        grace: Duration,
-    ) -> Result<MintedKey, ManageError> {
-        let owned = self.keys.owned(owner).await?;
-        let active = newest_active(&owned, SystemTime::now()).ok_or(ManageError::NotFound)?;
-        self.keys.rotate_record(caller, active, grace).await
-    }
-
-    /// [`rotate`](Self::rotate), but only if `key` (by id or prefix, as the owner saw
-    /// it) is still the active key: [`ManageError::NotActiveKey`] (409) otherwise, so
-    /// that a stale page never replaces a key its owner did not pick.
-    pub async fn rotate_key(
-        &self,
-        caller: &Caller,
-        owner: &str,
-        key: impl Into<KeyRef>,
-        grace: Duration,
-    ) -> Result<MintedKey, ManageError> {
-        let key = key.into();
-        let owned = self.keys.owned(owner).await?;
-        if !owned.iter().any(|r| key.names(r)) {
-            return Err(ManageError::NotFound);
-        }
-        match newest_active(&owned, SystemTime::now()) {
-            Some(active) if key.names(active) => {
-                self.keys.rotate_record(caller, active, grace).await
-            }
-            _ => Err(ManageError::NotActiveKey),
-        }
-    }
-}
-
-/// The owner's active key as the one-active policy sees it: the newest one.
-fn newest_active(owned: &[KeyRecord], now: SystemTime) -> Option<&KeyRecord> {
-    owned
-        .iter()
-        .filter(|r| r.is_active_key_at(now))
-        .max_by_key(|r| r.created_at)
-}
-
-/// Many named keys per owner; see [`Keys::named`].
-#[derive(Clone, Debug)]
-pub struct NamedKeys {
-    keys: Keys,
-}
-
-impl NamedKeys {
-    /// Mints a key for the owner; it must have a name (422 otherwise).
-    pub async fn create(
-        &self,
-        caller: &Caller,
-        owner: &str,
-        new: NewKey,
-    ) -> Result<MintedKey, ManageError> {
-        if new.name.trim().is_empty() {
-            return Err(ManageError::Invalid("A named key needs a name."));
-        }
-        self.keys
-            .create(caller, owner, new, InsertRule::Unconditional)
-            .await
-    }
-
-    /// The owner's keys, oldest first: working and expired ones (marked so), and
-    /// those revoked within the last 7 days (marked `revoked`, so a revocation stays
-    /// visible across reloads for a while); older revoked keys are left out.
-    pub async fn list(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
-        let now = SystemTime::now();
-        let shown_since = now.checked_sub(REVOKED_SHOWN_FOR).unwrap_or(UNIX_EPOCH);
-        Ok(self
-            .keys
-            .owned(owner)
-            .await?
-            .iter()
-            .filter(|r| r.revoked_at.is_none_or(|at| at > shown_since))
-            .map(|r| self.keys.view(r, now))
-            .collect())
-    }
-
-    /// Revokes one of the owner's keys at once; another owner's key, or an unknown id,
-    /// is [`ManageError::NotFound`] (404). Revoking a revoked key is not an error.
-    pub async fn revoke(
-        &self,
-        caller: &Caller,
-        owner: &str,
-        id: &KeyId,
-    ) -> Result<KeyView, ManageError> {
-        let record = self.keys.find(owner, &KeyRef::Id(id.clone())).await?;
-        self.keys
-            .revoke_record(caller, &record, SystemTime::now())
-            .await
-    }
-
-    /// Mints a successor to one of the owner's keys, with every bound of the old key
-    /// (scopes, mode, expiry, restrictions, rate limit; and its name and metadata), and
-    /// lets the old one work for `grace` more.
-    pub async fn rotate(
-        &self,
-        caller: &Caller,
-        owner: &str,
-        id: &KeyId,
-        grace: Duration,
-    ) -> Result<MintedKey, ManageError> {
-        let record = self.keys.find(owner, &KeyRef::Id(id.clone())).await?;
-        self.keys.rotate_record(caller, &record, grace).await
     }
 }

@@ -21,7 +21,9 @@ pub mod dashboard;
 mod error;
 mod hooks;
 mod keys;
+mod named;
 mod new_key;
+mod one_active;
 #[cfg(feature = "axum")]
 mod router;
 mod time;
@@ -30,8 +32,10 @@ mod view;
 pub use audit::{AuditEntry, AuditSink, AuditTrail, MemoryAuditSink, TracingAuditSink};
 pub use error::ManageError;
 pub use hooks::{Actor, Caller, HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
-pub use keys::{Keys, NamedKeys, OneActiveKeys};
+pub use keys::Keys;
+pub use named::NamedKeys;
 pub use new_key::NewKey;
+pub use one_active::OneActiveKeys;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use router::{router, ManagementRoutes, MAX_BODY_BYTES};
