@@ -1,4 +1,9 @@
-use std::{net::IpAddr, time::Duration};
+//! [`ManagementRoutes`]: the key management endpoints as an axum router.
+
+mod envelope;
+mod request;
+
+use std::net::IpAddr;
 
 use axum::{
     body::Body,
@@ -10,9 +15,11 @@ use axum::{
     Router,
 };
 use bytes::Bytes;
-use http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
-use serde::{de::DeserializeOwned, Deserialize};
+use http::{header, request::Parts, HeaderMap, StatusCode};
 use serde_json::{json, Value};
+
+use envelope::{envelope_errors, no_such_route};
+use request::{body, path_id, Named, Rotation};
 
 #[cfg(feature = "dashboard")]
 use super::dashboard::{self, DashboardConfig};
@@ -20,9 +27,7 @@ use super::{Caller, KeyRef, Keys, ManageError, MintedKey};
 use crate::{
     auth::Authenticator,
     error::{json_response, ApiError, ErrorCode},
-    key::KeyPrefix,
     session::{SessionGuardLayer, SessionUser},
-    store::KeyId,
 };
 
 /// The largest request body a management route reads: 16 KiB.
@@ -267,162 +272,6 @@ impl FromRequestParts<ManagementRoutes> for UserCaller {
         let caller = Caller::user(user.id()).from_addr(client_addr(routes, parts));
         Ok(UserCaller { user, caller })
     }
-}
-
-/// Reads a request body of at most [`MAX_BODY_BYTES`]; 413 over it.
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                too_large_error()
-            } else {
-                ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    "The request body could not be read.",
-                )
-            }
-        })
-}
-
-fn too_large_error() -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidRequest,
-        "The request body is too large: at most 16 KiB.",
-    )
-    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-}
-
-/// Parses an optional JSON object body; an empty body is the default value. Arrays,
-/// scalars and `null` are refused: serde would read an array by position.
-async fn body<T: DeserializeOwned + Default>(body: Body) -> Result<T, ApiError> {
-    let bytes = read_body(body).await?;
-    let text = bytes.trim_ascii();
-    if text.is_empty() {
-        return Ok(T::default());
-    }
-    if text.first() != Some(&b'{') {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "The request body must be a JSON object ({…}), or empty.",
-        ));
-    }
-    serde_json::from_slice(text).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            "The request body is not the JSON object this endpoint expects.",
-        )
-    })
-}
-
-/// A key named in a body, by `id` or `prefix` (not both).
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Named {
-    id: Option<String>,
-    prefix: Option<String>,
-}
-
-impl Named {
-    fn key(self) -> Result<Option<KeyRef>, ApiError> {
-        match (self.id, self.prefix) {
-            (None, None) => Ok(None),
-            (Some(id), None) => Ok(Some(KeyRef::Id(KeyId::new(id)))),
-            (None, Some(prefix)) => match prefix.parse::<KeyPrefix>() {
-                Ok(prefix) => Ok(Some(KeyRef::Prefix(prefix))),
-                Err(_) => Err(ManageError::NotFound.into()),
-            },
-            (Some(_), Some(_)) => Err(ApiError::new(
-                ErrorCode::UnprocessableContent,
-                "Name the key by id or by prefix, not both.",
-            )),
-        }
-    }
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Rotation {
-    /// How long the old key keeps working (at most 30 days; checked by `Keys`).
-    grace_seconds: u64,
-    /// The key the owner saw (one-active shape): rotate only if it is still active.
-    id: Option<String>,
-    prefix: Option<String>,
-}
-
-impl Rotation {
-    fn grace(&self) -> Duration {
-        Duration::from_secs(self.grace_seconds)
-    }
-
-    fn key(&self) -> Result<Option<KeyRef>, ApiError> {
-        Named {
-            id: self.id.clone(),
-            prefix: self.prefix.clone(),
-        }
-        .key()
-    }
-}
-
-/// An id from the path; one that does not decode (`%FF`) is a malformed request.
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError> {
-    match id {
-        Ok(Path(id)) => Ok(KeyId::new(id)),
-        Err(_) => Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "The key id in the path is not valid: it must be UTF-8 text.",
-        )),
-    }
-}
-
-/// Below the management paths, but no route of ours: the envelope, not the app's 404.
-async fn no_such_route() -> Response {
-    ApiError::new(ErrorCode::NotFound, "No such route.").into_http_response()
-}
-
-/// Every error answer of these routes as the envelope with `no-store`: rejections
-/// that axum answers itself (405, 413, 400 in plain text or empty) are rewritten,
-/// keeping their status and headers such as `Allow`.
-async fn envelope_errors(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        let mut response = response;
-        response
-            .headers_mut()
-            .entry(header::CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-store"));
-        return response;
-    }
-    let (parts, _) = response.into_parts();
-    let error = match status {
-        StatusCode::NOT_FOUND => ApiError::new(ErrorCode::NotFound, "No such route."),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            ErrorCode::InvalidRequest,
-            "This method is not allowed here; see the Allow header.",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => too_large_error(),
-        status if status.is_server_error() => {
-            ApiError::new(ErrorCode::InternalError, "Internal error.")
-        }
-        _ => ApiError::new(ErrorCode::InvalidRequest, "The request could not be read."),
-    }
-    .with_status(status);
-    let mut envelope: Response = error.into_http_response();
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            envelope
-                .headers_mut()
-                .entry(name)
-                .or_insert_with(|| value.clone());
-        }
-    }
-    envelope
 }
 
 type Answer = Result<Response, ApiError>;
