@@ -7,8 +7,14 @@
 //!   no growth from 10k to 1M keys (one hash-map probe per request).
 //! - `verify/unknown_prefix`, `verify/wrong_secret` (1M store): the two refusals, which
 //!   should cost about the same as a success (hash and constant-time compare either way).
+//! - `verify/floor_10k_keys`, `verify/floor_1m_keys`: the floor any verifier pays, for
+//!   reference: a hand-written parse of the header, one `HashMap<prefix, digest>`
+//!   lookup, SHA-256 of the key and a constant-time compare (no lifecycle, no policy,
+//!   no principal). Target: `with_*_keys` at most 1.2× the floor of the same size.
 //! - `mint/generate`, `mint/generate_and_record`: `ApiKey::generate` alone, and with the
-//!   `KeyRecord` a server would store.
+//!   `KeyRecord` a server would store; `mint/floor`: 32 bytes from the OS random
+//!   source and their lowercase hex in one `String`, for reference (target:
+//!   `generate` at most 1.2× it).
 //! - `hash/key_hash_72_chars`: `KeyHash::of` on a 72-character key, the SHA-256 that
 //!   every verification pays.
 //!
@@ -21,12 +27,15 @@
 
 mod common;
 
-use std::hint::black_box;
+use std::{collections::HashMap, hint::black_box};
 
 use common::{block_on, filled_store};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header::AUTHORIZATION, request::Parts, HeaderValue};
+use rand::{rngs::SysRng, TryRng};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tower_api_key::{
     auth::Authenticator,
     error::AuthErrorKind,
@@ -78,6 +87,65 @@ fn verifier(store: tower_api_key::store::InMemoryKeyStore) -> Authenticator {
         .build()
 }
 
+/// The floor's table: digests by the 24-byte prefix of a `pk_live_` key.
+type FloorTable = HashMap<[u8; 24], [u8; 32]>;
+
+/// A floor table of `n` digests: `kept`'s and random others.
+fn floor_table(n: usize, kept: &[ApiKey]) -> FloorTable {
+    let mut table = HashMap::with_capacity(n);
+    for key in kept {
+        let text = key.expose_secret().as_bytes();
+        let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
+        table.insert(prefix, Sha256::digest(text).into());
+    }
+    while table.len() < n {
+        let key = ApiKey::generate(KeyMode::Live).expect("mint");
+        let text = key.expose_secret().as_bytes();
+        let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
+        table.insert(prefix, Sha256::digest(text).into());
+    }
+    table
+}
+
+/// The floor of a verification, hand-written: parse `Bearer pk_live_<64 hex>`, look
+/// the prefix up, hash the key, compare the digests in constant time.
+fn floor_verify(table: &FloorTable, parts: &Parts) -> bool {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return false;
+    };
+    let Some(token) = value.as_bytes().strip_prefix(b"Bearer ") else {
+        return false;
+    };
+    if token.len() != 72
+        || !token.starts_with(b"pk_live_")
+        || !token[8..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        return false;
+    }
+    let prefix: [u8; 24] = token[..24].try_into().expect("24 bytes");
+    let expected = table.get(&prefix).unwrap_or(&[0x5a; 32]);
+    let digest = Sha256::digest(token);
+    bool::from(digest.as_slice().ct_eq(expected))
+}
+
+fn bench_floor(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    table: &FloorTable,
+    headers: &[Parts],
+) {
+    assert!(headers.iter().all(|h| floor_verify(table, h)), "{name}");
+    let mut i = 0;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) % headers.len();
+            floor_verify(table, black_box(&headers[i]))
+        })
+    });
+}
+
 fn verify(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
 
@@ -85,13 +153,19 @@ fn verify(c: &mut Criterion) {
         let (store, keys) = filled_store(10_000, ROTATION);
         let auth = verifier(store);
         let headers: Vec<_> = keys.iter().map(|k| bearer(k.expose_secret())).collect();
+        let table = floor_table(10_000, &keys);
         bench_headers(&mut group, "with_10k_keys", &auth, &headers, Ok(()));
+        bench_floor(&mut group, "floor_10k_keys", &table, &headers);
     }
 
     let (store, keys) = filled_store(1_000_000, ROTATION);
     let auth = verifier(store);
     let valid: Vec<_> = keys.iter().map(|k| bearer(k.expose_secret())).collect();
     bench_headers(&mut group, "with_1m_keys", &auth, &valid, Ok(()));
+    {
+        let table = floor_table(1_000_000, &keys);
+        bench_floor(&mut group, "floor_1m_keys", &table, &valid);
+    }
 
     // Well-formed keys whose prefixes are not in the store.
     let unknown: Vec<_> = (0..ROTATION)
@@ -137,6 +211,7 @@ fn mint(c: &mut Criterion) {
     group.bench_function("generate", |b| {
         b.iter(|| ApiKey::generate(black_box(KeyMode::Live)).expect("mint"))
     });
+    group.bench_function("floor", |b| b.iter(mint_floor));
     group.bench_function("generate_and_record", |b| {
         b.iter(|| {
             let key = ApiKey::generate(black_box(KeyMode::Live)).expect("mint");
@@ -145,6 +220,21 @@ fn mint(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The floor of minting: 32 bytes from the OS random source, their lowercase hex in
+/// one `String` after the `pk_live_` header.
+fn mint_floor() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes = [0u8; 32];
+    SysRng.try_fill_bytes(&mut bytes).expect("OS random source");
+    let mut text = String::with_capacity(72);
+    text.push_str("pk_live_");
+    for byte in bytes {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 fn hash(c: &mut Criterion) {
