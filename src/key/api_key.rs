@@ -46,9 +46,12 @@ impl ApiKey {
         text.push('_');
         text.push_str(mode.as_str());
         text.push('_');
-        text.push_str(&Zeroizing::new(base16ct::lower::encode_string(
-            &entropy[..],
-        )));
+        // The hex goes through a wiped buffer on the stack, not a second heap string.
+        let mut hex = Zeroizing::new([0u8; 2 * SECRET_BYTES]);
+        let Ok(digits) = base16ct::lower::encode_str(&entropy[..], &mut hex[..]) else {
+            unreachable!("the buffer is twice the entropy's length");
+        };
+        text.push_str(digits);
         let prefix = KeyPrefix::from_validated(&text.as_bytes()[..format.prefix_len()]);
         Ok(ApiKey {
             secret: text,
