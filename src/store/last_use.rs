@@ -65,6 +65,21 @@ fn from_millis(ms: u64) -> Option<SystemTime> {
     (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// The time a use is noted at: the kernel's coarse real-time clock where there is
+/// one (a few nanoseconds to read, at most a clock tick — a few milliseconds — behind),
+/// else the system clock. Bookkeeping only: no refusal depends on it.
+pub(crate) fn last_use_clock() -> SystemTime {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::time::{clock_gettime, ClockId};
+        let now = clock_gettime(ClockId::RealtimeCoarse);
+        if let (Ok(secs), Ok(nanos)) = (u64::try_from(now.tv_sec), u32::try_from(now.tv_nsec)) {
+            return UNIX_EPOCH + Duration::new(secs, nanos);
+        }
+    }
+    SystemTime::now()
+}
+
 impl LastUse {
     /// A log that writes each key's last use at most once per `interval`.
     /// `Duration::ZERO` writes on every request.

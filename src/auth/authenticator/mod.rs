@@ -30,7 +30,7 @@ use crate::{
         check_restrictions, AcceptedModes, Facts, Limiters, Outside, RateLimitStatus,
         TrustedProxies,
     },
-    store::{self, KeyRecord, KeyStore, LastUse, Lookup},
+    store::{self, last_use_clock, KeyRecord, KeyStore, LastUse, Lookup},
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -122,8 +122,9 @@ enum Decision {
     Refuse(AuthError),
     /// Admitted, with the key's standing against its rate, if it has one.
     Admit(Arc<KeyRecord>, Option<RateLimitStatus>),
-    /// Admitted once the key's last use is written (its write interval is due).
-    NoteUseThenAdmit(Arc<KeyRecord>, Option<RateLimitStatus>),
+    /// Admitted once the key's last use (at the time given) is written: its write
+    /// interval is due.
+    NoteUseThenAdmit(Arc<KeyRecord>, Option<RateLimitStatus>, SystemTime),
 }
 
 impl Authenticator {
@@ -190,19 +191,16 @@ impl Authenticator {
             let auth = self.clone();
             return Started::Pending(Box::pin(async move {
                 let found = auth.config.store.find_by_prefix(&presented.prefix).await;
-                let now = SystemTime::now();
-                let decision =
-                    auth.decide(&presented, found.map(Lookup::found), facts.as_ref(), now);
-                auth.conclude(decision, now).await
+                let decision = auth.decide(&presented, found.map(Lookup::found), facts.as_ref());
+                auth.conclude(decision).await
             }));
         };
-        let now = SystemTime::now();
-        match self.decide(&presented, found, facts.as_ref(), now) {
+        match self.decide(&presented, found, facts.as_ref()) {
             Decision::Refuse(error) => Started::Refused(error),
             Decision::Admit(record, rate) => Started::Verified(self.principal(record, rate)),
             decision => {
                 let auth = self.clone();
-                Started::Pending(Box::pin(async move { auth.conclude(decision, now).await }))
+                Started::Pending(Box::pin(async move { auth.conclude(decision).await }))
             }
         }
     }
@@ -211,14 +209,17 @@ impl Authenticator {
     /// after a wait: the comparison and the key's lifecycle, then (for a verified key)
     /// its restrictions and rate, and whether its last use is due to be written. A
     /// refusal for invalid credentials is counted against the client's budget.
+    ///
+    /// The last use is noted in memory at the coarse clock's time ([`last_use_clock`]),
+    /// never a time a refusal depends on; a write to the store, when due, carries the
+    /// system clock's.
     fn decide(
         &self,
         presented: &Presented,
         lookup: store::Result<Lookup>,
         facts: Option<&impl Facts>,
-        now: SystemTime,
     ) -> Decision {
-        let record = match self.check(presented, lookup, now) {
+        let record = match self.check(presented, lookup) {
             Ok(record) => record,
             Err(error) => return Decision::Refuse(self.counted(error, facts)),
         };
@@ -226,19 +227,20 @@ impl Authenticator {
             Ok(rate) => rate,
             Err(error) => return Decision::Refuse(error),
         };
-        if self.config.last_use.note(&record, now) {
-            Decision::NoteUseThenAdmit(record, rate)
+        if self.config.last_use.note(&record, last_use_clock()) {
+            // Due (once per interval): what is written is the exact time.
+            Decision::NoteUseThenAdmit(record, rate, SystemTime::now())
         } else {
             Decision::Admit(record, rate)
         }
     }
 
     /// Carries out a decision: a due last-use write happens before the admission.
-    async fn conclude(&self, decision: Decision, now: SystemTime) -> Result<Principal, AuthError> {
+    async fn conclude(&self, decision: Decision) -> Result<Principal, AuthError> {
         match decision {
             Decision::Refuse(error) => Err(error),
             Decision::Admit(record, rate) => Ok(self.principal(record, rate)),
-            Decision::NoteUseThenAdmit(record, rate) => {
+            Decision::NoteUseThenAdmit(record, rate, now) => {
                 self.note_use_and_admit(record, rate, now).await
             }
         }
@@ -271,11 +273,12 @@ impl Authenticator {
 
     /// The store's answer, the constant-time comparison and the key's lifecycle. An
     /// unknown prefix is compared against the store's decoy, else a fixed dummy digest.
+    /// The system clock is read only for a key with a revocation or an expiry: a key
+    /// with neither has no lifecycle to check, whatever the time.
     fn check(
         &self,
         presented: &Presented,
         lookup: store::Result<Lookup>,
-        now: SystemTime,
     ) -> Result<Arc<KeyRecord>, AuthError> {
         let (record, found) = lookup
             .map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?
@@ -288,6 +291,10 @@ impl Authenticator {
             Some(record) if bool::from(matched) => record,
             _ => return Err(self.error(AuthErrorKind::InvalidCredentials)),
         };
+        if record.revoked_at.is_none() && record.expires_at.is_none() {
+            return Ok(record);
+        }
+        let now = SystemTime::now();
         if record.is_revoked_at(now) {
             return Err(self.error(AuthErrorKind::Revoked));
         }
