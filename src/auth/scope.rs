@@ -3,13 +3,14 @@ use std::{
     task::{Context, Poll},
 };
 
+use bytes::Bytes;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::Principal;
 use crate::{
     error::{is_scope_token, AuthError, AuthErrorKind},
-    middleware::{ResponseBody, ResponseFuture},
+    middleware::ResponseFuture,
 };
 
 /// Requires the verified key to carry a scope; put it on the routes that need one,
@@ -78,8 +79,9 @@ impl<S> RequireScope<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S, ReqBody, Principal, AuthError>;
 

@@ -1,5 +1,6 @@
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{Request, Response};
 use tower::Service;
 
@@ -9,7 +10,7 @@ use super::{
 };
 use crate::{
     error::AuthError,
-    middleware::{take_ready, Admitted, ResponseBody, ResponseFuture},
+    middleware::{take_ready, Admitted, ResponseFuture},
 };
 
 /// Middleware that admits only requests carrying a valid API key; see
@@ -43,8 +44,9 @@ impl<S> ApiKeyService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<Bytes>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S, ReqBody, Principal, AuthError>;
 

@@ -9,8 +9,34 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// The response body of the crate's guards: the inner service's body, or the JSON
-    /// envelope of a refusal.
+    /// A body that is either a service's own body or the JSON envelope of a refusal:
+    /// for services whose body type cannot be made `From<Bytes>`.
+    ///
+    /// The crate's guards answer with the inner service's body type and build a
+    /// refusal's envelope into it with `From<Bytes>` (`axum::body::Body`,
+    /// `http_body_util::Full<Bytes>`, `Bytes` do). When the inner body type cannot
+    /// (`http_body_util::Empty`, a boxed body…), wrap the inner service's bodies in
+    /// this type, which can:
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use http_body_util::Empty;
+    /// use bytes::Bytes;
+    /// use tower::{ServiceBuilder, ServiceExt};
+    /// use tower_api_key::{middleware::ResponseBody, store::InMemoryKeyStore, ApiKeyLayer};
+    ///
+    /// let service = ServiceBuilder::new()
+    ///     .layer(ApiKeyLayer::new(InMemoryKeyStore::new()))
+    ///     .map_response(|response: Response<Empty<Bytes>>| response.map(ResponseBody::new))
+    ///     .service_fn(|_request: Request<()>| async {
+    ///         Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+    ///     });
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let response = service.oneshot(Request::new(())).await.unwrap();
+    /// assert_eq!(response.status(), 401);
+    /// # });
+    /// ```
     pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -26,13 +52,14 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn inner(body: B) -> Self {
+    /// Wraps a service's own body.
+    pub fn new(body: B) -> Self {
         ResponseBody {
             kind: Kind::Inner { body },
         }
     }
 
-    pub(crate) fn envelope(data: Bytes) -> Self {
+    fn envelope(data: Bytes) -> Self {
         ResponseBody {
             kind: Kind::Envelope { data: Some(data) },
         }

@@ -10,8 +10,6 @@ use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::ResponseBody;
-
 /// A refusal, already rendered as the envelope response.
 pub(crate) type Refusal = Response<Bytes>;
 
@@ -62,6 +60,12 @@ pin_project! {
     /// [`Principal`](crate::Principal), a session user) into the request's extensions
     /// and drives the inner service's future (not boxed) — or answers with the refusal
     /// without ever calling the inner service.
+    ///
+    /// The response has the inner service's own body type, so an admitted response
+    /// passes through untouched (axum does not box it again); a refusal's envelope is
+    /// built into that type with `From<Bytes>`. For an inner body type without
+    /// `From<Bytes>`, wrap the inner service's bodies in
+    /// [`ResponseBody`](crate::middleware::ResponseBody).
     pub struct ResponseFuture<S, B, T, E>
     where
         S: Service<Request<B>>,
@@ -127,10 +131,11 @@ impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
 impl<S, B, T, E, ResBody> Future for ResponseFuture<S, B, T, E>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
     T: Admitted,
     E: Rejection,
 {
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
@@ -150,7 +155,7 @@ where
                             this.state.set(State::Inner { future, headers });
                         }
                         Err(refusal) => {
-                            return Poll::Ready(Ok(refusal.render().map(ResponseBody::envelope)))
+                            return Poll::Ready(Ok(refusal.render().map(ResBody::from)))
                         }
                     }
                 }
@@ -164,13 +169,13 @@ where
                             }
                         }
                     }
-                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    return Poll::Ready(Ok(response));
                 }
                 StateProj::Refused { refusal } => {
                     let Some(refusal) = refusal.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    return Poll::Ready(Ok(refusal.map(ResponseBody::envelope)));
+                    return Poll::Ready(Ok(refusal.map(ResBody::from)));
                 }
             }
         }

@@ -8,10 +8,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::CrossOriginProtection;
-use crate::{
-    error::ApiError,
-    middleware::{ResponseBody, ResponseFuture},
-};
+use crate::{error::ApiError, middleware::ResponseFuture};
 
 impl<S> Layer<S> for CrossOriginProtection {
     type Service = CrossOriginGuard<S>;
@@ -40,8 +37,9 @@ impl<S> CrossOriginGuard<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CrossOriginGuard<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S, ReqBody, (), ApiError>;
 

@@ -4,13 +4,14 @@ use std::{
     task::{Context, Poll},
 };
 
+use bytes::Bytes;
 use http::{request::Parts, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use super::{CrossOriginProtection, SessionResolver, SessionUser};
 use crate::{
     error::{ApiError, ErrorCode},
-    middleware::{take_ready, ResponseBody, ResponseFuture},
+    middleware::{take_ready, ResponseFuture},
 };
 
 /// Admits only requests with a valid browser session; see the [module docs](super).
@@ -120,8 +121,9 @@ impl<S> SessionGuard<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionGuard<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<Bytes>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S, ReqBody, SessionUser, ApiError>;
 
