@@ -1,7 +1,7 @@
 use std::{borrow::Cow, fmt, sync::Arc, time::SystemTime};
 
 use crate::{
-    error::{AuthError, AuthErrorKind, Rejections},
+    error::{AuthError, AuthErrorKind, SharedRejections},
     key::{KeyMode, KeyPrefix},
     middleware::{Admitted, ExtraHeaders},
     policy::RateLimitStatus,
@@ -26,14 +26,14 @@ use crate::{
 #[derive(Clone)]
 pub struct Principal {
     record: Arc<KeyRecord>,
-    rejections: Arc<Rejections>,
+    rejections: SharedRejections,
     rate_limit: Option<RateLimitStatus>,
 }
 
 impl Principal {
     pub(crate) fn new(
         record: Arc<KeyRecord>,
-        rejections: Arc<Rejections>,
+        rejections: SharedRejections,
         rate_limit: Option<RateLimitStatus>,
     ) -> Self {
         Principal {

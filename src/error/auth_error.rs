@@ -2,7 +2,8 @@ use std::{
     borrow::Cow,
     error::Error as StdError,
     fmt,
-    sync::{Arc, LazyLock},
+    ops::Deref,
+    sync::{Arc, LazyLock, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -135,7 +136,7 @@ impl AuthErrorKind {
 }
 
 /// Message texts, one per kind, as configured by the user.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct Messages([Cow<'static, str>; KINDS]);
 
 impl Default for Messages {
@@ -169,8 +170,70 @@ pub(crate) struct Rejections {
     retry_after: HeaderValue,
 }
 
-impl Rejections {
+/// How many distinct configurations of [`Rejections`] a process keeps for good (see
+/// [`SharedRejections`]); past it, further ones are reference-counted.
+const MAX_INTERNED: usize = 32;
+
+/// A handle on a layer's [`Rejections`] that every request's [`Principal`] and
+/// [`AuthError`] carries.
+///
+/// Cloning it per request must cost nothing: the tables of the first few distinct
+/// configurations (a process has one or two: one per realm and set of messages) are
+/// kept for the life of the process and shared by reference, with no reference count
+/// to touch; only past [`MAX_INTERNED`] of them is one counted.
+///
+/// [`Principal`]: crate::Principal
+#[derive(Clone)]
+pub(crate) enum SharedRejections {
+    Interned(&'static Rejections),
+    Counted(Arc<Rejections>),
+}
+
+impl Deref for SharedRejections {
+    type Target = Rejections;
+
+    fn deref(&self) -> &Rejections {
+        match self {
+            SharedRejections::Interned(rejections) => rejections,
+            SharedRejections::Counted(rejections) => rejections,
+        }
+    }
+}
+
+impl SharedRejections {
+    /// The tables for this configuration: an interned one if there is one (or room
+    /// for one more), else a counted one of its own.
     pub(crate) fn new(realm: &str, messages: Messages, retry_after: Duration) -> Self {
+        static INTERNED: Mutex<Vec<&'static Rejections>> = Mutex::new(Vec::new());
+        let rejections = Rejections::new(realm, messages, retry_after);
+        if rejections.same_as(&DEFAULT_REJECTIONS) {
+            return SharedRejections::Interned(&DEFAULT_REJECTIONS);
+        }
+        // No code path panics while holding the lock.
+        let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = interned.iter().find(|r| r.same_as(&rejections)) {
+            return SharedRejections::Interned(found);
+        }
+        if interned.len() < MAX_INTERNED {
+            let kept: &'static Rejections = Box::leak(Box::new(rejections));
+            interned.push(kept);
+            return SharedRejections::Interned(kept);
+        }
+        SharedRejections::Counted(Arc::new(rejections))
+    }
+
+    /// The default realm (`api`), messages and `Retry-After`.
+    pub(crate) fn default_shared() -> Self {
+        SharedRejections::Interned(&DEFAULT_REJECTIONS)
+    }
+}
+
+/// The tables of the default configuration.
+static DEFAULT_REJECTIONS: LazyLock<Rejections> =
+    LazyLock::new(|| Rejections::new("api", Messages::default(), Duration::from_secs(1)));
+
+impl Rejections {
+    fn new(realm: &str, messages: Messages, retry_after: Duration) -> Self {
         let mut realm_challenge = String::from("Bearer realm=\"");
         for c in realm.chars() {
             match c {
@@ -196,15 +259,12 @@ impl Rejections {
         }
     }
 
-    pub(crate) fn default_shared() -> Arc<Rejections> {
-        static DEFAULT: LazyLock<Arc<Rejections>> = LazyLock::new(|| {
-            Arc::new(Rejections::new(
-                "api",
-                Messages::default(),
-                Duration::from_secs(1),
-            ))
-        });
-        DEFAULT.clone()
+    /// Renders every answer the same as `other` (the bodies and challenges follow
+    /// from these).
+    fn same_as(&self, other: &Rejections) -> bool {
+        self.realm_challenge == other.realm_challenge
+            && self.messages == other.messages
+            && self.retry_after == other.retry_after
     }
 
     fn challenge(&self, kind: AuthErrorKind, scope: Option<&str>) -> Option<HeaderValue> {
@@ -257,17 +317,17 @@ pub struct AuthError {
     scope: Option<Cow<'static, str>>,
     retry_after: Option<Duration>,
     extra_headers: Option<Box<HeaderMap>>,
-    rejections: Arc<Rejections>,
+    rejections: SharedRejections,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
 impl AuthError {
     /// An error of this kind with the default realm (`api`) and messages.
     pub fn new(kind: AuthErrorKind) -> Self {
-        Self::with_rejections(kind, Rejections::default_shared())
+        Self::with_rejections(kind, SharedRejections::default_shared())
     }
 
-    pub(crate) fn with_rejections(kind: AuthErrorKind, rejections: Arc<Rejections>) -> Self {
+    pub(crate) fn with_rejections(kind: AuthErrorKind, rejections: SharedRejections) -> Self {
         AuthError {
             kind,
             scope: None,
@@ -424,17 +484,42 @@ mod tests {
     }
 
     #[test]
+    fn a_configuration_is_interned_once_and_past_the_cap_counted() {
+        let interned = |realm: &str| match SharedRejections::new(
+            realm,
+            Messages::default(),
+            Duration::from_secs(2),
+        ) {
+            SharedRejections::Interned(r) => Some(r as *const Rejections),
+            SharedRejections::Counted(_) => None,
+        };
+        assert!(matches!(
+            SharedRejections::new("api", Messages::default(), Duration::from_secs(1)),
+            SharedRejections::Interned(r) if std::ptr::eq(r, &*DEFAULT_REJECTIONS)
+        ));
+        let first = interned("interning test");
+        assert!(first.is_some());
+        assert_eq!(
+            interned("interning test"),
+            first,
+            "the same tables, not a copy"
+        );
+        // Other tests intern too: distinct realms fill whatever room is left.
+        let counted = (0..=MAX_INTERNED).any(|n| interned(&format!("realm {n}")).is_none());
+        assert!(
+            counted,
+            "past the cap, configurations are counted, not kept"
+        );
+    }
+
+    #[test]
     fn custom_realm_is_escaped_and_messages_replaced() {
         let mut messages = Messages::default();
         messages.set(
             AuthErrorKind::Expired,
             "Key expired; mint a new one.".into(),
         );
-        let rej = Arc::new(Rejections::new(
-            "my \"api\"\n",
-            messages,
-            Duration::from_secs(5),
-        ));
+        let rej = SharedRejections::new("my \"api\"\n", messages, Duration::from_secs(5));
         let e = AuthError::with_rejections(AuthErrorKind::Expired, rej);
         assert_eq!(e.to_string(), "Key expired; mint a new one.");
         let r = render(e);

@@ -36,7 +36,7 @@ mod auth_error;
 mod code;
 
 pub use api_error::{ApiError, Envelope, ErrorBody};
-pub(crate) use auth_error::{is_scope_token, Messages, Rejections};
+pub(crate) use auth_error::{is_scope_token, Messages, SharedRejections};
 pub use auth_error::{AuthError, AuthErrorKind};
 pub use code::ErrorCode;
 

@@ -10,7 +10,7 @@ use http::{
 
 use super::{Authenticator, Config};
 use crate::{
-    error::{AuthErrorKind, Messages, Rejections},
+    error::{AuthErrorKind, Messages, SharedRejections},
     key::{KeyFormat, KeyMode},
     policy::{AcceptedModes, ForwardedHeader, Limiters, RateLimit, TrustedProxies},
     store::{KeyStore, LastUse},
@@ -177,11 +177,7 @@ impl AuthenticatorBuilder {
                 store: self.store,
                 format: self.format,
                 extra_header: self.extra_header,
-                rejections: Arc::new(Rejections::new(
-                    &self.realm,
-                    self.messages,
-                    self.retry_after,
-                )),
+                rejections: SharedRejections::new(&self.realm, self.messages, self.retry_after),
                 last_use: self.last_use.unwrap_or_default(),
                 modes: self.modes,
                 trusted_proxies: self.trusted_proxies,

@@ -24,7 +24,7 @@ use super::{
     Principal,
 };
 use crate::{
-    error::{AuthError, AuthErrorKind, Rejections},
+    error::{AuthError, AuthErrorKind, SharedRejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
     policy::{
         check_restrictions, AcceptedModes, Facts, Limiters, Outside, RateLimitStatus,
@@ -80,7 +80,7 @@ struct Config {
     store: Arc<dyn KeyStore>,
     format: KeyFormat,
     extra_header: Option<HeaderName>,
-    rejections: Arc<Rejections>,
+    rejections: SharedRejections,
     last_use: LastUse,
     modes: AcceptedModes,
     trusted_proxies: TrustedProxies,
