@@ -2,8 +2,11 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
-        Arc, PoisonError, RwLock,
+        atomic::{
+            AtomicBool, AtomicU64,
+            Ordering::{Relaxed, SeqCst},
+        },
+        Arc, OnceLock, PoisonError, RwLock,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -27,6 +30,11 @@ const PRUNE_AT: usize = 4096;
 /// Only verified keys are noted, so memory is bounded by the keys in use, never by what
 /// callers send. Cloning is cheap and clones share the same log.
 ///
+/// A record that a store keeps in memory (the in-memory store's, the cache's) carries
+/// the way to its entry in the first log that notes it, and that log then notes it
+/// without a lookup or a lock. Layers over one store should share one authenticator (or
+/// one `LastUse`): a second log notes the same records through its map.
+///
 /// ```
 /// use std::time::Duration;
 /// use tower_api_key::{auth::Authenticator, store::{InMemoryKeyStore, LastUse}};
@@ -42,12 +50,18 @@ pub struct LastUse {
 }
 
 struct Log {
+    /// Tells this log apart from every other in the process (see [`UseSlot`]).
+    id: u64,
     interval_ms: u64,
-    keys: RwLock<HashMap<KeyPrefix, Entry, PrefixHashing>>,
+    keys: RwLock<HashMap<KeyPrefix, Arc<Entry>, PrefixHashing>>,
 }
 
 struct Entry {
     id: KeyId,
+    prefix: KeyPrefix,
+    /// Taken out of the log (idle, nothing to write); a record still pointing here
+    /// notes into the log's current entry instead.
+    pruned: AtomicBool,
     /// Latest use seen here, in ms since the epoch (0: none).
     seen: AtomicU64,
     /// When a write was last started from here (or found unnecessary): the throttle.
@@ -55,6 +69,29 @@ struct Entry {
     /// Latest use known to be in the store.
     stored: AtomicU64,
 }
+
+/// A record's way to its entry in the log that noted it first, so that a record kept
+/// in memory between requests (the in-memory store's, the cache's) is noted without
+/// a lookup in the log's map or its lock: the state lives beside the record.
+///
+/// Not part of the record's data: a copy of the record starts empty, and two records
+/// compare equal whatever their slots hold.
+#[derive(Default)]
+pub(crate) struct UseSlot(OnceLock<(u64, Arc<Entry>)>);
+
+impl Clone for UseSlot {
+    fn clone(&self) -> Self {
+        UseSlot::default()
+    }
+}
+
+impl PartialEq for UseSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for UseSlot {}
 
 fn millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
@@ -84,8 +121,10 @@ impl LastUse {
     /// A log that writes each key's last use at most once per `interval`.
     /// `Duration::ZERO` writes on every request.
     pub fn new(interval: Duration) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         LastUse {
             inner: Arc::new(Log {
+                id: NEXT_ID.fetch_add(1, Relaxed),
                 interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
                 keys: RwLock::new(HashMap::default()),
             }),
@@ -101,8 +140,29 @@ impl LastUse {
     /// to the store now (the write is then counted as done for this interval).
     pub(crate) fn note(&self, record: &KeyRecord, now: SystemTime) -> bool {
         let ms = millis(now);
+        let interval = self.inner.interval_ms;
+        let mut due = false;
+        if let Some((log, entry)) = record.use_slot.0.get() {
+            if *log == self.inner.id && entry.prefix == record.prefix {
+                due = entry.note(ms, record, interval);
+                // Pruned before the use was noted? Then note it again where the log
+                // looks (the order of the two is total: see `prune`).
+                if !entry.pruned.load(SeqCst) {
+                    return due;
+                }
+            }
+        }
+        let entry = self.entry(record, ms);
+        // The first log to note a record keeps the slot; later ones take the map.
+        let _ = record.use_slot.0.set((self.inner.id, entry.clone()));
+        entry.note(ms, record, interval) || due
+    }
+
+    /// The key's entry, made if it has none (forgetting idle ones when there are
+    /// many).
+    fn entry(&self, record: &KeyRecord, ms: u64) -> Arc<Entry> {
         if let Some(entry) = self.read().get(&record.prefix) {
-            return entry.note(ms, record, self.inner.interval_ms);
+            return entry.clone();
         }
         let mut keys = self
             .inner
@@ -111,19 +171,20 @@ impl LastUse {
             .unwrap_or_else(PoisonError::into_inner);
         if keys.len() >= PRUNE_AT {
             let horizon = ms.saturating_sub(self.inner.interval_ms);
-            keys.retain(|_, e| {
-                let seen = e.seen.load(Relaxed);
-                seen > horizon || seen > e.stored.load(Relaxed)
-            });
+            keys.retain(|_, entry| !entry.prune(horizon));
         }
         keys.entry(record.prefix)
-            .or_insert_with(|| Entry {
-                id: record.id.clone(),
-                seen: AtomicU64::new(0),
-                attempted: AtomicU64::new(0),
-                stored: AtomicU64::new(0),
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    id: record.id.clone(),
+                    prefix: record.prefix,
+                    pruned: AtomicBool::new(false),
+                    seen: AtomicU64::new(0),
+                    attempted: AtomicU64::new(0),
+                    stored: AtomicU64::new(0),
+                })
             })
-            .note(ms, record, self.inner.interval_ms)
+            .clone()
     }
 
     /// Records that `at` was written to the store for this key.
@@ -166,7 +227,9 @@ impl LastUse {
         Ok(pending.len())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyPrefix, Entry, PrefixHashing>> {
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<KeyPrefix, Arc<Entry>, PrefixHashing>> {
         // No code path panics while holding the lock.
         self.inner
             .keys
@@ -176,11 +239,33 @@ impl LastUse {
 }
 
 impl Entry {
+    /// Idle since `horizon` with nothing left to write: marks it pruned and says so.
+    ///
+    /// A use noted through a record's slot meanwhile is not lost: the noter raises
+    /// `seen`, then reads `pruned`; this marks `pruned`, then reads `seen` (all in one
+    /// total order). Either the noter sees the mark and notes again in the map, or
+    /// this sees the use and keeps the entry.
+    fn prune(&self, horizon: u64) -> bool {
+        let idle = || {
+            let seen = self.seen.load(SeqCst);
+            seen <= horizon && seen <= self.stored.load(SeqCst)
+        };
+        if !idle() {
+            return false;
+        }
+        self.pruned.store(true, SeqCst);
+        if idle() {
+            return true;
+        }
+        self.pruned.store(false, SeqCst);
+        false
+    }
+
     fn note(&self, ms: u64, record: &KeyRecord, interval: u64) -> bool {
         // Plain loads first: most requests land in a millisecond already noted, or
         // within an interval of the last attempt, and then need no read-modify-write.
         if self.seen.load(Relaxed) < ms {
-            self.seen.fetch_max(ms, Relaxed);
+            self.seen.fetch_max(ms, SeqCst);
         }
         let attempted = self.attempted.load(Relaxed);
         if ms.saturating_sub(attempted) < interval {
@@ -276,6 +361,62 @@ mod tests {
         // Those were seen but already stored: nothing pending, so once idle they go.
         last_use.note(&record(), t + Duration::from_secs(2));
         assert_eq!(last_use.read().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_use_noted_through_a_pruned_slot_is_still_flushed() {
+        let store = InMemoryKeyStore::new();
+        let last_use = LastUse::new(Duration::from_secs(1));
+        let t = SystemTime::now();
+        let mut r = record();
+        r.last_used_at = Some(t);
+        // The record as a store keeps it: noted once, so its slot points at its entry.
+        assert!(!last_use.note(&r, t));
+        for _ in 0..PRUNE_AT {
+            let mut other = record();
+            other.last_used_at = Some(t);
+            last_use.note(&other, t);
+        }
+        // `r` is idle with nothing to write: the next new key prunes its entry.
+        last_use.note(&record(), t + Duration::from_secs(2));
+        assert!(last_use.read().get(&r.prefix).is_none());
+        // A later use through the same record is in the log again, and flushed.
+        let later = t + Duration::from_millis(2500);
+        last_use.note(&r, later);
+        assert_eq!(last_use.last_used_at(&r).map(millis), Some(millis(later)));
+        store
+            .insert(r.clone(), InsertRule::Unconditional)
+            .await
+            .unwrap();
+        assert!(last_use.flush(&store).await.unwrap() >= 1);
+        let back = store.find_by_prefix(&r.prefix).await.unwrap().unwrap();
+        assert_eq!(back.last_used_at.map(millis), Some(millis(later)));
+    }
+
+    #[test]
+    fn a_record_given_another_prefix_is_noted_as_that_key() {
+        let last_use = LastUse::new(Duration::from_secs(60));
+        let t = SystemTime::now();
+        let mut r = record();
+        last_use.note(&r, t);
+        let first = r.prefix;
+        r.prefix = record().prefix;
+        last_use.note(&r, t + Duration::from_secs(1));
+        assert!(last_use.read().contains_key(&r.prefix), "its own entry");
+        let seen = last_use.read()[&first].seen.load(Relaxed);
+        assert_eq!(seen, millis(t), "the first key's use is not moved");
+    }
+
+    #[test]
+    fn two_logs_over_one_record_each_see_its_uses() {
+        let (a, b) = (LastUse::default(), LastUse::default());
+        let r = record();
+        let t = SystemTime::now();
+        assert!(a.note(&r, t));
+        assert!(b.note(&r, t), "the other log has its own throttle");
+        assert!(!b.note(&r, t + Duration::from_secs(1)));
+        assert_eq!(b.last_used_at(&r).map(millis), Some(millis(t) + 1000));
+        assert_eq!(a.last_used_at(&r).map(millis), Some(millis(t)));
     }
 
     #[tokio::test]

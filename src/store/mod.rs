@@ -193,8 +193,8 @@ pub use self::redis::{RedisKeyStore, RedisKeyStoreBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder};
 pub use change::{Change, ChangeListener, Watching};
-pub(crate) use last_use::last_use_clock;
 pub use last_use::LastUse;
+pub(crate) use last_use::{last_use_clock, UseSlot};
 pub use memory::InMemoryKeyStore;
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
 

@@ -2,6 +2,7 @@ use std::{borrow::Borrow, collections::BTreeMap, fmt, time::SystemTime};
 
 use sha2::{Digest, Sha256};
 
+use super::UseSlot;
 use crate::{
     key::{ApiKey, KeyHash, KeyMode, KeyPrefix},
     policy::{RateLimit, Restrictions},
@@ -64,7 +65,7 @@ impl Borrow<str> for KeyId {
 /// a freshly minted key, or [`KeyRecord::from_parts`] in a store that reads records
 /// back; the struct is `#[non_exhaustive]` so that fields added later (restrictions,
 /// limits) do not break stores written against this version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyRecord {
     /// Stable identifier.
@@ -103,6 +104,47 @@ pub struct KeyRecord {
     /// Change one entry of a stored record with
     /// [`KeyStore::set_metadata`](super::KeyStore::set_metadata).
     pub metadata: BTreeMap<String, String>,
+    /// Where this copy of the record, while a store keeps it in memory, finds its
+    /// last-use state: bookkeeping, not data.
+    pub(crate) use_slot: UseSlot,
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let KeyRecord {
+            id,
+            prefix,
+            hash,
+            owner,
+            name,
+            scopes,
+            mode,
+            created_at,
+            expires_at,
+            revoked_at,
+            restrictions,
+            rate_limit,
+            last_used_at,
+            metadata,
+            use_slot: _,
+        } = self;
+        f.debug_struct("KeyRecord")
+            .field("id", id)
+            .field("prefix", prefix)
+            .field("hash", hash)
+            .field("owner", owner)
+            .field("name", name)
+            .field("scopes", scopes)
+            .field("mode", mode)
+            .field("created_at", created_at)
+            .field("expires_at", expires_at)
+            .field("revoked_at", revoked_at)
+            .field("restrictions", restrictions)
+            .field("rate_limit", rate_limit)
+            .field("last_used_at", last_used_at)
+            .field("metadata", metadata)
+            .finish()
+    }
 }
 
 impl KeyRecord {
@@ -138,6 +180,7 @@ impl KeyRecord {
                 restrictions: Restrictions::default(),
                 rate_limit: None,
                 metadata: BTreeMap::new(),
+                use_slot: UseSlot::default(),
             },
         }
     }
