@@ -30,23 +30,13 @@
 
 mod common;
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    hint::black_box,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::hint::black_box;
 
-use common::{block_on, filled_store};
+use common::{block_on, filled_store, reference::hand_layer};
 
 use axum::{body::Body, routing::get, Router};
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::{header::AUTHORIZATION, HeaderValue, Request, Response, StatusCode};
-use pin_project_lite::pin_project;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use http::{header::AUTHORIZATION, HeaderValue, Request, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_api_key::ApiKeyLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
@@ -66,109 +56,6 @@ fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
     builder.body(Body::empty()).expect("request")
 }
 
-/// The hand-written reference layer: digests by the 24-byte prefix of a `pk_live_` key.
-#[derive(Clone)]
-struct HandLayer {
-    keys: Arc<HashMap<[u8; 24], [u8; 32]>>,
-}
-
-#[derive(Clone)]
-struct HandService<S> {
-    inner: S,
-    keys: Arc<HashMap<[u8; 24], [u8; 32]>>,
-}
-
-/// What the hand layer puts into the request's extensions: the verified prefix.
-#[derive(Clone)]
-struct HandPrincipal(#[allow(dead_code)] [u8; 24]);
-
-impl<S> Layer<S> for HandLayer {
-    type Service = HandService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        HandService {
-            inner,
-            keys: self.keys.clone(),
-        }
-    }
-}
-
-impl<S> HandService<S> {
-    fn check(&self, request: &Request<Body>) -> Option<[u8; 24]> {
-        let token = request
-            .headers()
-            .get(AUTHORIZATION)?
-            .as_bytes()
-            .strip_prefix(b"Bearer ")?;
-        if token.len() != 72
-            || !token.starts_with(b"pk_live_")
-            || !token[8..]
-                .iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        {
-            return None;
-        }
-        let prefix: [u8; 24] = token[..24].try_into().ok()?;
-        let expected = self.keys.get(&prefix).unwrap_or(&[0x5a; 32]);
-        let digest = Sha256::digest(token);
-        bool::from(digest.as_slice().ct_eq(expected)).then_some(prefix)
-    }
-}
-
-impl<S> Service<Request<Body>> for HandService<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = HandFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        match self.check(&request) {
-            Some(prefix) => {
-                request.extensions_mut().insert(HandPrincipal(prefix));
-                HandFuture::Inner {
-                    future: self.inner.call(request),
-                }
-            }
-            None => {
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::UNAUTHORIZED;
-                HandFuture::Refused {
-                    response: Some(response),
-                }
-            }
-        }
-    }
-}
-
-pin_project! {
-    #[project = HandFutureProj]
-    enum HandFuture<F> {
-        Inner { #[pin] future: F },
-        Refused { response: Option<Response<Body>> },
-    }
-}
-
-impl<F, E> Future for HandFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, E>>,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            HandFutureProj::Inner { future } => future.poll(cx),
-            HandFutureProj::Refused { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-        }
-    }
-}
-
 /// `ready` then `call`, on a service kept across requests.
 async fn ready_call<S>(service: &mut S, request: Request<Body>) -> Result<S::Response, S::Error>
 where
@@ -182,24 +69,12 @@ fn layer(c: &mut Criterion) {
     let value = format!("Bearer {}", kept[0].expose_secret());
     let header = HeaderValue::from_str(&value).expect("header value");
     let bare = router();
-    let guarded = router().layer(ApiKeyLayer::new(store.clone()));
+    // One layer for both placements, as a service has: one authenticator, one log of
+    // last uses (a second log over the same records would note through its map).
+    let api_key_layer = ApiKeyLayer::new(store);
+    let guarded = router().layer(api_key_layer.clone());
     // The same 1 000 keys' digests, for the hand-written layer.
-    let hand_keys: HashMap<[u8; 24], [u8; 32]> = std::iter::once(&kept[0])
-        .map(|k| k.expose_secret().to_owned())
-        .chain((1..1_000).map(|_| {
-            tower_api_key::key::ApiKey::generate(tower_api_key::key::KeyMode::Live)
-                .expect("mint")
-                .expose_secret()
-                .to_owned()
-        }))
-        .map(|text| {
-            let prefix = text.as_bytes()[..24].try_into().expect("24 bytes");
-            (prefix, Sha256::digest(text.as_bytes()).into())
-        })
-        .collect();
-    let hand = HandLayer {
-        keys: Arc::new(hand_keys),
-    };
+    let hand = hand_layer(1_000, &kept[..1]);
     let hand_guarded = router().layer(hand.clone());
     // For reference: tower-http's bearer check against one static token (a plain `==`
     // on the header, no store, no principal, no challenge), on the same request.
@@ -251,7 +126,7 @@ fn layer(c: &mut Criterion) {
 
     // Pre-built services, driven with `ready` + `call`.
     let mut bare_service = router();
-    let mut guarded_service = ApiKeyLayer::new(store).layer(router());
+    let mut guarded_service = api_key_layer.layer(router());
     let mut hand_service = hand.layer(router());
     let response = block_on(ready_call(&mut hand_service, request(Some(&header))));
     assert_eq!(response.expect("infallible").status(), StatusCode::OK);

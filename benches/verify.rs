@@ -27,15 +27,16 @@
 
 mod common;
 
-use std::{collections::HashMap, hint::black_box};
+use std::hint::black_box;
 
-use common::{block_on, filled_store};
+use common::{
+    block_on, filled_store,
+    reference::{floor_table, floor_verify, FloorTable},
+};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header::AUTHORIZATION, request::Parts, HeaderValue};
 use rand::{rngs::SysRng, TryRng};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tower_api_key::{
     auth::Authenticator,
     error::AuthErrorKind,
@@ -85,49 +86,6 @@ fn verifier(store: tower_api_key::store::InMemoryKeyStore) -> Authenticator {
     Authenticator::builder(store)
         .failed_attempts_limit(None)
         .build()
-}
-
-/// The floor's table: digests by the 24-byte prefix of a `pk_live_` key.
-type FloorTable = HashMap<[u8; 24], [u8; 32]>;
-
-/// A floor table of `n` digests: `kept`'s and random others.
-fn floor_table(n: usize, kept: &[ApiKey]) -> FloorTable {
-    let mut table = HashMap::with_capacity(n);
-    for key in kept {
-        let text = key.expose_secret().as_bytes();
-        let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
-        table.insert(prefix, Sha256::digest(text).into());
-    }
-    while table.len() < n {
-        let key = ApiKey::generate(KeyMode::Live).expect("mint");
-        let text = key.expose_secret().as_bytes();
-        let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
-        table.insert(prefix, Sha256::digest(text).into());
-    }
-    table
-}
-
-/// The floor of a verification, hand-written: parse `Bearer pk_live_<64 hex>`, look
-/// the prefix up, hash the key, compare the digests in constant time.
-fn floor_verify(table: &FloorTable, parts: &Parts) -> bool {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return false;
-    };
-    let Some(token) = value.as_bytes().strip_prefix(b"Bearer ") else {
-        return false;
-    };
-    if token.len() != 72
-        || !token.starts_with(b"pk_live_")
-        || !token[8..]
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    {
-        return false;
-    }
-    let prefix: [u8; 24] = token[..24].try_into().expect("24 bytes");
-    let expected = table.get(&prefix).unwrap_or(&[0x5a; 32]);
-    let digest = Sha256::digest(token);
-    bool::from(digest.as_slice().ct_eq(expected))
 }
 
 fn bench_floor(

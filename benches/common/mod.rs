@@ -2,6 +2,8 @@
 //! never waits without a runtime.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::{
     future::Future,
     pin::pin,

@@ -1,0 +1,171 @@
+//! The references our code is measured against: the floor of a verification and a
+//! minimal hand-written layer doing the same check, written as plainly as possible.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::body::Body;
+use http::{header::AUTHORIZATION, request::Parts, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
+use tower_api_key::key::{ApiKey, KeyMode};
+
+/// The floor's table: digests by the 24-byte prefix of a `pk_live_` key.
+pub type FloorTable = HashMap<[u8; 24], [u8; 32]>;
+
+/// A floor table of `n` digests: `kept`'s and random others.
+pub fn floor_table(n: usize, kept: &[ApiKey]) -> FloorTable {
+    let mut table = HashMap::with_capacity(n);
+    for key in kept {
+        let text = key.expose_secret().as_bytes();
+        let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
+        table.insert(prefix, Sha256::digest(text).into());
+    }
+    while table.len() < n {
+        let key = ApiKey::generate(KeyMode::Live).expect("mint");
+        let text = key.expose_secret().as_bytes();
+        let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
+        table.insert(prefix, Sha256::digest(text).into());
+    }
+    table
+}
+
+/// The floor of a verification, hand-written: parse `Bearer pk_live_<64 hex>`, look
+/// the prefix up, hash the key, compare the digests in constant time.
+pub fn floor_verify(table: &FloorTable, parts: &Parts) -> bool {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return false;
+    };
+    let Some(token) = value.as_bytes().strip_prefix(b"Bearer ") else {
+        return false;
+    };
+    if token.len() != 72
+        || !token.starts_with(b"pk_live_")
+        || !token[8..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        return false;
+    }
+    let prefix: [u8; 24] = token[..24].try_into().expect("24 bytes");
+    let expected = table.get(&prefix).unwrap_or(&[0x5a; 32]);
+    let digest = Sha256::digest(token);
+    bool::from(digest.as_slice().ct_eq(expected))
+}
+
+/// The hand layer over `n` keys' digests: `kept`'s and random others.
+pub fn hand_layer(n: usize, kept: &[ApiKey]) -> HandLayer {
+    HandLayer {
+        keys: Arc::new(floor_table(n, kept)),
+    }
+}
+
+/// The hand-written reference layer: digests by the 24-byte prefix of a `pk_live_` key.
+#[derive(Clone)]
+pub struct HandLayer {
+    keys: Arc<FloorTable>,
+}
+
+#[derive(Clone)]
+pub struct HandService<S> {
+    inner: S,
+    keys: Arc<FloorTable>,
+}
+
+/// What the hand layer puts into the request's extensions: the verified prefix.
+#[derive(Clone)]
+struct HandPrincipal(#[allow(dead_code)] [u8; 24]);
+
+impl<S> Layer<S> for HandLayer {
+    type Service = HandService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        HandService {
+            inner,
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+impl<S> HandService<S> {
+    fn check(&self, request: &Request<Body>) -> Option<[u8; 24]> {
+        let token = request
+            .headers()
+            .get(AUTHORIZATION)?
+            .as_bytes()
+            .strip_prefix(b"Bearer ")?;
+        if token.len() != 72
+            || !token.starts_with(b"pk_live_")
+            || !token[8..]
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        {
+            return None;
+        }
+        let prefix: [u8; 24] = token[..24].try_into().ok()?;
+        let expected = self.keys.get(&prefix).unwrap_or(&[0x5a; 32]);
+        let digest = Sha256::digest(token);
+        bool::from(digest.as_slice().ct_eq(expected)).then_some(prefix)
+    }
+}
+
+impl<S> Service<Request<Body>> for HandService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = HandFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        match self.check(&request) {
+            Some(prefix) => {
+                request.extensions_mut().insert(HandPrincipal(prefix));
+                HandFuture::Inner {
+                    future: self.inner.call(request),
+                }
+            }
+            None => {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                HandFuture::Refused {
+                    response: Some(response),
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    #[project = HandFutureProj]
+    pub enum HandFuture<F> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response<Body>> },
+    }
+}
+
+impl<F, E> Future for HandFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            HandFutureProj::Inner { future } => future.poll(cx),
+            HandFutureProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
+    }
+}
