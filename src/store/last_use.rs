@@ -313,6 +313,14 @@ mod tests {
         KeyRecord::builder(&ApiKey::generate(KeyMode::Live).unwrap(), "o").build()
     }
 
+    /// Puts a copy of `record` in `store`.
+    async fn keep(store: &InMemoryKeyStore, record: &KeyRecord) {
+        store
+            .insert(record.clone(), InsertRule::Unconditional)
+            .await
+            .unwrap();
+    }
+
     #[test]
     fn one_write_per_interval_even_if_the_write_never_lands() {
         let last_use = LastUse::new(Duration::from_secs(60));
@@ -384,10 +392,7 @@ mod tests {
         let later = t + Duration::from_millis(2500);
         last_use.note(&r, later);
         assert_eq!(last_use.last_used_at(&r).map(millis), Some(millis(later)));
-        store
-            .insert(r.clone(), InsertRule::Unconditional)
-            .await
-            .unwrap();
+        keep(&store, &r).await;
         assert!(last_use.flush(&store).await.unwrap() >= 1);
         let back = store.find_by_prefix(&r.prefix).await.unwrap().unwrap();
         assert_eq!(back.last_used_at.map(millis), Some(millis(later)));
@@ -423,10 +428,7 @@ mod tests {
     async fn a_failed_write_is_retried_by_flush() {
         let store = InMemoryKeyStore::new();
         let r = record();
-        store
-            .insert(r.clone(), InsertRule::Unconditional)
-            .await
-            .unwrap();
+        keep(&store, &r).await;
         let last_use = LastUse::new(Duration::from_secs(60));
         let t = SystemTime::now();
         // The write was due, and then failed: nothing marked stored.
@@ -443,10 +445,7 @@ mod tests {
     async fn flush_writes_what_is_pending() {
         let store = InMemoryKeyStore::new();
         let r = record();
-        store
-            .insert(r.clone(), InsertRule::Unconditional)
-            .await
-            .unwrap();
+        keep(&store, &r).await;
         let last_use = LastUse::new(Duration::from_secs(60));
         let t = SystemTime::now();
         let mut stored = r.clone();
