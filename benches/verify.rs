@@ -31,12 +31,11 @@ use std::hint::black_box;
 
 use common::{
     block_on, filled_store,
-    reference::{floor_table, floor_verify, FloorTable},
+    reference::{floor_table, floor_verify, mint_floor, FloorTable},
 };
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header::AUTHORIZATION, request::Parts, HeaderValue};
-use rand::{rngs::SysRng, TryRng};
 use tower_api_key::{
     auth::Authenticator,
     error::AuthErrorKind,
@@ -178,21 +177,6 @@ fn mint(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// The floor of minting: 32 bytes from the OS random source, their lowercase hex in
-/// one `String` after the `pk_live_` header.
-fn mint_floor() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut bytes = [0u8; 32];
-    SysRng.try_fill_bytes(&mut bytes).expect("OS random source");
-    let mut text = String::with_capacity(72);
-    text.push_str("pk_live_");
-    for byte in bytes {
-        text.push(char::from(HEX[usize::from(byte >> 4)]));
-        text.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
-    text
 }
 
 fn hash(c: &mut Criterion) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per request, counted exactly under valgrind (benches/instructions.rs):
+# Instructions per request, counted exactly under valgrind (benches/side_by_side.rs):
 # each case runs twice, with REQUESTS requests and with none (after the same warm-up),
 # and the difference per request is printed, then what each layer adds over the bare
 # router and the verifier's ratio to its floor. Needs valgrind (Debian: `valgrind`);
@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 requests="${REQUESTS:-20000}"
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind" >&2; exit 1; }
-bin="$(cargo bench --bench instructions --no-run 2>&1 \
-  | grep -oE 'target/[^ )]*/instructions-[0-9a-f]+' | tail -1)"
+bin="$(cargo bench --bench side_by_side --no-run 2>&1 \
+  | grep -oE 'target/[^ )]*/side_by_side-[0-9a-f]+' | tail -1)"
 [ -x "$bin" ] || { echo "instructions.sh: bench binary not found" >&2; exit 1; }
 
 count() { # case, requests -> total instructions

@@ -12,6 +12,7 @@ use std::{
 use axum::body::Body;
 use http::{header::AUTHORIZATION, request::Parts, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
+use rand::{rngs::SysRng, TryRng};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
@@ -58,6 +59,21 @@ pub fn floor_verify(table: &FloorTable, parts: &Parts) -> bool {
     let expected = table.get(&prefix).unwrap_or(&[0x5a; 32]);
     let digest = Sha256::digest(token);
     bool::from(digest.as_slice().ct_eq(expected))
+}
+
+/// The floor of minting: 32 bytes from the OS random source, their lowercase hex in
+/// one `String` after the `pk_live_` header.
+pub fn mint_floor() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes = [0u8; 32];
+    SysRng.try_fill_bytes(&mut bytes).expect("OS random source");
+    let mut text = String::with_capacity(72);
+    text.push_str("pk_live_");
+    for byte in bytes {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 /// The hand layer over `n` keys' digests: `kept`'s and random others.

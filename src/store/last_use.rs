@@ -102,19 +102,20 @@ fn from_millis(ms: u64) -> Option<SystemTime> {
     (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-/// The time a use is noted at: the kernel's coarse real-time clock where there is
-/// one (a few nanoseconds to read, at most a clock tick — a few milliseconds — behind),
-/// else the system clock. Bookkeeping only: no refusal depends on it.
-pub(crate) fn last_use_clock() -> SystemTime {
+/// The time a use is noted at, in ms since the epoch: the kernel's coarse real-time
+/// clock where there is one (a few nanoseconds to read, at most a clock tick — a few
+/// milliseconds — behind), else the system clock. Read as a number, with no
+/// `SystemTime` in between, as it is stored. Bookkeeping only: no refusal depends on it.
+pub(crate) fn last_use_clock_ms() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         use rustix::time::{clock_gettime, ClockId};
         let now = clock_gettime(ClockId::RealtimeCoarse);
-        if let (Ok(secs), Ok(nanos)) = (u64::try_from(now.tv_sec), u32::try_from(now.tv_nsec)) {
-            return UNIX_EPOCH + Duration::new(secs, nanos);
+        if let (Ok(secs), Ok(nanos)) = (u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
+            return secs.saturating_mul(1000).saturating_add(nanos / 1_000_000);
         }
     }
-    SystemTime::now()
+    millis(SystemTime::now())
 }
 
 impl LastUse {
@@ -136,10 +137,10 @@ impl LastUse {
         Duration::from_millis(self.inner.interval_ms)
     }
 
-    /// Notes a use of `record`'s key at `now`; `true` when the caller should write it
-    /// to the store now (the write is then counted as done for this interval).
-    pub(crate) fn note(&self, record: &KeyRecord, now: SystemTime) -> bool {
-        let ms = millis(now);
+    /// Notes a use of `record`'s key at `ms` since the epoch; `true` when the caller
+    /// should write it to the store now (the write is then counted as done for this
+    /// interval).
+    pub(crate) fn note_at(&self, record: &KeyRecord, ms: u64) -> bool {
         let interval = self.inner.interval_ms;
         let mut due = false;
         if let Some((log, entry)) = record.use_slot.0.get() {
@@ -308,6 +309,24 @@ mod tests {
         key::{ApiKey, KeyMode},
         store::{InMemoryKeyStore, InsertRule},
     };
+
+    impl LastUse {
+        fn note(&self, record: &KeyRecord, now: SystemTime) -> bool {
+            self.note_at(record, millis(now))
+        }
+    }
+
+    #[test]
+    fn the_coarse_clock_reads_the_time_in_ms() {
+        let before = millis(SystemTime::now());
+        let coarse = last_use_clock_ms();
+        let after = millis(SystemTime::now());
+        // At most a clock tick behind the precise clock, never ahead of it.
+        assert!(
+            coarse <= after && coarse + 100 >= before,
+            "{before} {coarse} {after}"
+        );
+    }
 
     fn record() -> KeyRecord {
         KeyRecord::builder(&ApiKey::generate(KeyMode::Live).unwrap(), "o").build()

@@ -194,7 +194,7 @@ pub use self::redis::{RedisKeyStore, RedisKeyStoreBuilder};
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder};
 pub use change::{Change, ChangeListener, Watching};
 pub use last_use::LastUse;
-pub(crate) use last_use::{last_use_clock, UseSlot};
+pub(crate) use last_use::{last_use_clock_ms, UseSlot};
 pub use memory::InMemoryKeyStore;
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
 

@@ -30,7 +30,7 @@ use crate::{
         check_restrictions, AcceptedModes, Facts, Limiters, Outside, RateLimitStatus,
         TrustedProxies,
     },
-    store::{self, last_use_clock, KeyRecord, KeyStore, LastUse, Lookup},
+    store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup},
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -210,7 +210,7 @@ impl Authenticator {
     /// its restrictions and rate, and whether its last use is due to be written. A
     /// refusal for invalid credentials is counted against the client's budget.
     ///
-    /// The last use is noted in memory at the coarse clock's time ([`last_use_clock`]),
+    /// The last use is noted in memory at the coarse clock's time ([`last_use_clock_ms`]),
     /// never a time a refusal depends on; a write to the store, when due, carries the
     /// system clock's.
     fn decide(
@@ -227,7 +227,7 @@ impl Authenticator {
             Ok(rate) => rate,
             Err(error) => return Decision::Refuse(error),
         };
-        if self.config.last_use.note(&record, last_use_clock()) {
+        if self.config.last_use.note_at(&record, last_use_clock_ms()) {
             // Due (once per interval): what is written is the exact time.
             Decision::NoteUseThenAdmit(record, rate, SystemTime::now())
         } else {

@@ -1,0 +1,217 @@
+//! Our code next to its hand-written references (`common/reference.rs`), for the
+//! ratios the targets are written in, measured so that a busy machine's drift cannot
+//! blur them.
+//!
+//! - Run alone (`cargo bench --bench side_by_side`), it times every case in turn, in
+//!   batches of `BATCH` requests for `ROUNDS` rounds, so that each comparison's two
+//!   sides see the same machine; it prints, for each comparison, the ratio of the
+//!   batches' 10th percentiles and of their medians. Targets: verify ≤ 1.2× its floor
+//!   (10k and 1M keys), mint ≤ 1.2× its floor, and each layer placement adding no
+//!   more over the bare router than the hand-written layer does.
+//! - With `CASE` and `REQUESTS` set, it runs that one case that many times after a
+//!   warm-up: `scripts/instructions.sh` runs each case so under valgrind, with and
+//!   without requests, for exact instructions per request.
+//!
+//! Cases: `verify/ours`, `verify/floor` (10 000 keys), `verify_1m/ours`,
+//! `verify_1m/floor`, `mint/ours`, `mint/floor`; `router/bare`, `router/ours`,
+//! `router/hand` (one `GET` through `Router::oneshot`, bare, behind
+//! `Router::layer(ApiKeyLayer)`, behind the hand layer); `service/bare`,
+//! `service/ours`, `service/hand` (the same around the whole router, a service built
+//! once and driven with `ready` + `call`). Futures never wait here and are polled with
+//! a no-op waker.
+//!
+//! ```text
+//! cargo bench --bench side_by_side
+//! bash scripts/instructions.sh
+//! ```
+
+mod common;
+
+use std::{env, hint::black_box, time::Instant};
+
+use axum::{body::Body, routing::get, Router};
+use common::{
+    block_on, filled_store,
+    reference::{floor_table, floor_verify, hand_layer, mint_floor},
+};
+use http::{header::AUTHORIZATION, HeaderValue, Request, StatusCode};
+use tower::{Layer, Service, ServiceExt};
+use tower_api_key::{
+    auth::Authenticator,
+    key::{ApiKey, KeyMode},
+    ApiKeyLayer,
+};
+
+/// Requests run before counting or timing starts: first-use costs (lazy statics, a
+/// key's first last-use entry) stay out.
+const WARM_UP: usize = 100;
+/// Requests per timed batch.
+const BATCH: usize = 1_000;
+/// Timed batches per case.
+const ROUNDS: usize = 200;
+
+const CASES: [&str; 12] = [
+    "verify/ours",
+    "verify/floor",
+    "verify_1m/ours",
+    "verify_1m/floor",
+    "mint/ours",
+    "mint/floor",
+    "router/bare",
+    "router/ours",
+    "router/hand",
+    "service/bare",
+    "service/ours",
+    "service/hand",
+];
+
+/// One request of a case; `true` when it was answered as the case expects.
+type Case = Box<dyn FnMut() -> bool>;
+
+fn router() -> Router {
+    Router::new().route("/api/account", get(|| async { "acct_1" }))
+}
+
+fn request(authorization: &HeaderValue) -> Request<Body> {
+    Request::get("/api/account")
+        .header(AUTHORIZATION, authorization.clone())
+        .body(Body::empty())
+        .expect("request")
+}
+
+/// A store of `n` keys and the `Authorization` value of one of them.
+fn keys(n: usize) -> (tower_api_key::InMemoryKeyStore, Vec<ApiKey>, HeaderValue) {
+    let (store, kept) = filled_store(n, 1);
+    let value = format!("Bearer {}", kept[0].expose_secret());
+    let header = HeaderValue::from_str(&value).expect("header value");
+    (store, kept, header)
+}
+
+/// Sets up one case.
+fn case(name: &str) -> Case {
+    let n = if name.starts_with("verify_1m") {
+        1_000_000
+    } else {
+        10_000
+    };
+    match name {
+        "mint/ours" => return Box::new(|| ApiKey::generate(KeyMode::Live).is_ok()),
+        "mint/floor" => return Box::new(|| black_box(mint_floor()).len() == 72),
+        _ => {}
+    }
+    let (store, kept, header) = keys(n);
+    let (parts, _) = request(&header).into_parts();
+    let ok = |status: StatusCode| status == StatusCode::OK;
+    match name {
+        "verify/ours" | "verify_1m/ours" => {
+            let auth = Authenticator::builder(store)
+                .failed_attempts_limit(None)
+                .build();
+            Box::new(move || block_on(auth.authenticate(black_box(&parts))).is_ok())
+        }
+        "verify/floor" | "verify_1m/floor" => {
+            let table = floor_table(n, &kept);
+            Box::new(move || floor_verify(&table, black_box(&parts)))
+        }
+        "router/bare" | "router/ours" | "router/hand" => {
+            let app = match name {
+                "router/bare" => router(),
+                "router/ours" => router().layer(ApiKeyLayer::new(store)),
+                _ => router().layer(hand_layer(n, &kept)),
+            };
+            Box::new(move || {
+                let response = block_on(app.clone().oneshot(request(&header)));
+                ok(response.expect("infallible").status())
+            })
+        }
+        "service/bare" => serve(router(), header),
+        "service/ours" => serve(ApiKeyLayer::new(store).layer(router()), header),
+        "service/hand" => serve(hand_layer(n, &kept).layer(router()), header),
+        other => panic!("unknown case {other}; cases: {}", CASES.join(", ")),
+    }
+}
+
+/// `ready` + `call` on a service built once.
+fn serve<S, B>(mut service: S, header: HeaderValue) -> Case
+where
+    S: Service<Request<Body>, Response = http::Response<B>> + 'static,
+    S::Error: std::fmt::Debug,
+{
+    Box::new(move || {
+        let response = block_on(async {
+            service.ready().await.expect("ready");
+            service.call(request(&header)).await
+        });
+        response.expect("infallible").status() == StatusCode::OK
+    })
+}
+
+/// Runs `requests` requests of a case; each must be answered as expected.
+fn run(case: &mut Case, requests: usize) {
+    for _ in 0..requests {
+        assert!(
+            black_box(case()),
+            "every request of a case is answered as expected"
+        );
+    }
+}
+
+fn main() {
+    if let (Ok(name), Ok(requests)) = (env::var("CASE"), env::var("REQUESTS")) {
+        let mut one = case(&name);
+        run(
+            &mut one,
+            WARM_UP + requests.parse::<usize>().expect("REQUESTS: a number"),
+        );
+        return;
+    }
+    if env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let mut cases: Vec<(&str, Case)> = CASES.iter().map(|name| (*name, case(name))).collect();
+    let mut batches = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for (_, one) in &mut cases {
+        run(one, WARM_UP);
+    }
+    for _ in 0..ROUNDS {
+        for ((_, one), times) in cases.iter_mut().zip(&mut batches) {
+            let start = Instant::now();
+            run(one, BATCH);
+            times.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+        }
+    }
+    let at = |name: &str, quantile: f64| {
+        let i = CASES.iter().position(|c| *c == name).expect("a case");
+        let mut times = batches[i].clone();
+        times.sort_by(f64::total_cmp);
+        times[((times.len() - 1) as f64 * quantile) as usize]
+    };
+    println!("side by side: {ROUNDS} rounds of {BATCH} requests per case; p10 | median, ns");
+    for (ours, floor) in [
+        ("verify/ours", "verify/floor"),
+        ("verify_1m/ours", "verify_1m/floor"),
+        ("mint/ours", "mint/floor"),
+    ] {
+        let (p10, median) = (
+            at(ours, 0.1) / at(floor, 0.1),
+            at(ours, 0.5) / at(floor, 0.5),
+        );
+        println!(
+            "{ours:<15} / {floor:<16} {p10:.2}x | {median:.2}x  ({:.0} / {:.0} ns at p10)",
+            at(ours, 0.1),
+            at(floor, 0.1),
+        );
+    }
+    for placement in ["router", "service"] {
+        let added = |who: &str, q: f64| {
+            at(&format!("{placement}/{who}"), q) - at(&format!("{placement}/bare"), q)
+        };
+        println!(
+            "{placement:<8} added over bare: ours {:.0} | {:.0}, hand layer {:.0} | {:.0}",
+            added("ours", 0.1),
+            added("ours", 0.5),
+            added("hand", 0.1),
+            added("hand", 0.5),
+        );
+    }
+}
