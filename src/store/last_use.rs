@@ -32,8 +32,10 @@ const PRUNE_AT: usize = 4096;
 ///
 /// A record that a store keeps in memory (the in-memory store's, the cache's) carries
 /// the way to its entry in the first log that notes it, and that log then notes it
-/// without a lookup or a lock. Layers over one store should share one authenticator (or
-/// one `LastUse`): a second log notes the same records through its map.
+/// without a lookup or a lock; the entry (about 140 bytes) then lives as long as the
+/// store keeps that record, even once the log has forgotten it. Layers over one store
+/// should share one authenticator (or one `LastUse`): a second log notes the same
+/// records through its map.
 ///
 /// ```
 /// use std::time::Duration;
