@@ -140,7 +140,9 @@ impl AuthenticatorBuilder {
 
     /// The request rate every key gets unless its record sets its own
     /// ([`KeyRecord::rate_limit`](crate::store::KeyRecord::rate_limit)). Over it: 429 `rate_limited` with `Retry-After`.
-    /// Counted only for verified keys. Default: no limit.
+    /// Counted only for verified keys, in this process's memory: with several
+    /// instances each counts on its own (see the README's "Running many instances").
+    /// Default: no limit.
     pub fn rate_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
         self.rate_limit = rate.into();
         self
@@ -160,7 +162,8 @@ impl AuthenticatorBuilder {
     /// address (IPv6: per /64; clients of unknown address share one budget). Over it,
     /// the client's failing requests get 429 with `Retry-After` instead of 401 until
     /// the budget refills; its valid keys, other clients, and the quota of the keys it
-    /// guessed at are untouched. Default: 300 per minute; `None` turns it off.
+    /// guessed at are untouched. Counted in this process's memory, like
+    /// [`rate_limit`](Self::rate_limit). Default: 300 per minute; `None` turns it off.
     pub fn failed_attempts_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
         self.failure_limit = rate.into();
         self
