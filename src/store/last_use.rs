@@ -31,11 +31,12 @@ const PRUNE_AT: usize = 4096;
 /// callers send. Cloning is cheap and clones share the same log.
 ///
 /// A record that a store keeps in memory (the in-memory store's, the cache's) carries
-/// the way to its entry in the first log that notes it, and that log then notes it
-/// without a lookup or a lock; the entry (about 140 bytes) then lives as long as the
-/// store keeps that record, even once the log has forgotten it. Layers over one store
-/// should share one authenticator (or one `LastUse`): a second log notes the same
-/// records through its map.
+/// (in 24 bytes of its own) the way to its entry in the first log that notes it, and
+/// that log then notes it without a lookup or a lock; the entry (about 140 bytes) then
+/// lives as long as the store keeps that record, even once the log has forgotten it or
+/// been dropped. Layers over one store should share one authenticator (or one
+/// `LastUse`): another log notes the same records through its map, as it does records
+/// a store reads afresh for each request.
 ///
 /// ```
 /// use std::time::Duration;
@@ -141,31 +142,32 @@ impl LastUse {
 
     /// Notes a use of `record`'s key at `ms` since the epoch; `true` when the caller
     /// should write it to the store now (the write is then counted as done for this
-    /// interval).
-    pub(crate) fn note_at(&self, record: &KeyRecord, ms: u64) -> bool {
+    /// interval). `kept`: the store keeps this very record in memory between
+    /// requests, so its slot is worth filling.
+    pub(crate) fn note_at(&self, record: &KeyRecord, ms: u64, kept: bool) -> bool {
         let interval = self.inner.interval_ms;
-        let mut due = false;
-        if let Some((log, entry)) = record.use_slot.0.get() {
-            if *log == self.inner.id && entry.prefix == record.prefix {
-                due = entry.note(ms, record, interval);
-                // Pruned before the use was noted? Then note it again where the log
-                // looks (the order of the two is total: see `prune`).
-                if !entry.pruned.load(SeqCst) {
-                    return due;
-                }
+        let slot = record
+            .use_slot
+            .0
+            .get()
+            .filter(|(log, entry)| *log == self.inner.id && entry.prefix == record.prefix)
+            .map(|(_, entry)| entry);
+        if let Some(entry) = slot {
+            let due = entry.note(ms, record, interval);
+            // Pruned before the use was noted? Then it is noted again below, where the
+            // log looks (the order of the two is total: see `prune`).
+            if !entry.pruned.load(SeqCst) {
+                return due;
             }
         }
-        let entry = self.entry(record, ms);
-        // The first log to note a record keeps the slot; later ones take the map.
-        let _ = record.use_slot.0.set((self.inner.id, entry.clone()));
-        entry.note(ms, record, interval) || due
-    }
-
-    /// The key's entry, made if it has none (forgetting idle ones when there are
-    /// many).
-    fn entry(&self, record: &KeyRecord, ms: u64) -> Arc<Entry> {
-        if let Some(entry) = self.read().get(&record.prefix) {
-            return entry.clone();
+        // Under the log's lock from here: a prune (which takes it to write) cannot take
+        // the entry away between finding it and noting the use.
+        {
+            let keys = self.read();
+            if let Some(entry) = keys.get(&record.prefix) {
+                self.claim(record, entry, kept);
+                return entry.note(ms, record, interval);
+            }
         }
         let mut keys = self
             .inner
@@ -176,18 +178,32 @@ impl LastUse {
             let horizon = ms.saturating_sub(self.inner.interval_ms);
             keys.retain(|_, entry| !entry.prune(horizon));
         }
-        keys.entry(record.prefix)
-            .or_insert_with(|| {
-                Arc::new(Entry {
-                    id: record.id.clone(),
-                    prefix: record.prefix,
-                    pruned: AtomicBool::new(false),
-                    seen: AtomicU64::new(0),
-                    attempted: AtomicU64::new(0),
-                    stored: AtomicU64::new(0),
-                })
-            })
-            .clone()
+        let entry = keys.entry(record.prefix).or_insert_with(|| match slot {
+            // The record's own entry, pruned: back into the log with what it holds, so
+            // the slot is good again.
+            Some(pruned) => {
+                pruned.pruned.store(false, SeqCst);
+                pruned.clone()
+            }
+            None => Arc::new(Entry {
+                id: record.id.clone(),
+                prefix: record.prefix,
+                pruned: AtomicBool::new(false),
+                seen: AtomicU64::new(0),
+                attempted: AtomicU64::new(0),
+                stored: AtomicU64::new(0),
+            }),
+        });
+        self.claim(record, entry, kept);
+        entry.note(ms, record, interval)
+    }
+
+    /// Points a kept record's empty slot at its entry in this log: the first log to
+    /// note a record keeps the slot; later ones take the map.
+    fn claim(&self, record: &KeyRecord, entry: &Arc<Entry>, kept: bool) {
+        if kept && record.use_slot.0.get().is_none() {
+            let _ = record.use_slot.0.set((self.inner.id, entry.clone()));
+        }
     }
 
     /// Records that `at` was written to the store for this key.
@@ -313,8 +329,9 @@ mod tests {
     };
 
     impl LastUse {
+        /// Notes `record` as one a store keeps.
         fn note(&self, record: &KeyRecord, now: SystemTime) -> bool {
-            self.note_at(record, millis(now))
+            self.note_at(record, millis(now), true)
         }
     }
 
@@ -413,10 +430,25 @@ mod tests {
         let later = t + Duration::from_millis(2500);
         last_use.note(&r, later);
         assert_eq!(last_use.last_used_at(&r).map(millis), Some(millis(later)));
+        // The record's own entry went back, so its slot is good again: one throttle.
+        let (_, slotted) = r.use_slot.0.get().expect("a slot");
+        assert!(Arc::ptr_eq(&last_use.read()[&r.prefix], slotted));
         keep(&store, &r).await;
         assert!(last_use.flush(&store).await.unwrap() >= 1);
         let back = store.find_by_prefix(&r.prefix).await.unwrap().unwrap();
         assert_eq!(back.last_used_at.map(millis), Some(millis(later)));
+    }
+
+    #[test]
+    fn a_record_only_the_caller_holds_fills_no_slot() {
+        let last_use = LastUse::default();
+        let r = record();
+        assert!(last_use.note_at(&r, millis(SystemTime::now()), false));
+        assert!(
+            r.use_slot.0.get().is_none(),
+            "a fresh copy per request: no slot"
+        );
+        assert!(last_use.read().contains_key(&r.prefix));
     }
 
     #[test]

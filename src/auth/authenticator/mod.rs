@@ -227,7 +227,13 @@ impl Authenticator {
             Ok(rate) => rate,
             Err(error) => return Decision::Refuse(error),
         };
-        if self.config.last_use.note_at(&record, last_use_clock_ms()) {
+        // A record someone else holds too is the store's own copy, kept between requests.
+        let kept = Arc::strong_count(&record) > 1;
+        if self
+            .config
+            .last_use
+            .note_at(&record, last_use_clock_ms(), kept)
+        {
             // Due (once per interval): what is written is the exact time.
             Decision::NoteUseThenAdmit(record, rate, SystemTime::now())
         } else {
