@@ -13,10 +13,13 @@ pin_project! {
     /// for services whose body type cannot be made `From<Bytes>`.
     ///
     /// The crate's guards answer with the inner service's body type and build a
-    /// refusal's envelope into it with `From<Bytes>` (`axum::body::Body`,
-    /// `http_body_util::Full<Bytes>`, `Bytes` do). When the inner body type cannot
-    /// (`http_body_util::Empty`, a boxed body…), wrap the inner service's bodies in
-    /// this type, which can:
+    /// refusal's envelope into it with `From<Bytes>` (`axum::body::Body` and
+    /// `http_body_util::Full<Bytes>` can). Behind `Router::layer` the inner body is
+    /// axum's `Body`, so this only matters where a guard wraps a service whose body
+    /// type cannot: `http_body_util::Empty`, a boxed body, or a tower-http layer's
+    /// own body when that layer sits inside the guard (`TraceLayer`,
+    /// `CompressionLayer`). Put such layers outside the guard, or wrap the inner
+    /// service's bodies (any `http_body::Body` with `Bytes` data) in this type:
     ///
     /// ```
     /// use std::convert::Infallible;
