@@ -32,29 +32,14 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{block_on, filled_store, reference::hand_layer};
+use common::{block_on, filled_store, reference::hand_layer, request, router};
 
-use axum::{body::Body, routing::get, Router};
+use axum::{body::Body, Router};
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::{header::AUTHORIZATION, HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_api_key::ApiKeyLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-
-const PATH: &str = "/api/account";
-
-fn router() -> Router {
-    Router::new().route(PATH, get(|| async { "acct_1" }))
-}
-
-/// The request every case sends; `authorization` is `None` for the rejected case.
-fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
-    let mut builder = Request::get(PATH);
-    if let Some(value) = authorization {
-        builder = builder.header(AUTHORIZATION, value.clone());
-    }
-    builder.body(Body::empty()).expect("request")
-}
 
 /// `ready` then `call`, on a service kept across requests.
 async fn ready_call<S>(service: &mut S, request: Request<Body>) -> Result<S::Response, S::Error>

@@ -29,17 +29,18 @@ mod common;
 
 use std::{env, hint::black_box, time::Instant};
 
-use axum::{body::Body, routing::get, Router};
+use axum::body::Body;
 use common::{
     block_on, filled_store,
     reference::{floor_table, floor_verify, hand_layer, mint_floor},
+    request, router,
 };
-use http::{header::AUTHORIZATION, HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_api_key::{
     auth::Authenticator,
     key::{ApiKey, KeyMode},
-    ApiKeyLayer,
+    ApiKeyLayer, InMemoryKeyStore,
 };
 
 /// Requests run before counting or timing starts: first-use costs (lazy statics, a
@@ -68,20 +69,15 @@ const CASES: [&str; 12] = [
 /// One request of a case; `true` when it was answered as the case expects.
 type Case = Box<dyn FnMut() -> bool>;
 
-fn router() -> Router {
-    Router::new().route("/api/account", get(|| async { "acct_1" }))
-}
-
-fn request(authorization: &HeaderValue) -> Request<Body> {
-    Request::get("/api/account")
-        .header(AUTHORIZATION, authorization.clone())
-        .body(Body::empty())
-        .expect("request")
-}
-
-/// A store of `n` keys and the `Authorization` value of one of them.
-fn keys(n: usize) -> (tower_api_key::InMemoryKeyStore, Vec<ApiKey>, HeaderValue) {
-    let (store, kept) = filled_store(n, 1);
+/// `n` keys' worth of the case's state: a store of them (for our cases) or only one
+/// key (the references make their own table), and the `Authorization` value of one.
+fn keys(n: usize, store: bool) -> (InMemoryKeyStore, Vec<ApiKey>, HeaderValue) {
+    let (store, kept) = if store {
+        filled_store(n, 1)
+    } else {
+        let key = ApiKey::generate(KeyMode::Live).expect("mint");
+        (InMemoryKeyStore::new(), vec![key])
+    };
     let value = format!("Bearer {}", kept[0].expose_secret());
     let header = HeaderValue::from_str(&value).expect("header value");
     (store, kept, header)
@@ -99,8 +95,8 @@ fn case(name: &str) -> Case {
         "mint/floor" => return Box::new(|| black_box(mint_floor()).len() == 72),
         _ => {}
     }
-    let (store, kept, header) = keys(n);
-    let (parts, _) = request(&header).into_parts();
+    let (store, kept, header) = keys(n, name.ends_with("/ours"));
+    let (parts, _) = request(Some(&header)).into_parts();
     let ok = |status: StatusCode| status == StatusCode::OK;
     match name {
         "verify/ours" | "verify_1m/ours" => {
@@ -120,7 +116,7 @@ fn case(name: &str) -> Case {
                 _ => router().layer(hand_layer(n, &kept)),
             };
             Box::new(move || {
-                let response = block_on(app.clone().oneshot(request(&header)));
+                let response = block_on(app.clone().oneshot(request(Some(&header))));
                 ok(response.expect("infallible").status())
             })
         }
@@ -140,7 +136,7 @@ where
     Box::new(move || {
         let response = block_on(async {
             service.ready().await.expect("ready");
-            service.call(request(&header)).await
+            service.call(request(Some(&header))).await
         });
         response.expect("infallible").status() == StatusCode::OK
     })
@@ -168,7 +164,21 @@ fn main() {
     if env::args().any(|arg| arg == "--list") {
         return;
     }
-    let mut cases: Vec<(&str, Case)> = CASES.iter().map(|name| (*name, case(name))).collect();
+    // `cargo bench --bench side_by_side -- verify`: only the comparisons that name it.
+    let filter = env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with('-'))
+        .unwrap_or_default();
+    let wanted = |name: &str| {
+        name.split('/')
+            .next()
+            .is_some_and(|group| group.contains(&filter))
+    };
+    let mut cases: Vec<(&str, Case)> = CASES
+        .iter()
+        .filter(|name| wanted(name))
+        .map(|name| (*name, case(name)))
+        .collect();
     let mut batches = vec![Vec::with_capacity(ROUNDS); cases.len()];
     for (_, one) in &mut cases {
         run(one, WARM_UP);
@@ -181,10 +191,10 @@ fn main() {
         }
     }
     let at = |name: &str, quantile: f64| {
-        let i = CASES.iter().position(|c| *c == name).expect("a case");
+        let i = cases.iter().position(|(c, _)| *c == name)?;
         let mut times = batches[i].clone();
         times.sort_by(f64::total_cmp);
-        times[((times.len() - 1) as f64 * quantile) as usize]
+        Some(times[((times.len() - 1) as f64 * quantile) as usize])
     };
     println!("side by side: {ROUNDS} rounds of {BATCH} requests per case; p10 | median, ns");
     for (ours, floor) in [
@@ -192,26 +202,32 @@ fn main() {
         ("verify_1m/ours", "verify_1m/floor"),
         ("mint/ours", "mint/floor"),
     ] {
-        let (p10, median) = (
-            at(ours, 0.1) / at(floor, 0.1),
-            at(ours, 0.5) / at(floor, 0.5),
-        );
+        let (Some(ours_p10), Some(ours_median), Some(floor_p10), Some(floor_median)) =
+            (at(ours, 0.1), at(ours, 0.5), at(floor, 0.1), at(floor, 0.5))
+        else {
+            continue;
+        };
         println!(
-            "{ours:<15} / {floor:<16} {p10:.2}x | {median:.2}x  ({:.0} / {:.0} ns at p10)",
-            at(ours, 0.1),
-            at(floor, 0.1),
+            "{ours:<15} / {floor:<16} {:.2}x | {:.2}x  ({ours_p10:.0} / {floor_p10:.0} ns at p10)",
+            ours_p10 / floor_p10,
+            ours_median / floor_median,
         );
     }
     for placement in ["router", "service"] {
         let added = |who: &str, q: f64| {
-            at(&format!("{placement}/{who}"), q) - at(&format!("{placement}/bare"), q)
+            Some(at(&format!("{placement}/{who}"), q)? - at(&format!("{placement}/bare"), q)?)
         };
-        println!(
-            "{placement:<8} added over bare: ours {:.0} | {:.0}, hand layer {:.0} | {:.0}",
+        let (Some(ours_p10), Some(ours_median), Some(hand_p10), Some(hand_median)) = (
             added("ours", 0.1),
             added("ours", 0.5),
             added("hand", 0.1),
             added("hand", 0.5),
+        ) else {
+            continue;
+        };
+        println!(
+            "{placement:<8} added over bare: ours {ours_p10:.0} | {ours_median:.0}, \
+             hand layer {hand_p10:.0} | {hand_median:.0}",
         );
     }
 }

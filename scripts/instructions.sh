@@ -7,15 +7,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests="${REQUESTS:-20000}"
+[ "$requests" -gt 0 ] || { echo "instructions.sh: REQUESTS must be above 0" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind" >&2; exit 1; }
-bin="$(cargo bench --bench side_by_side --no-run 2>&1 \
-  | grep -oE 'target/[^ )]*/side_by_side-[0-9a-f]+' | tail -1)"
+# The bench binary, as cargo reports it (its own errors stay on stderr).
+bin="$(cargo bench --bench side_by_side --no-run --message-format=json-render-diagnostics \
+  | sed -nE 's/.*"executable":"([^"]+)".*/\1/p' | tail -1)"
 [ -x "$bin" ] || { echo "instructions.sh: bench binary not found" >&2; exit 1; }
 
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 count() { # case, requests -> total instructions
-  CASE="$1" REQUESTS="$2" valgrind --tool=cachegrind --cache-sim=no \
-    --cachegrind-out-file=/dev/null "$bin" 2>&1 \
-    | sed -nE 's/.*I *refs: *([0-9,]+).*/\1/p' | tr -d ,
+  if ! CASE="$1" REQUESTS="$2" valgrind --tool=cachegrind --cache-sim=no \
+    --cachegrind-out-file=/dev/null "$bin" >"$log" 2>&1; then
+    echo "instructions.sh: case $1 failed under valgrind:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sed -nE 's/.*I *refs: *([0-9,]+).*/\1/p' "$log" | tr -d ,
 }
 
 declare -A per
@@ -33,5 +41,5 @@ for placement in router service; do
   printf '%-8s added over bare: ours %d, hand layer %d (ours - hand = %d)\n' \
     "$placement" "$ours" "$hand" $(( ours - hand ))
 done
-python3 -c "import sys; print(f'verify: ours / floor = {int(sys.argv[1]) / int(sys.argv[2]):.2f}')" \
-  "${per[verify/ours]}" "${per[verify/floor]}"
+awk -v ours="${per[verify/ours]}" -v floor="${per[verify/floor]}" \
+  'BEGIN { printf "verify: ours / floor = %.2f\n", ours / floor }'

@@ -11,6 +11,8 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
+use axum::{body::Body, routing::get, Router};
+use http::{header::AUTHORIZATION, HeaderValue, Request};
 use tower_api_key::{
     key::{ApiKey, KeyMode},
     store::{InMemoryKeyStore, InsertRule, KeyRecord, KeyStore},
@@ -82,4 +84,21 @@ pub fn filled_store(n: usize, keep: usize) -> (InMemoryKeyStore, Vec<ApiKey>) {
     }
     assert_eq!(store.len(), n);
     (store, kept)
+}
+
+/// The path every layer bench requests.
+pub const PATH: &str = "/api/account";
+
+/// The router the layer benches guard: one route at [`PATH`].
+pub fn router() -> Router {
+    Router::new().route(PATH, get(|| async { "acct_1" }))
+}
+
+/// A `GET` of [`PATH`], with `authorization` as its `Authorization` header if given.
+pub fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
+    let mut builder = Request::get(PATH);
+    if let Some(value) = authorization {
+        builder = builder.header(AUTHORIZATION, value.clone());
+    }
+    builder.body(Body::empty()).expect("request")
 }

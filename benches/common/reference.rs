@@ -10,7 +10,7 @@ use std::{
 };
 
 use axum::body::Body;
-use http::{header::AUTHORIZATION, request::Parts, Request, Response, StatusCode};
+use http::{header::AUTHORIZATION, request::Parts, HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use rand::{rngs::SysRng, TryRng};
 use sha2::{Digest, Sha256};
@@ -24,13 +24,11 @@ pub type FloorTable = HashMap<[u8; 24], [u8; 32]>;
 /// A floor table of `n` digests: `kept`'s and random others.
 pub fn floor_table(n: usize, kept: &[ApiKey]) -> FloorTable {
     let mut table = HashMap::with_capacity(n);
-    for key in kept {
-        let text = key.expose_secret().as_bytes();
-        let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
-        table.insert(prefix, Sha256::digest(text).into());
-    }
-    while table.len() < n {
-        let key = ApiKey::generate(KeyMode::Live).expect("mint");
+    let minted = std::iter::repeat_with(|| ApiKey::generate(KeyMode::Live).expect("mint"));
+    for key in kept.iter().cloned().chain(minted) {
+        if table.len() == n.max(kept.len()) {
+            break;
+        }
         let text = key.expose_secret().as_bytes();
         let prefix: [u8; 24] = text[..24].try_into().expect("24 bytes");
         table.insert(prefix, Sha256::digest(text).into());
@@ -41,24 +39,27 @@ pub fn floor_table(n: usize, kept: &[ApiKey]) -> FloorTable {
 /// The floor of a verification, hand-written: parse `Bearer pk_live_<64 hex>`, look
 /// the prefix up, hash the key, compare the digests in constant time.
 pub fn floor_verify(table: &FloorTable, parts: &Parts) -> bool {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return false;
-    };
-    let Some(token) = value.as_bytes().strip_prefix(b"Bearer ") else {
-        return false;
-    };
+    floor_check(table, &parts.headers).is_some()
+}
+
+/// [`floor_verify`]'s check, with the verified prefix: what the hand layer runs.
+fn floor_check(table: &FloorTable, headers: &HeaderMap) -> Option<[u8; 24]> {
+    let token = headers
+        .get(AUTHORIZATION)?
+        .as_bytes()
+        .strip_prefix(b"Bearer ")?;
     if token.len() != 72
         || !token.starts_with(b"pk_live_")
         || !token[8..]
             .iter()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
     {
-        return false;
+        return None;
     }
-    let prefix: [u8; 24] = token[..24].try_into().expect("24 bytes");
+    let prefix: [u8; 24] = token[..24].try_into().ok()?;
     let expected = table.get(&prefix).unwrap_or(&[0x5a; 32]);
     let digest = Sha256::digest(token);
-    bool::from(digest.as_slice().ct_eq(expected))
+    bool::from(digest.as_slice().ct_eq(expected)).then_some(prefix)
 }
 
 /// The floor of minting: 32 bytes from the OS random source, their lowercase hex in
@@ -109,28 +110,6 @@ impl<S> Layer<S> for HandLayer {
     }
 }
 
-impl<S> HandService<S> {
-    fn check(&self, request: &Request<Body>) -> Option<[u8; 24]> {
-        let token = request
-            .headers()
-            .get(AUTHORIZATION)?
-            .as_bytes()
-            .strip_prefix(b"Bearer ")?;
-        if token.len() != 72
-            || !token.starts_with(b"pk_live_")
-            || !token[8..]
-                .iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        {
-            return None;
-        }
-        let prefix: [u8; 24] = token[..24].try_into().ok()?;
-        let expected = self.keys.get(&prefix).unwrap_or(&[0x5a; 32]);
-        let digest = Sha256::digest(token);
-        bool::from(digest.as_slice().ct_eq(expected)).then_some(prefix)
-    }
-}
-
 impl<S> Service<Request<Body>> for HandService<S>
 where
     S: Service<Request<Body>, Response = Response<Body>>,
@@ -144,7 +123,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        match self.check(&request) {
+        match floor_check(&self.keys, request.headers()) {
             Some(prefix) => {
                 request.extensions_mut().insert(HandPrincipal(prefix));
                 HandFuture::Inner {
