@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Instructions per request, counted exactly under valgrind (benches/side_by_side.rs):
-# each case runs twice, with REQUESTS requests and with none (after the same warm-up),
+# each case runs twice, with REQUESTS (100 000) requests and with none (same warm-up),
 # and the difference per request is printed, then what each layer adds over the bare
 # router and the verifier's ratio to its floor. Needs valgrind (Debian: `valgrind`);
 # takes a minute or two; not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-requests="${REQUESTS:-20000}"
+requests="${REQUESTS:-100000}"
 [ "$requests" -gt 0 ] || { echo "instructions.sh: REQUESTS must be above 0" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind" >&2; exit 1; }
 # The bench binary, as cargo reports it (its own errors stay on stderr).
