@@ -15,6 +15,7 @@
 //! [`AuditTrail`] of who did what to which key, when and from where.
 
 mod audit;
+mod caller;
 #[cfg(feature = "dashboard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub mod dashboard;
@@ -30,8 +31,9 @@ mod time;
 mod view;
 
 pub use audit::{AuditEntry, AuditSink, AuditTrail, MemoryAuditSink, TracingAuditSink};
+pub use caller::{Actor, Caller};
 pub use error::ManageError;
-pub use hooks::{Actor, Caller, HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
+pub use hooks::{HookError, HookFailure, KeyAction, KeyEvent, KeyHooks};
 pub use keys::Keys;
 pub use named::NamedKeys;
 pub use new_key::NewKey;
