@@ -1,11 +1,12 @@
 use std::{
     collections::HashMap,
-    sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::SystemTime,
 };
 
 use super::{
-    prefix_table::PrefixTable, InsertRule, KeyId, KeyRecord, KeyStore, Lookup, Result, StoreError,
+    prefix_table::PrefixTable, InsertRule, KeyId, KeyRecord, KeyStore, Lease, LeaseRequest, Lookup,
+    QuotaBucket, QuotaStore, Result, StoreError,
 };
 use crate::key::KeyPrefix;
 
@@ -29,6 +30,9 @@ use crate::key::KeyPrefix;
 #[derive(Clone, Default)]
 pub struct InMemoryKeyStore {
     maps: Arc<RwLock<Maps>>,
+    /// Rate-limit buckets ([`QuotaStore`]), apart from the records: leases never wait
+    /// for the records' lock.
+    quotas: Arc<Mutex<HashMap<String, QuotaBucket>>>,
 }
 
 #[derive(Default)]
@@ -52,6 +56,7 @@ impl InMemoryKeyStore {
                 prefix_by_id: HashMap::with_capacity(capacity),
                 by_owner: HashMap::new(),
             })),
+            quotas: Arc::default(),
         }
     }
 
@@ -192,5 +197,21 @@ impl KeyStore for InMemoryKeyStore {
             })
             .map(drop)
             .ok_or(StoreError::NotFound)
+    }
+}
+
+/// Buckets for the limiters of one process (several authenticators, or tests of the
+/// shared limiter); idle buckets are dropped as others are leased.
+#[async_trait::async_trait]
+impl QuotaStore for InMemoryKeyStore {
+    async fn lease(&self, request: &LeaseRequest<'_>) -> Result<Lease> {
+        let now = SystemTime::now();
+        let mut quotas = self.quotas.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every 64th bucket made, drop the idle ones: the map holds active keys only.
+        if !quotas.contains_key(request.bucket()) && quotas.len() % 64 == 63 {
+            quotas.retain(|_, bucket| bucket.idle_at(request.rate()) > now);
+        }
+        let bucket = quotas.entry(request.bucket().to_owned()).or_default();
+        Ok(bucket.lease(now, request))
     }
 }

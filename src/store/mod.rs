@@ -168,6 +168,7 @@ mod feed;
 mod last_use;
 mod memory;
 mod prefix_table;
+mod quota;
 mod record;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -196,6 +197,7 @@ pub use change::{Change, ChangeListener, Watching};
 pub use last_use::LastUse;
 pub(crate) use last_use::{last_use_clock_ms, UseSlot};
 pub use memory::InMemoryKeyStore;
+pub use quota::{Lease, LeaseRequest, QuotaBucket, QuotaStore};
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
 
 #[cfg(feature = "postgres")]

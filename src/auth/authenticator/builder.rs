@@ -13,7 +13,7 @@ use crate::{
     error::{AuthErrorKind, Messages, SharedRejections},
     key::{KeyFormat, KeyMode},
     policy::{AcceptedModes, ForwardedHeader, Limiters, RateLimit, TrustedProxies},
-    store::{KeyStore, LastUse},
+    store::{KeyStore, LastUse, QuotaStore},
 };
 
 /// Failed attempts a client address may make: 300 a minute.
@@ -59,6 +59,7 @@ pub struct AuthenticatorBuilder {
     rate_limit: Option<RateLimit>,
     failure_limit: Option<RateLimit>,
     rate_limit_headers: bool,
+    quotas: Option<Arc<dyn QuotaStore>>,
 }
 
 impl AuthenticatorBuilder {
@@ -140,9 +141,9 @@ impl AuthenticatorBuilder {
 
     /// The request rate every key gets unless its record sets its own
     /// ([`KeyRecord::rate_limit`](crate::store::KeyRecord::rate_limit)). Over it: 429 `rate_limited` with `Retry-After`.
-    /// Counted only for verified keys, in this process's memory: with several
-    /// instances each counts on its own (see the README's "Running many instances").
-    /// Default: no limit.
+    /// Counted only for verified keys, in this process's memory — with several
+    /// instances each counts on its own, unless they share
+    /// [`shared_rate_limits`](Self::shared_rate_limits). Default: no limit.
     pub fn rate_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
         self.rate_limit = rate.into();
         self
@@ -162,10 +163,42 @@ impl AuthenticatorBuilder {
     /// address (IPv6: per /64; clients of unknown address share one budget). Over it,
     /// the client's failing requests get 429 with `Retry-After` instead of 401 until
     /// the budget refills; its valid keys, other clients, and the quota of the keys it
-    /// guessed at are untouched. Counted in this process's memory, like
-    /// [`rate_limit`](Self::rate_limit). Default: 300 per minute; `None` turns it off.
+    /// guessed at are untouched. Counted like [`rate_limit`](Self::rate_limit): in
+    /// this process, or shared by every instance. Default: 300 per minute; `None`
+    /// turns it off.
     pub fn failed_attempts_limit(mut self, rate: impl Into<Option<RateLimit>>) -> Self {
         self.failure_limit = rate.into();
+        self
+    }
+
+    /// Count every rate limit — each key's, and each client's failed-attempts budget
+    /// — in `quotas`, shared by every instance that uses the same store, instead of
+    /// in this process: a key limited to 100/10s gets 100/10s across all of them,
+    /// not 100/10s on each. Give it the deployment's `RedisKeyStore` or
+    /// `PostgresKeyStore` (any [`QuotaStore`]).
+    ///
+    /// Most requests still cost no round trip: each instance leases a slice of a
+    /// key's quota (an eighth of its burst) and spends it locally, asking the store
+    /// again only once the slice is spent or its lease (a quarter of the rate's
+    /// period) ends. The instances together never admit more than the limit allows;
+    /// a key's burst can come up short by the slices other instances hold but have
+    /// not spent, for at most a lease. While the store does not answer, each instance
+    /// admits its share of every limit (the limit divided by the number of instances
+    /// the store last reported) and logs a warning; it counts in the store again as
+    /// soon as the store answers. The store module's `quota` docs give the rule.
+    ///
+    /// ```
+    /// use tower_api_key::{auth::Authenticator, store::InMemoryKeyStore};
+    ///
+    /// # let store = InMemoryKeyStore::new();
+    /// // With many instances: `RedisKeyStore` or `PostgresKeyStore`.
+    /// let auth = Authenticator::builder(store.clone())
+    ///     .rate_limit("100/10s".parse().ok())
+    ///     .shared_rate_limits(store)
+    ///     .build();
+    /// ```
+    pub fn shared_rate_limits(mut self, quotas: impl QuotaStore) -> Self {
+        self.quotas = Some(Arc::new(quotas));
         self
     }
 
@@ -188,6 +221,7 @@ impl AuthenticatorBuilder {
                     self.rate_limit,
                     self.failure_limit,
                     self.rate_limit_headers,
+                    self.quotas,
                 ),
             }),
         }
@@ -219,6 +253,7 @@ impl AuthenticatorBuilder {
             rate_limit: None,
             failure_limit: Some(DEFAULT_FAILURE_LIMIT),
             rate_limit_headers: false,
+            quotas: None,
         }
     }
 }

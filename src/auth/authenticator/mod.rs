@@ -27,8 +27,8 @@ use crate::{
     error::{AuthError, AuthErrorKind, SharedRejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
     policy::{
-        check_restrictions, AcceptedModes, Facts, Limiters, Outside, RateLimitStatus,
-        TrustedProxies,
+        check_restrictions, AcceptedModes, Facts, Limited, Limiters, Outside, OverLimit,
+        RateLimitStatus, TrustedProxies,
     },
     store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup},
 };
@@ -116,6 +116,11 @@ struct Presented {
     hash: KeyHash,
 }
 
+/// A shared limit's answer for a key, once its quota store has answered.
+type LimitWait = Pin<Box<dyn Future<Output = Result<Option<RateLimitStatus>, OverLimit>> + Send>>;
+/// A shared failed-attempts budget's answer, once its quota store has answered.
+type BudgetWait = Pin<Box<dyn Future<Output = Result<(), Duration>> + Send>>;
+
 /// What the pipeline decides once the store has answered.
 enum Decision {
     /// Refused, with the answer (a failed attempt already counted).
@@ -125,6 +130,11 @@ enum Decision {
     /// Admitted once the key's last use (at the time given) is written: its write
     /// interval is due.
     NoteUseThenAdmit(Arc<KeyRecord>, Option<RateLimitStatus>, SystemTime),
+    /// A verified key whose shared rate limit must ask its quota store first.
+    AwaitLimit(Arc<KeyRecord>, LimitWait),
+    /// A refusal for invalid credentials, answered once the client's shared budget
+    /// has counted it.
+    AwaitBudget(AuthError, BudgetWait),
 }
 
 impl Authenticator {
@@ -179,7 +189,7 @@ impl Authenticator {
         };
         match self.presented(head.headers) {
             Ok(presented) => self.lookup(presented, Some(facts)),
-            Err(error) => Started::Refused(self.counted(error, Some(&facts))),
+            Err(error) => self.started(self.refuse(error, Some(&facts))),
         }
     }
 
@@ -195,7 +205,12 @@ impl Authenticator {
                 auth.conclude(decision).await
             }));
         };
-        match self.decide(&presented, found, facts.as_ref()) {
+        self.started(self.decide(&presented, found, facts.as_ref()))
+    }
+
+    /// A decision made without waiting: final, or carried on in the boxed future.
+    fn started(&self, decision: Decision) -> Started {
+        match decision {
             Decision::Refuse(error) => Started::Refused(error),
             Decision::Admit(record, rate) => Started::Verified(self.principal(record, rate)),
             decision => {
@@ -221,11 +236,35 @@ impl Authenticator {
     ) -> Decision {
         let record = match self.check(presented, lookup) {
             Ok(record) => record,
-            Err(error) => return Decision::Refuse(self.counted(error, facts)),
+            Err(error) => return self.refuse(error, facts),
         };
-        let rate = match self.permit(&record, facts) {
+        if !record.restrictions.is_empty() {
+            if let Err(error) = self.restrict(&record, facts) {
+                return Decision::Refuse(error);
+            }
+        }
+        // Only verified keys are counted, so guesses under a key's prefix never use
+        // up its quota.
+        match self
+            .config
+            .limiters
+            .check_key(&record.prefix, record.rate_limit)
+        {
+            Limited::Now(answer) => self.admit(record, answer),
+            Limited::Wait(wait) => Decision::AwaitLimit(record, wait),
+        }
+    }
+
+    /// A verified key's request, once counted against its rate: refused when over
+    /// (429), else admitted, noting its last use.
+    fn admit(
+        &self,
+        record: Arc<KeyRecord>,
+        counted: Result<Option<RateLimitStatus>, OverLimit>,
+    ) -> Decision {
+        let rate = match counted {
             Ok(rate) => rate,
-            Err(error) => return Decision::Refuse(error),
+            Err(over) => return Decision::Refuse(self.over_limit(over)),
         };
         // A record someone else holds too is the store's own copy, kept between requests.
         let kept = Arc::strong_count(&record) > 1;
@@ -241,14 +280,21 @@ impl Authenticator {
         }
     }
 
-    /// Carries out a decision: a due last-use write happens before the admission.
-    async fn conclude(&self, decision: Decision) -> Result<Principal, AuthError> {
-        match decision {
-            Decision::Refuse(error) => Err(error),
-            Decision::Admit(record, rate) => Ok(self.principal(record, rate)),
-            Decision::NoteUseThenAdmit(record, rate, now) => {
-                self.note_use_and_admit(record, rate, now).await
-            }
+    /// Carries out a decision: a shared limit's answer is waited for, and a due
+    /// last-use write happens before the admission.
+    async fn conclude(&self, mut decision: Decision) -> Result<Principal, AuthError> {
+        loop {
+            decision = match decision {
+                Decision::Refuse(error) => return Err(error),
+                Decision::Admit(record, rate) => return Ok(self.principal(record, rate)),
+                Decision::NoteUseThenAdmit(record, rate, now) => {
+                    return self.note_use_and_admit(record, rate, now).await
+                }
+                Decision::AwaitLimit(record, wait) => self.admit(record, wait.await),
+                Decision::AwaitBudget(error, wait) => {
+                    Decision::Refuse(self.budgeted(error, wait.await))
+                }
+            };
         }
     }
 
@@ -310,20 +356,6 @@ impl Authenticator {
         Ok(record)
     }
 
-    /// What a verified key may do with this request: its restrictions (if it has
-    /// any), then its rate; `Ok` carries the key's standing against its rate, if it
-    /// has one. Without a request (`None`), a restricted key is refused.
-    fn permit(
-        &self,
-        record: &KeyRecord,
-        facts: Option<&impl Facts>,
-    ) -> Result<Option<RateLimitStatus>, AuthError> {
-        if !record.restrictions.is_empty() {
-            self.restrict(record, facts)?;
-        }
-        self.limit(record)
-    }
-
     fn restrict(&self, record: &KeyRecord, facts: Option<&impl Facts>) -> Result<(), AuthError> {
         let outside = match facts {
             Some(facts) => {
@@ -346,37 +378,41 @@ impl Authenticator {
         })
     }
 
-    /// Counts a verified key's request against its rate; 429 when over. Only verified
-    /// keys get here, so guesses under a key's prefix never use up its quota.
-    fn limit(&self, record: &KeyRecord) -> Result<Option<RateLimitStatus>, AuthError> {
-        let limiters = &self.config.limiters;
-        limiters
-            .check_key(&record.prefix, record.rate_limit)
-            .map_err(|over| {
-                let error = self.rate_limited(over.retry_after);
-                if limiters.sends_headers() {
-                    error.with_headers(over.status.headers())
-                } else {
-                    error
-                }
-            })
+    /// 429 for a key over its rate, with the rate-limit headers when they are on.
+    fn over_limit(&self, over: OverLimit) -> AuthError {
+        let error = self.rate_limited(over.retry_after);
+        if self.config.limiters.sends_headers() {
+            error.with_headers(over.status.headers())
+        } else {
+            error
+        }
     }
 
     /// A refusal, counted against the client's failed-attempts budget when it is for
     /// invalid credentials and came with a request (without one there is no client to
     /// count); it becomes 429 while the client is over its budget (its valid keys keep
     /// working).
-    fn counted(&self, error: AuthError, facts: Option<&impl Facts>) -> AuthError {
+    fn refuse(&self, error: AuthError, facts: Option<&impl Facts>) -> Decision {
         let limiters = &self.config.limiters;
-        let Some(facts) = facts else { return error };
+        let Some(facts) = facts else {
+            return Decision::Refuse(error);
+        };
         if error.kind() != AuthErrorKind::InvalidCredentials || !limiters.counts_failures() {
-            return error;
+            return Decision::Refuse(error);
         }
         let client = facts.client();
         if client.is_none() {
             warn_no_client_addr("the failed-attempts budget");
         }
         match limiters.failed(client) {
+            Limited::Now(counted) => Decision::Refuse(self.budgeted(error, counted)),
+            Limited::Wait(wait) => Decision::AwaitBudget(error, wait),
+        }
+    }
+
+    /// The refusal once counted: 429 while the client is over its budget.
+    fn budgeted(&self, error: AuthError, counted: Result<(), Duration>) -> AuthError {
+        match counted {
             Ok(()) => error,
             Err(wait) => self.rate_limited(wait),
         }

@@ -1,0 +1,615 @@
+//! The shared limiter: slices of each key's (and client's) quota leased from a
+//! [`QuotaStore`] and spent locally; a per-instance share of each limit while the
+//! store does not answer.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    hash::{BuildHasher, RandomState},
+    net::IpAddr,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use governor::{clock::Clock, middleware::StateInformationMiddleware, DefaultKeyedRateLimiter};
+use rand::{rngs::SysRng, TryRng};
+
+use super::{OverLimit, RateLimit, RateLimitStatus};
+use crate::{
+    key::KeyPrefix,
+    store::{LeaseRequest, QuotaStore},
+};
+
+/// A limit's answer: at once, or once the store has answered.
+pub(crate) enum Limited<T, E> {
+    /// Decided without waiting.
+    Now(Result<T, E>),
+    /// The store must be asked first (boxed: only a slice's first or last request).
+    Wait(Pin<Box<dyn Future<Output = Result<T, E>> + Send>>),
+}
+
+impl<T, E> Limited<T, E> {
+    /// The answer, waiting if it must.
+    pub(crate) async fn resolve(self) -> Result<T, E> {
+        match self {
+            Limited::Now(answer) => answer,
+            Limited::Wait(wait) => wait.await,
+        }
+    }
+
+    pub(crate) fn map<U, F>(
+        self,
+        f: impl FnOnce(Result<T, E>) -> Result<U, F> + Send + 'static,
+    ) -> Limited<U, F>
+    where
+        T: 'static,
+        E: 'static,
+    {
+        match self {
+            Limited::Now(answer) => Limited::Now(f(answer)),
+            Limited::Wait(wait) => Limited::Wait(Box::pin(async move { f(wait.await) })),
+        }
+    }
+}
+
+/// What a shared quota is kept for: a verified key, or a client's failed attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Bucket {
+    Key(KeyPrefix),
+    Client(IpAddr),
+}
+
+impl Bucket {
+    /// The name the store keeps it under.
+    fn name(&self) -> String {
+        match self {
+            Bucket::Key(prefix) => format!("key:{prefix}"),
+            Bucket::Client(ip) => format!("client:{ip}"),
+        }
+    }
+}
+
+/// Locks are taken by bucket over this many maps, so that busy keys do not queue on
+/// one lock.
+const SHARDS: usize = 16;
+/// Every this many store asks, slices that are over and done are dropped.
+const PRUNE_EVERY: u32 = 1024;
+/// How long after a failed ask the store is not asked again (the fallback applies).
+const OUTAGE_BACKOFF: Duration = Duration::from_millis(500);
+/// Leases end this much earlier here than in the store: clocks of two machines run at
+/// rates a little apart.
+const LEASE_MARGIN: Duration = Duration::from_millis(5);
+
+/// Tokens asked for at a time: an eighth of the burst (at least one, at most 1,000).
+fn slice_of(rate: RateLimit) -> u32 {
+    rate.requests().div_ceil(8).min(1000)
+}
+
+/// One bucket's slice on this instance.
+struct Slice {
+    rate: RateLimit,
+    /// Tokens still to spend.
+    left: u32,
+    /// Until when they may be spent.
+    until: Instant,
+    /// The bucket's own tokens at the last lease (what the headers add to `left`).
+    remaining: u32,
+    /// Once the slice is spent, no store ask before this: requests are refused here.
+    ask_at: Instant,
+    /// A store ask under way: other requests wait for it rather than ask too.
+    asking: Option<Arc<Flight>>,
+}
+
+impl Slice {
+    fn new(rate: RateLimit, now: Instant) -> Self {
+        Slice {
+            rate,
+            left: 0,
+            until: now,
+            remaining: 0,
+            ask_at: now,
+            asking: None,
+        }
+    }
+
+    fn status(&self) -> RateLimitStatus {
+        RateLimitStatus::new(self.rate, self.left.saturating_add(self.remaining))
+    }
+
+    fn over(&self, now: Instant) -> OverLimit {
+        OverLimit {
+            retry_after: self.ask_at.saturating_duration_since(now),
+            status: RateLimitStatus::new(self.rate, 0),
+        }
+    }
+
+    /// Spends a token if the slice has one.
+    fn spend(&mut self, now: Instant) -> Option<RateLimitStatus> {
+        (self.left > 0 && now < self.until).then(|| {
+            self.left -= 1;
+            self.status()
+        })
+    }
+}
+
+/// A store ask that other requests of the same bucket wait for.
+#[derive(Default)]
+struct Flight {
+    state: Mutex<(bool, Vec<Waker>)>,
+}
+
+impl Flight {
+    fn land(&self) {
+        let wakers = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.0 = true;
+            std::mem::take(&mut state.1)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Waits for a flight to land.
+struct Landed(Arc<Flight>);
+
+impl Future for Landed {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 {
+            return Poll::Ready(());
+        }
+        state.1.push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Lands a flight however its ask ends (answered, or dropped with the request).
+struct Landing {
+    limits: Arc<SharedLimits>,
+    bucket: Bucket,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        {
+            let mut shard = self.limits.shard(&self.bucket);
+            if let Some(slice) = shard.get_mut(&self.bucket) {
+                if slice
+                    .asking
+                    .as_ref()
+                    .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+                {
+                    slice.asking = None;
+                }
+            }
+        }
+        self.flight.land();
+    }
+}
+
+/// Whether the store answers, and the largest number of instances it reported
+/// holding leases on one bucket lately (the fallback's divisor).
+struct Health {
+    down_until: Option<Instant>,
+    peers: u32,
+    peers_before: u32,
+    peers_since: Instant,
+    asks: u32,
+}
+
+type FallbackLimiter = DefaultKeyedRateLimiter<Bucket, StateInformationMiddleware>;
+
+/// Limits shared by every instance through a [`QuotaStore`].
+pub(crate) struct SharedLimits {
+    store: Arc<dyn QuotaStore>,
+    /// This limiter in the store's leases: random, so instances never collide.
+    holder: u64,
+    slices: [Mutex<HashMap<Bucket, Slice>>; SHARDS],
+    hasher: RandomState,
+    health: Mutex<Health>,
+    /// Per-instance shares of the limits while the store is down, by share.
+    fallback: Mutex<HashMap<RateLimit, Arc<FallbackLimiter>>>,
+}
+
+impl SharedLimits {
+    pub(crate) fn new(store: Arc<dyn QuotaStore>) -> Self {
+        let mut holder = [0u8; 8];
+        // Without the OS random source, the time: still distinct per instance.
+        let holder = match SysRng.try_fill_bytes(&mut holder) {
+            Ok(()) => u64::from_le_bytes(holder),
+            Err(_) => RandomState::new().hash_one(Instant::now()),
+        };
+        SharedLimits {
+            store,
+            holder,
+            slices: std::array::from_fn(|_| Mutex::default()),
+            hasher: RandomState::new(),
+            health: Mutex::new(Health {
+                down_until: None,
+                peers: 1,
+                peers_before: 1,
+                peers_since: Instant::now(),
+                asks: 0,
+            }),
+            fallback: Mutex::default(),
+        }
+    }
+
+    fn shard(&self, bucket: &Bucket) -> MutexGuard<'_, HashMap<Bucket, Slice>> {
+        let at = self.hasher.hash_one(bucket) as usize % SHARDS;
+        self.slices[at]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn health(&self) -> MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one request against the bucket's shared quota.
+    pub(crate) fn check(
+        self: &Arc<Self>,
+        bucket: Bucket,
+        rate: RateLimit,
+    ) -> Limited<RateLimitStatus, OverLimit> {
+        let now = Instant::now();
+        let mut shard = self.shard(&bucket);
+        let slice = shard.entry(bucket).or_insert_with(|| Slice::new(rate, now));
+        if slice.rate != rate {
+            // The key's rate changed: its slice was leased under the old one.
+            *slice = Slice::new(rate, now);
+        }
+        if let Some(status) = slice.spend(now) {
+            return Limited::Now(Ok(status));
+        }
+        if let Some(flight) = &slice.asking {
+            let (limits, flight) = (self.clone(), flight.clone());
+            return Limited::Wait(Box::pin(async move {
+                Landed(flight).await;
+                limits.check(bucket, rate).resolve().await
+            }));
+        }
+        if now < slice.ask_at {
+            return Limited::Now(Err(slice.over(now)));
+        }
+        if self.is_down(now) {
+            drop(shard);
+            return Limited::Now(self.fallback(bucket, rate));
+        }
+        let unspent = if now < slice.until { slice.left } else { 0 };
+        slice.left = 0;
+        let flight = Arc::new(Flight::default());
+        slice.asking = Some(flight.clone());
+        drop(shard);
+        let landing = Landing {
+            limits: self.clone(),
+            bucket,
+            flight,
+        };
+        Limited::Wait(Box::pin(async move {
+            let answer = landing.limits.ask(bucket, rate, unspent).await;
+            drop(landing);
+            answer
+        }))
+    }
+
+    /// Asks the store for a slice, then spends from it; on failure, the fallback.
+    async fn ask(
+        self: &Arc<Self>,
+        bucket: Bucket,
+        rate: RateLimit,
+        unspent: u32,
+    ) -> Result<RateLimitStatus, OverLimit> {
+        let name = bucket.name();
+        let request = LeaseRequest::new(&name, rate, self.holder)
+            .want(slice_of(rate))
+            .unspent(unspent);
+        let sent = Instant::now();
+        let answer = self.store.lease(&request).await;
+        let now = Instant::now();
+        let lease = match answer {
+            Ok(lease) => lease,
+            Err(error) => {
+                self.went_down(now, &error);
+                return self.fallback(bucket, rate);
+            }
+        };
+        self.answered(lease.holders());
+        let mut shard = self.shard(&bucket);
+        let slice = shard.entry(bucket).or_insert_with(|| Slice::new(rate, now));
+        slice.left = lease.granted();
+        slice.until = sent + request.lease_duration().saturating_sub(LEASE_MARGIN);
+        slice.remaining = lease.remaining();
+        slice.ask_at = sent + lease.ask_after();
+        match slice.spend(now) {
+            Some(status) => Ok(status),
+            None => Err(slice.over(now)),
+        }
+    }
+
+    fn is_down(&self, now: Instant) -> bool {
+        self.health().down_until.is_some_and(|until| now < until)
+    }
+
+    fn went_down(&self, now: Instant, error: &crate::store::StoreError) {
+        let (first, peers) = {
+            let mut health = self.health();
+            let first = health.down_until.is_none();
+            health.down_until = Some(now + OUTAGE_BACKOFF);
+            (first, health.peers.max(health.peers_before))
+        };
+        if first {
+            tracing::warn!(
+                error = %error,
+                instances = peers,
+                "shared rate limits: the quota store did not answer; each instance \
+                 now admits its share of every limit (the limit divided by the \
+                 instances last seen) until it answers again",
+            );
+        }
+    }
+
+    /// The store answered: limits are shared again; notes how many instances hold
+    /// leases on the bucket, and now and then drops slices that are over and done.
+    fn answered(&self, holders: u32) {
+        let prune = {
+            let mut health = self.health();
+            if health.down_until.take().is_some() {
+                tracing::info!("shared rate limits: the quota store answers again");
+            }
+            let now = Instant::now();
+            if now.duration_since(health.peers_since) > Duration::from_secs(60) {
+                health.peers_before = health.peers;
+                health.peers = 1;
+                health.peers_since = now;
+            }
+            health.peers = health.peers.max(holders);
+            health.asks = health.asks.wrapping_add(1);
+            health.asks.is_multiple_of(PRUNE_EVERY)
+        };
+        if prune {
+            self.prune(Instant::now());
+        }
+    }
+
+    /// Drops the slices that are over and done: no tokens to spend, nothing to wait
+    /// for. What stays is bounded by the buckets used within the last lease.
+    fn prune(&self, now: Instant) {
+        for shard in &self.slices {
+            shard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, s| s.asking.is_some() || now < s.until || now < s.ask_at);
+        }
+    }
+
+    /// While the store does not answer: this instance's share of the limit, the
+    /// limit divided by the most instances the store reported on one bucket within
+    /// the last one to two minutes (rounded up; the whole limit when alone).
+    fn fallback(&self, bucket: Bucket, rate: RateLimit) -> Result<RateLimitStatus, OverLimit> {
+        let peers = {
+            let health = self.health();
+            health.peers.max(health.peers_before).max(1)
+        };
+        let share = RateLimit::new(rate.requests().div_ceil(peers), rate.period()).unwrap_or(rate);
+        let limiter = self
+            .fallback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(share)
+            .or_insert_with(|| {
+                Arc::new(
+                    governor::RateLimiter::keyed(share.quota())
+                        .with_middleware::<StateInformationMiddleware>(),
+                )
+            })
+            .clone();
+        match limiter.check_key(&bucket) {
+            Ok(snapshot) => Ok(RateLimitStatus::from_snapshot(share, &snapshot)),
+            Err(not_until) => Err(OverLimit {
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
+                status: RateLimitStatus::new(share, 0),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+impl SharedLimits {
+    /// Slices held here now.
+    fn slices(&self) -> usize {
+        self.slices
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+}
+
+impl fmt::Debug for SharedLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLimits").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+
+    use super::*;
+    use crate::store::{InMemoryKeyStore, Lease, StoreError};
+
+    /// A quota store that counts its asks, and fails while told to.
+    #[derive(Default)]
+    struct Counting {
+        inner: InMemoryKeyStore,
+        asks: AtomicU32,
+        failing: AtomicBool,
+        slow: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl QuotaStore for Counting {
+        async fn lease(&self, request: &LeaseRequest<'_>) -> crate::store::Result<Lease> {
+            self.asks.fetch_add(1, SeqCst);
+            if self.slow.load(SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if self.failing.load(SeqCst) {
+                return Err(StoreError::Timeout);
+            }
+            self.inner.lease(request).await
+        }
+    }
+
+    fn prefix(n: u8) -> KeyPrefix {
+        format!("pk_live_00000000000000{n:02x}").parse().unwrap()
+    }
+
+    fn instances(store: &Arc<Counting>, n: usize) -> Vec<Arc<SharedLimits>> {
+        (0..n)
+            .map(|_| Arc::new(SharedLimits::new(store.clone())))
+            .collect()
+    }
+
+    async fn admitted(limits: &Arc<SharedLimits>, bucket: Bucket, rate: RateLimit) -> bool {
+        limits.check(bucket, rate).resolve().await.is_ok()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn instances_together_admit_the_limit_not_each_of_them() {
+        runtime().block_on(async {
+            let store = Arc::new(Counting::default());
+            let rate: RateLimit = "200/m".parse().unwrap();
+            let all = instances(&store, 4);
+            let mut admitted_total = 0;
+            for i in 0..1_000 {
+                admitted_total +=
+                    u32::from(admitted(&all[i % 4], Bucket::Key(prefix(1)), rate).await);
+            }
+            assert_eq!(admitted_total, 200);
+            // Slices of 25: a few asks per slice, then refusals decided locally.
+            let asks = store.asks.load(SeqCst);
+            assert!(asks <= 20, "{asks} asks");
+            // Another key has a quota of its own.
+            assert!(admitted(&all[0], Bucket::Key(prefix(2)), rate).await);
+        });
+    }
+
+    #[test]
+    fn the_headers_tell_the_keys_remaining_quota_not_the_instances() {
+        runtime().block_on(async {
+            let store = Arc::new(Counting::default());
+            let rate: RateLimit = "80/m".parse().unwrap();
+            let [a, b] = <[_; 2]>::try_from(instances(&store, 2)).ok().unwrap();
+            let first = a
+                .check(Bucket::Key(prefix(1)), rate)
+                .resolve()
+                .await
+                .unwrap();
+            assert_eq!(first.remaining(), 79);
+            let second = b
+                .check(Bucket::Key(prefix(1)), rate)
+                .resolve()
+                .await
+                .unwrap();
+            // b sees what a leased gone from the bucket: 80 - 10 - 1.
+            assert_eq!(second.remaining(), 69);
+        });
+    }
+
+    #[test]
+    fn a_store_outage_falls_back_to_a_share_and_recovers() {
+        runtime().block_on(async {
+            let store = Arc::new(Counting::default());
+            let rate: RateLimit = "40/m".parse().unwrap();
+            let [a, b] = <[_; 2]>::try_from(instances(&store, 2)).ok().unwrap();
+            // Both lease on one key (slices of one): a hears of two holders.
+            let busy: RateLimit = "8/m".parse().unwrap();
+            for limits in [&a, &b, &a] {
+                assert!(admitted(limits, Bucket::Key(prefix(1)), busy).await);
+            }
+            store.failing.store(true, SeqCst);
+            // Another key, store down: a's share is 40 / 2 = 20, and no error.
+            let key = Bucket::Key(prefix(2));
+            let mut admitted_here = 0;
+            for _ in 0..50 {
+                admitted_here += u32::from(admitted(&a, key, rate).await);
+            }
+            assert_eq!(admitted_here, 20);
+            // One failed ask, then no more until the backoff is over.
+            assert_eq!(store.asks.load(SeqCst), 4);
+            store.failing.store(false, SeqCst);
+            tokio::time::sleep(OUTAGE_BACKOFF).await;
+            assert!(admitted(&a, Bucket::Key(prefix(3)), rate).await);
+            assert_eq!(store.asks.load(SeqCst), 5, "asks the store again");
+            assert!(!a.is_down(Instant::now()));
+        });
+    }
+
+    #[test]
+    fn concurrent_requests_wait_for_one_ask() {
+        runtime().block_on(async {
+            let store = Arc::new(Counting::default());
+            store.slow.store(true, SeqCst);
+            let rate: RateLimit = "800/m".parse().unwrap();
+            let limits = Arc::new(SharedLimits::new(store.clone()));
+            let checks = (0..50).map(|_| limits.check(Bucket::Key(prefix(1)), rate).resolve());
+            let answers = futures_join(checks).await;
+            assert!(answers.iter().all(Result::is_ok));
+            // A slice of 100 covers all 50: one ask.
+            assert_eq!(store.asks.load(SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn slices_of_idle_keys_are_dropped() {
+        runtime().block_on(async {
+            let store = Arc::new(Counting::default());
+            let rate: RateLimit = "8/s".parse().unwrap();
+            let limits = Arc::new(SharedLimits::new(store.clone()));
+            for n in 0..100 {
+                assert!(admitted(&limits, Bucket::Key(prefix(n)), rate).await);
+            }
+            limits.prune(Instant::now());
+            assert_eq!(limits.slices(), 100, "leases still running");
+            // Leases of a quarter second, less the margin.
+            limits.prune(Instant::now() + Duration::from_millis(300));
+            assert_eq!(limits.slices(), 0);
+        });
+    }
+
+    /// Polls every future to completion together (a tiny `join_all`).
+    async fn futures_join<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+        let mut pending: Vec<Pin<Box<F>>> = futures.map(Box::pin).collect();
+        let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            for (future, out) in pending.iter_mut().zip(done.iter_mut()) {
+                if out.is_none() {
+                    if let Poll::Ready(value) = future.as_mut().poll(cx) {
+                        *out = Some(value);
+                    }
+                }
+            }
+            if done.iter().all(Option::is_some) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        done.into_iter().map(Option::unwrap).collect()
+    }
+}
