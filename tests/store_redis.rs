@@ -15,19 +15,25 @@ use std::{
 
 use tokio::sync::mpsc;
 use tower_api_key::{
+    auth::Authenticator,
+    error::AuthErrorKind,
     key::{ApiKey, KeyMode},
     store::{
-        Change, ChangeListener, InsertRule, KeyRecord, KeyStore, RedisKeyStore, StoreError,
-        Watching,
+        Change, ChangeListener, InMemoryKeyStore, InsertRule, KeyRecord, KeyStore, LeaseRequest,
+        QuotaBucket, QuotaStore, RedisKeyStore, StoreError, Watching,
     },
 };
 
-tower_api_key::key_store_conformance!(redis, async {
+/// The test server's store, or `None` (said in the output) when there is none.
+async fn test_store() -> Option<RedisKeyStore> {
     match common::server_url("TEST_REDIS_URL") {
         Some(url) => Some(RedisKeyStore::connect(&url).await.expect("redis")),
         None => None,
     }
-});
+}
+
+tower_api_key::key_store_conformance!(redis, test_store());
+tower_api_key::quota_store_conformance!(redis_quotas, test_store());
 
 /// A namespace no other test (or earlier run) uses.
 fn fresh_namespace() -> String {
@@ -656,10 +662,128 @@ async fn migrate_loads_every_script_the_store_runs() {
         .await
         .expect("revoke")
         .expect("found");
+    let rate = "5/m".parse().unwrap();
+    store
+        .lease(&LeaseRequest::new("key:x", rate, 1))
+        .await
+        .expect("lease");
 
     assert_eq!(
         cached_scripts(&server.url).await,
         loaded,
         "a script the store runs was not loaded by migrate"
     );
+}
+
+/// Quota buckets are strings in `QuotaBucket`'s text form (the script and the Rust
+/// algorithm read each other's), and expire once they are the same as fresh ones.
+#[tokio::test]
+async fn quota_buckets_are_readable_and_expire() {
+    let Some(url) = common::server_url("TEST_REDIS_URL") else {
+        return;
+    };
+    let namespace = fresh_namespace();
+    let store = store_at(&url, &namespace).await;
+    let rate = "10/s".parse().unwrap();
+    let lease = store
+        .lease(&LeaseRequest::new("key:y", rate, 7).want(3))
+        .await
+        .expect("lease");
+    assert_eq!(lease.granted(), 3);
+    let mut conn = raw(&url).await;
+    let name = format!("{namespace}:quota:key:y");
+    let text: String = ::redis::cmd("GET")
+        .arg(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("get");
+    assert!(QuotaBucket::parse(&text).is_some(), "unreadable: {text}");
+    assert!(text.contains(" 7:3:"), "holder 7's lease of 3: {text}");
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("pttl");
+    // Full again 300 ms after the grant; the lease ends after 250 ms; a second of slack.
+    assert!((1_000..=1_300).contains(&ttl), "expires in {ttl} ms");
+}
+
+/// Finding (issue 16): the limiter must not turn a quota store outage into refusals.
+/// With the quota server paused, valid keys are admitted up to the instance's share
+/// of their limit (the first request waits for the store's timeout, the next ones
+/// do not wait); once it resumes, limits are counted there again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_quota_server_falls_back_then_shares_again() {
+    let Some(server) = Server::start().await else {
+        return;
+    };
+    let timeout = Duration::from_millis(300);
+    let quotas = RedisKeyStore::builder(&server.url)
+        .timeout(timeout)
+        .build()
+        .await
+        .expect("build");
+    let keys = InMemoryKeyStore::new();
+    let auth = Authenticator::builder(keys.clone())
+        .rate_limit("5/m".parse::<tower_api_key::policy::RateLimit>().ok())
+        .shared_rate_limits(quotas.clone())
+        .build();
+    let mint = || async {
+        let key = ApiKey::generate(KeyMode::Live).unwrap();
+        let record = KeyRecord::builder(&key, "acct").build();
+        keys.insert(record, InsertRule::Unconditional)
+            .await
+            .unwrap();
+        key
+    };
+    let check = |key: &ApiKey| {
+        let request = http::Request::get("/")
+            .header("authorization", format!("Bearer {}", key.expose_secret()))
+            .body(())
+            .unwrap();
+        let auth = auth.clone();
+        async move { auth.authenticate(&request.into_parts().0).await }
+    };
+
+    server.signal("-STOP");
+    let key = mint().await;
+    let started = Instant::now();
+    assert!(
+        check(&key).await.is_ok(),
+        "admitted while the store is paused"
+    );
+    assert!(started.elapsed() < timeout + Duration::from_secs(1));
+    let started = Instant::now();
+    for _ in 0..4 {
+        assert!(check(&key).await.is_ok());
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "no wait once the store is known down: {:?}",
+        started.elapsed()
+    );
+    let over = check(&key).await.expect_err("over the share");
+    assert_eq!(over.kind(), AuthErrorKind::RateLimited);
+
+    server.signal("-CONT");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let key = mint().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let name = format!("tower-api-key:quota:key:{}", key.prefix());
+    loop {
+        assert!(check(&key).await.is_ok());
+        let exists: bool = ::redis::cmd("EXISTS")
+            .arg(&name)
+            .query_async(&mut raw(&server.url).await)
+            .await
+            .expect("exists");
+        if exists {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not shared 5 s after the server resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -66,6 +66,8 @@ mod postgres {
     }
 
     tower_api_key::key_store_conformance!(conformance_repeatable_read, repeatable_read_store());
+    tower_api_key::quota_store_conformance!(quotas, store());
+    tower_api_key::quota_store_conformance!(quotas_repeatable_read, repeatable_read_store());
 }
 
 #[cfg(feature = "sqlite")]

@@ -1,46 +1,4 @@
-//! Rate-limit quotas shared by many instances: the [`QuotaStore`] trait, and the
-//! [`QuotaBucket`] every store keeps per limited key or client.
-//!
-//! With [`AuthenticatorBuilder::shared_rate_limits`](crate::auth::AuthenticatorBuilder::shared_rate_limits),
-//! each instance *leases* slices of a key's quota from the store and spends them
-//! locally, so most requests need no round trip while the instances together never
-//! admit more than the key's limit allows. The store's part is one atomic operation,
-//! [`QuotaStore::lease`]: it ends the instance's previous lease on the bucket (taking
-//! back what was not spent), refills the bucket for the time that passed, and grants
-//! a new slice. [`QuotaBucket::lease`] is that operation on a value, so a store only
-//! needs to read, change and write one bucket atomically.
-//!
-//! # The rule, and why it holds across instances
-//!
-//! A bucket holds up to `n` tokens (the rate's requests) and refills at `n` per period,
-//! the same GCRA budget the in-process limiter enforces. A granted token leaves the
-//! bucket at once and is *held* by its lease until the lease ends (renewed, or expired
-//! after [`LeaseRequest::lease_for`]). The bucket never refills past `n` minus the
-//! tokens held, so the tokens in the bucket plus the unspent tokens held anywhere are
-//! never more than `n`. Hence in any interval of length `w`, all instances together
-//! admit at most `n + n·w/period` requests: what one limiter would. A holder must not
-//! spend a slice after its lease ended: it counts the lease from before it sent the
-//! request, so its own deadline is never later than the store's.
-//!
-//! ```
-//! use std::time::{Duration, SystemTime};
-//! use tower_api_key::{policy::RateLimit, store::{LeaseRequest, QuotaBucket}};
-//!
-//! let rate: RateLimit = "10/s".parse().unwrap();
-//! let mut bucket = QuotaBucket::default();
-//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-//!
-//! // One instance takes a slice of 4: 6 stay in the bucket.
-//! let lease = bucket.lease(now, &LeaseRequest::new("key:a", rate, 1).want(4));
-//! assert_eq!((lease.granted(), lease.remaining()), (4, 6));
-//! // Another takes the rest; the bucket is empty.
-//! let lease = bucket.lease(now, &LeaseRequest::new("key:a", rate, 2).want(8));
-//! assert_eq!((lease.granted(), lease.remaining()), (6, 0));
-//! // A second later it has refilled only what the holders do not hold.
-//! let later = now + Duration::from_secs(1);
-//! let lease = bucket.lease(later, &LeaseRequest::new("key:a", rate, 3).want(1));
-//! assert_eq!(lease.granted(), 0);
-//! ```
+//! Rate-limit quotas shared by many instances: [`QuotaStore`] and [`QuotaBucket`].
 
 use std::{
     fmt,
@@ -50,9 +8,52 @@ use std::{
 use super::Result;
 use crate::policy::RateLimit;
 
-/// Where instances lease slices of the shared rate-limit quotas; see the
-/// [module docs](self). [`InMemoryKeyStore`](super::InMemoryKeyStore) (one process),
+/// Where instances lease slices of the shared rate-limit quotas: what
+/// [`AuthenticatorBuilder::shared_rate_limits`](crate::auth::AuthenticatorBuilder::shared_rate_limits)
+/// counts in. [`InMemoryKeyStore`](super::InMemoryKeyStore) (instances in one process),
 /// `RedisKeyStore` and `PostgresKeyStore` implement it.
+///
+/// Each instance *leases* slices of a key's quota from the store and spends them
+/// locally, so most requests need no round trip while the instances together never
+/// admit more than the key's limit allows. The store's part is one atomic operation,
+/// [`QuotaStore::lease`]: it ends the instance's previous lease on the bucket (taking
+/// back what was not spent), refills the bucket for the time that passed, and grants
+/// a new slice. [`QuotaBucket::lease`] is that operation on a value, so a store only
+/// needs to read, change and write one bucket atomically.
+///
+/// # The rule, and why it holds across instances
+///
+/// A bucket holds up to `n` tokens (the rate's requests) and refills at `n` per period,
+/// the same GCRA budget the in-process limiter enforces. A granted token leaves the
+/// bucket at once and is *held* by its lease until the lease ends (renewed, or expired
+/// after [`LeaseRequest::lease_for`]). The bucket never refills past `n` minus the
+/// tokens held, so the tokens in the bucket plus the unspent tokens held anywhere are
+/// never more than `n`. Hence in any interval of length `w`, all instances together
+/// admit at most `n + n·w/period` requests: what one limiter would. A holder must not
+/// spend a slice after its lease ended: it counts the lease from before it sent the
+/// request, so its own deadline is never later than the store's.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tower_api_key::{policy::RateLimit, store::{LeaseRequest, QuotaBucket}};
+///
+/// let rate: RateLimit = "10/s".parse().unwrap();
+/// let mut bucket = QuotaBucket::default();
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+///
+/// // One instance takes a slice of 4: 6 stay in the bucket.
+/// let lease = bucket.lease(now, &LeaseRequest::new("key:a", rate, 1).want(4));
+/// assert_eq!((lease.granted(), lease.remaining()), (4, 6));
+/// // Another takes the rest; the bucket is empty.
+/// let lease = bucket.lease(now, &LeaseRequest::new("key:a", rate, 2).want(8));
+/// assert_eq!((lease.granted(), lease.remaining()), (6, 0));
+/// // While their leases run (a quarter of the period), the held tokens do not refill.
+/// let soon = now + Duration::from_millis(100);
+/// let lease = bucket.lease(soon, &LeaseRequest::new("key:a", rate, 3).want(1));
+/// assert_eq!(lease.granted(), 0);
+/// ```
+///
+/// # Implementing it
 ///
 /// Implement it with `#[tower_api_key::async_trait]`: read the request's bucket (a
 /// [`QuotaBucket::default`] when there is none), call [`QuotaBucket::lease`] with the

@@ -185,7 +185,7 @@ impl AuthenticatorBuilder {
     /// not spent, for at most a lease. While the store does not answer, each instance
     /// admits its share of every limit (the limit divided by the number of instances
     /// the store last reported) and logs a warning; it counts in the store again as
-    /// soon as the store answers. The store module's `quota` docs give the rule.
+    /// soon as the store answers. [`QuotaStore`] gives the rule and the bounds.
     ///
     /// ```
     /// use tower_api_key::{auth::Authenticator, store::InMemoryKeyStore};

@@ -40,6 +40,8 @@ scripts! {
     list: "list.lua",
     /// Sets or removes one metadata entry.
     set_metadata: "set_metadata.lua",
+    /// Leases a slice of a rate-limit bucket.
+    lease: "lease.lua",
 }
 
 /// Exact comparison of nanosecond times, which every script may use.
@@ -53,13 +55,13 @@ fn with_times(body: &str) -> Script {
 mod tests {
     use super::SCRIPTS;
 
-    /// `migrate` loads five different scripts.
+    /// `migrate` loads six different scripts.
     #[test]
     fn all_lists_every_script_once() {
         let hashes: std::collections::HashSet<_> = SCRIPTS
             .all()
             .map(|script| script.get_hash().to_owned())
             .collect();
-        assert_eq!(hashes.len(), 5);
+        assert_eq!(hashes.len(), 6);
     }
 }

@@ -1,4 +1,10 @@
-use std::{sync::Weak, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU32, Ordering::Relaxed},
+        Weak,
+    },
+    time::{Duration, SystemTime},
+};
 
 use sqlx::{
     postgres::{PgListener, PgPoolOptions, PgRow},
@@ -11,8 +17,9 @@ use super::{
 };
 use crate::store::{
     feed::{self, ChangeChannel, Heard, Subscription},
+    quota::epoch_ms,
     timeout::bounded,
-    ChangeListener, Result, Watching,
+    ChangeListener, Lease, LeaseRequest, QuotaBucket, QuotaStore, Result, StoreError, Watching,
 };
 
 /// Keys in PostgreSQL (feature `postgres`): one store shared by many instances of a
@@ -101,7 +108,23 @@ BEGIN
     END IF;
 END
 $$;
+CREATE TABLE IF NOT EXISTS api_key_quotas (
+    bucket TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    idle_at BIGINT NOT NULL
+);
 ";
+
+/// Locks a bucket's row (making it, fresh, when missing) and reads it with the
+/// database's clock, in milliseconds since the epoch.
+const LOCK_BUCKET: &str = "INSERT INTO api_key_quotas (bucket, state, idle_at) VALUES ($1, '', 0) \
+                           ON CONFLICT (bucket) DO UPDATE SET bucket = excluded.bucket \
+                           RETURNING state, \
+                           (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/// Every this many leases (per process), buckets that are the same as fresh ones are
+/// deleted: the table holds the keys and clients counted lately.
+const DROP_IDLE_EVERY: u32 = 1024;
 
 impl SqlKeyStore<Postgres> {
     /// Connects to the database at `url` (`postgres://user:password@host/db`). Run
@@ -115,8 +138,9 @@ impl SqlKeyStore<Postgres> {
         Ok(Self::new(pool))
     }
 
-    /// Creates the `api_keys` table (in the connection's current schema), its index
-    /// and the change trigger if missing, and adds the columns a table made before
+    /// Creates the `api_keys` table (in the connection's current schema), its index,
+    /// the change trigger and the `api_key_quotas` table (shared rate limits,
+    /// [`QuotaStore`]) if missing, and adds the columns a table made before
     /// them lacks (existing keys keep working; the trigger stays quiet for metadata,
     /// as for last-use writes). Idempotent, and safe when several instances start at
     /// once; when everything is in place it only reads the catalog, so a role without
@@ -138,7 +162,8 @@ impl SqlKeyStore<Postgres> {
         let triggered: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
              WHERE t.tgname = 'api_keys_notify_change' AND c.relname = 'api_keys' \
-             AND c.relnamespace = current_schema()::regnamespace)",
+             AND c.relnamespace = current_schema()::regnamespace) \
+             AND to_regclass(quote_ident(current_schema()) || '.api_key_quotas') IS NOT NULL",
         )
         .fetch_one(&self.pool)
         .await
@@ -200,6 +225,72 @@ sql_key_store!(
         }
     }
 );
+
+/// Each bucket is a row of `api_key_quotas` (made by [`migrate`](SqlKeyStore::migrate))
+/// holding [`QuotaBucket`]'s text form: a lease locks the row in a READ COMMITTED
+/// transaction, leases at the database's clock and writes it back (four round trips,
+/// made by a slice's first request only). Rows the same as fresh buckets are deleted
+/// now and then.
+#[async_trait::async_trait]
+impl QuotaStore for SqlKeyStore<Postgres> {
+    async fn lease(&self, request: &LeaseRequest<'_>) -> Result<Lease> {
+        let lease = bounded(self.timeout, self.lease_in_transaction(request)).await?;
+        static LEASES: AtomicU32 = AtomicU32::new(0);
+        if LEASES.fetch_add(1, Relaxed).is_multiple_of(DROP_IDLE_EVERY) {
+            let drop_idle = sqlx::query(
+                "DELETE FROM api_key_quotas \
+                 WHERE idle_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            )
+            .execute(&self.pool);
+            // The lease stands whatever happens to the clean-up.
+            if let Err(error) = bounded(self.timeout, async {
+                drop_idle.await.map_err(database_error)
+            })
+            .await
+            {
+                tracing::warn!(%error, "could not delete idle rate-limit buckets");
+            }
+        }
+        Ok(lease)
+    }
+}
+
+impl SqlKeyStore<Postgres> {
+    async fn lease_in_transaction(&self, request: &LeaseRequest<'_>) -> Result<Lease> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(database_error)?;
+        let (state, now): (String, i64) = sqlx::query_as(LOCK_BUCKET)
+            .bind(request.bucket())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(database_error)?;
+        let mut bucket = if state.is_empty() {
+            QuotaBucket::default()
+        } else {
+            QuotaBucket::parse(&state).ok_or_else(|| {
+                StoreError::backend(format!(
+                    "api_key_quotas holds an unreadable bucket for {}",
+                    request.bucket()
+                ))
+            })?
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(now).unwrap_or(0));
+        let lease = bucket.lease(now, request);
+        let idle_at = epoch_ms(bucket.idle_at(request.rate()));
+        sqlx::query("UPDATE api_key_quotas SET state = $2, idle_at = $3 WHERE bucket = $1")
+            .bind(request.bucket())
+            .bind(bucket.to_string())
+            .bind(i64::try_from(idle_at).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(database_error)?;
+        tx.commit().await.map_err(database_error)?;
+        Ok(lease)
+    }
+}
 
 impl ChangeChannel for PgPool {
     type Subscription = PgListener;

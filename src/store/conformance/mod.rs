@@ -18,6 +18,9 @@
 //! database and leave other data alone. A check panics, with a message that says which
 //! part of the contract failed, when the store breaks it.
 //!
+//! Stores that also keep shared rate-limit quotas run the [`quota`] checks too, with
+//! [`quota_store_conformance!`](crate::quota_store_conformance).
+//!
 //! Behind the `test-util` feature.
 //!
 //! [`key_store_conformance!`]: crate::key_store_conformance
@@ -28,6 +31,8 @@ use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
+
+pub mod quota;
 
 use crate::{
     key::{ApiKey, KeyHash, KeyMode},
