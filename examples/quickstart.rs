@@ -44,7 +44,9 @@
 //!
 //! `RATE_LIMIT` (e.g. `20/s`, `100/10s`, `5/m`, `1000/h`) limits every key's request
 //! rate (429 with `Retry-After` over it, and the `RateLimit` / `RateLimit-Policy`
-//! headers on every answer); unset, keys are not limited.
+//! headers on every answer); unset, keys are not limited. With PostgreSQL or Redis the
+//! limits (and each client's failed-attempts budget) are shared: counted in that
+//! store, so two instances on one store admit no more for a key than one would.
 //!
 //! Serving as production should: each connection's peer address reaches the
 //! authenticator (IP restrictions, the failed-attempts budget per client); a client
@@ -89,7 +91,8 @@ use tower_api_key::{
     policy::RateLimit,
     session::{safe_next, CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},
     store::{
-        CachedKeyStore, InsertRule, KeyStore, PostgresKeyStore, RedisKeyStore, SqliteKeyStore,
+        CachedKeyStore, InsertRule, KeyStore, PostgresKeyStore, QuotaStore, RedisKeyStore,
+        SqliteKeyStore,
     },
     ApiError, ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode, KeyRecord, Principal,
     RequireScopeLayer,
@@ -113,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(_) => 10,
         });
 
-    let store = open_store(std::env::var("DATABASE_URL").ok().as_deref()).await?;
+    let (store, quotas) = open_store(std::env::var("DATABASE_URL").ok().as_deref()).await?;
     seed(
         &*store,
         "demo",
@@ -130,10 +133,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(text) => Some(text.parse()?),
         Err(_) => None,
     };
-    let auth = Authenticator::builder(store.clone())
+    let mut auth = Authenticator::builder(store.clone())
         .rate_limit(rate_limit)
-        .rate_limit_headers(true)
-        .build();
+        .rate_limit_headers(true);
+    // A store that instances share keeps the limits too: one count for all of them.
+    if let Some(quotas) = quotas {
+        auth = auth.shared_rate_limits(quotas);
+    }
+    let auth = auth.build();
     // The audit trail: one JSON line per create, rotate and revoke (prefix only).
     let audit = AuditTrail::new(|entry: &AuditEntry| {
         if let Ok(line) = serde_json::to_string(entry) {
@@ -433,34 +440,49 @@ async fn logout(State(sessions): State<CookieSessions>, headers: HeaderMap) -> R
     }
 }
 
+/// The keys and the rate-limit quotas.
+type Stores = (Arc<dyn KeyStore>, Option<Arc<dyn QuotaStore>>);
+
 /// The store `DATABASE_URL` names: unset, in memory; otherwise SQLite, PostgreSQL or
 /// Redis, migrated, behind a cache (which hears revocations made by other instances
-/// through the store's change feed).
-async fn open_store(url: Option<&str>) -> Result<Arc<dyn KeyStore>, Box<dyn std::error::Error>> {
+/// through the store's change feed). PostgreSQL and Redis also keep the rate-limit
+/// quotas every instance shares.
+async fn open_store(url: Option<&str>) -> Result<Stores, Box<dyn std::error::Error>> {
     let Some(url) = url.filter(|url| !url.is_empty()) else {
-        return Ok(Arc::new(InMemoryKeyStore::new()));
+        return Ok((Arc::new(InMemoryKeyStore::new()), None));
     };
     let scheme = url.split(':').next().unwrap_or_default();
-    let store: Arc<dyn KeyStore> = match scheme {
+    let stores: Stores = match scheme {
         "sqlite" => {
             let store = SqliteKeyStore::connect(url).await?;
             store.migrate().await?;
-            Arc::new(CachedKeyStore::new(store))
+            (Arc::new(CachedKeyStore::new(store)), None)
         }
         "postgres" | "postgresql" => {
             let store = PostgresKeyStore::connect(url).await?;
             store.migrate().await?;
-            Arc::new(CachedKeyStore::new(store))
+            (
+                Arc::new(CachedKeyStore::new(store.clone())),
+                Some(Arc::new(store)),
+            )
         }
         "redis" => {
             let store = RedisKeyStore::connect(url).await?;
             store.migrate().await?;
-            Arc::new(CachedKeyStore::new(store))
+            (
+                Arc::new(CachedKeyStore::new(store.clone())),
+                Some(Arc::new(store)),
+            )
         }
         _ => return Err(format!("DATABASE_URL: unsupported scheme `{scheme}:`").into()),
     };
-    eprintln!("store: {scheme}, cached");
-    Ok(store)
+    let shared = if stores.1.is_some() {
+        ", shared rate limits"
+    } else {
+        ""
+    };
+    eprintln!("store: {scheme}, cached{shared}");
+    Ok(stores)
 }
 
 /// Mints the demo key `name` for `owner` unless the owner already has it, and prints

@@ -355,6 +355,44 @@ async fn two_instances_on_redis() {
     two_instances("TEST_REDIS_URL").await;
 }
 
+/// Two quickstarts on one PostgreSQL or Redis with `RATE_LIMIT=20/m` admit no more
+/// for a key than one would: the limit is counted in the store they share. (A key
+/// over its limit gets it a slice at a time, so a few of the 20 may still wait in the
+/// store for the next slice when the burst ends: 15 at least.)
+async fn two_instances_admit_a_keys_limit_once(url_var: &str) {
+    let Some(url) = common::server_url(url_var) else {
+        return;
+    };
+    let env = [("DATABASE_URL", url.as_str()), ("RATE_LIMIT", "20/m")];
+    let a = start_with(&env).await;
+    let b = start_with(&env).await;
+    let cookie = a.login().await;
+    let (_, key) = a.mint_named(&cookie, "shared limit").await;
+    let mut admitted = 0;
+    for i in 0..60 {
+        let at = if i % 2 == 0 { &a } else { &b };
+        match at.account_status(&key).await {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (15..=21).contains(&admitted),
+        "{url_var}: two instances admitted {admitted} of a 20/m key"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_on_postgres_admit_a_keys_limit_once() {
+    two_instances_admit_a_keys_limit_once("TEST_POSTGRES_URL").await;
+}
+
+#[tokio::test]
+async fn two_instances_on_redis_admit_a_keys_limit_once() {
+    two_instances_admit_a_keys_limit_once("TEST_REDIS_URL").await;
+}
+
 /// Finding: `POST /logout` accepted cross-site requests (a form on another site could
 /// end the victim's session) while `POST /login` refused them. Both now go through
 /// the same check: 403, and no cookie-clearing `Set-Cookie`.

@@ -83,14 +83,26 @@ const OUTAGE_BACKOFF: Duration = Duration::from_millis(500);
 /// rates a little apart.
 const LEASE_MARGIN: Duration = Duration::from_millis(5);
 
-/// Tokens asked for at a time: an eighth of the burst (at least one, at most 1,000).
-fn slice_of(rate: RateLimit) -> u32 {
+/// Tokens first asked for at a time: an eighth of the burst (at least one, at most
+/// 1,000).
+fn first_slice(rate: RateLimit) -> u32 {
     rate.requests().div_ceil(8).min(1000)
+}
+
+/// The most asked for at a time: a quarter of the burst (at most 1,000). A slice grows
+/// to it (doubling) while slices are spent before their lease ends, and shrinks
+/// (halving) when one was not: busy instances ask rarely, idle ones hold little.
+fn largest_slice(rate: RateLimit) -> u32 {
+    rate.requests().div_ceil(4).min(1000)
 }
 
 /// One bucket's slice on this instance.
 struct Slice {
     rate: RateLimit,
+    /// Tokens to ask for next.
+    want: u32,
+    /// Whether the store granted anything at the last ask.
+    granted: bool,
     /// Tokens still to spend.
     left: u32,
     /// Until when they may be spent.
@@ -107,6 +119,8 @@ impl Slice {
     fn new(rate: RateLimit, now: Instant) -> Self {
         Slice {
             rate,
+            want: first_slice(rate),
+            granted: false,
             left: 0,
             until: now,
             remaining: 0,
@@ -123,6 +137,16 @@ impl Slice {
         OverLimit {
             retry_after: self.ask_at.saturating_duration_since(now),
             status: RateLimitStatus::new(self.rate, 0),
+        }
+    }
+
+    /// Sizes the next ask from how the last slice went: all spent in time, ask for
+    /// more; left over when its lease ended, for less.
+    fn resize(&mut self, now: Instant) {
+        if self.left > 0 && now >= self.until {
+            self.want = (self.want / 2).max(1);
+        } else if self.granted && self.left == 0 {
+            self.want = (self.want * 2).min(largest_slice(self.rate));
         }
     }
 
@@ -282,7 +306,10 @@ impl SharedLimits {
             drop(shard);
             return Limited::Now(self.fallback(bucket, rate));
         }
+        // Tokens of a lease that ended are the store's again: nothing to give back.
         let unspent = if now < slice.until { slice.left } else { 0 };
+        slice.resize(now);
+        let want = slice.want;
         slice.left = 0;
         let flight = Arc::new(Flight::default());
         slice.asking = Some(flight.clone());
@@ -293,7 +320,7 @@ impl SharedLimits {
             flight,
         };
         Limited::Wait(Box::pin(async move {
-            let answer = landing.limits.ask(bucket, rate, unspent).await;
+            let answer = landing.limits.ask(bucket, rate, want, unspent).await;
             drop(landing);
             answer
         }))
@@ -304,11 +331,12 @@ impl SharedLimits {
         self: &Arc<Self>,
         bucket: Bucket,
         rate: RateLimit,
+        want: u32,
         unspent: u32,
     ) -> Result<RateLimitStatus, OverLimit> {
         let name = bucket.name();
         let request = LeaseRequest::new(&name, rate, self.holder)
-            .want(slice_of(rate))
+            .want(want)
             .unspent(unspent);
         let sent = Instant::now();
         let answer = self.store.lease(&request).await;
@@ -324,6 +352,7 @@ impl SharedLimits {
         let mut shard = self.shard(&bucket);
         let slice = shard.entry(bucket).or_insert_with(|| Slice::new(rate, now));
         slice.left = lease.granted();
+        slice.granted = lease.granted() > 0;
         slice.until = sent + request.lease_duration().saturating_sub(LEASE_MARGIN);
         slice.remaining = lease.remaining();
         slice.ask_at = sent + lease.ask_after();
@@ -449,6 +478,7 @@ mod tests {
     struct Counting {
         inner: InMemoryKeyStore,
         asks: AtomicU32,
+        wants: Mutex<Vec<u32>>,
         failing: AtomicBool,
         slow: AtomicBool,
     }
@@ -457,6 +487,7 @@ mod tests {
     impl QuotaStore for Counting {
         async fn lease(&self, request: &LeaseRequest<'_>) -> crate::store::Result<Lease> {
             self.asks.fetch_add(1, SeqCst);
+            self.wants.lock().unwrap().push(request.wanted());
             if self.slow.load(SeqCst) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -571,6 +602,28 @@ mod tests {
             assert!(answers.iter().all(Result::is_ok));
             // A slice of 100 covers all 50: one ask.
             assert_eq!(store.asks.load(SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn slices_grow_while_spent_in_time_and_shrink_when_not() {
+        runtime().block_on(async {
+            let store = Arc::new(Counting::default());
+            let limits = Arc::new(SharedLimits::new(store.clone()));
+            let busy: RateLimit = "800/m".parse().unwrap();
+            for _ in 0..700 {
+                assert!(admitted(&limits, Bucket::Key(prefix(1)), busy).await);
+            }
+            // An eighth, then up to a quarter of the burst.
+            assert_eq!(*store.wants.lock().unwrap(), [100, 200, 200, 200]);
+            store.wants.lock().unwrap().clear();
+            // 80/s: slices of 10 held for a quarter second; one left over shrinks
+            // the next ask.
+            let quiet: RateLimit = "80/s".parse().unwrap();
+            assert!(admitted(&limits, Bucket::Key(prefix(2)), quiet).await);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(admitted(&limits, Bucket::Key(prefix(2)), quiet).await);
+            assert_eq!(*store.wants.lock().unwrap(), [10, 5]);
         });
     }
 
