@@ -12,6 +12,10 @@
 //!   warm-up: `scripts/instructions.sh` runs each case so under valgrind, with and
 //!   without requests, for exact instructions per request.
 //!
+//! - `limit/shared` / `limit/local`: verify plus a rate limit never reached, counted in
+//!   a shared quota store (slices leased from an `InMemoryKeyStore`) or in process.
+//!   Target: ≤ 1.2×.
+//!
 //! Cases: `verify/ours`, `verify/floor` (10 000 keys), `verify_1m/ours`,
 //! `verify_1m/floor`, `mint/ours`, `mint/floor`; `router/bare`, `router/ours`,
 //! `router/hand` (one `GET` through `Router::oneshot`, bare, behind
@@ -40,6 +44,7 @@ use tower::{Layer, Service, ServiceExt};
 use tower_api_key::{
     auth::Authenticator,
     key::{ApiKey, KeyMode},
+    policy::RateLimit,
     ApiKeyLayer, InMemoryKeyStore,
 };
 
@@ -51,7 +56,7 @@ const BATCH: usize = 1_000;
 /// Timed batches per case.
 const ROUNDS: usize = 200;
 
-const CASES: [&str; 12] = [
+const CASES: [&str; 14] = [
     "verify/ours",
     "verify/floor",
     "verify_1m/ours",
@@ -64,6 +69,8 @@ const CASES: [&str; 12] = [
     "service/bare",
     "service/ours",
     "service/hand",
+    "limit/local",
+    "limit/shared",
 ];
 
 /// One request of a case; `true` when it was answered as the case expects.
@@ -95,7 +102,7 @@ fn case(name: &str) -> Case {
         "mint/floor" => return Box::new(|| black_box(mint_floor()).len() == 72),
         _ => {}
     }
-    let (store, kept, header) = keys(n, name.ends_with("/ours"));
+    let (store, kept, header) = keys(n, name.ends_with("/ours") || name.starts_with("limit/"));
     let (parts, _) = request(Some(&header)).into_parts();
     let ok = |status: StatusCode| status == StatusCode::OK;
     match name {
@@ -119,6 +126,18 @@ fn case(name: &str) -> Case {
                 let response = block_on(app.clone().oneshot(request(Some(&header))));
                 ok(response.expect("infallible").status())
             })
+        }
+        "limit/local" | "limit/shared" => {
+            // A rate never reached: the steady state of a key under its limit.
+            let rate: RateLimit = "1000000000/s".parse().expect("rate");
+            let mut builder = Authenticator::builder(store.clone())
+                .failed_attempts_limit(None)
+                .rate_limit(rate);
+            if name == "limit/shared" {
+                builder = builder.shared_rate_limits(InMemoryKeyStore::new());
+            }
+            let auth = builder.build();
+            Box::new(move || block_on(auth.authenticate(black_box(&parts))).is_ok())
         }
         "service/bare" => serve(router(), header),
         "service/ours" => serve(ApiKeyLayer::new(store).layer(router()), header),
@@ -201,6 +220,7 @@ fn main() {
         ("verify/ours", "verify/floor"),
         ("verify_1m/ours", "verify_1m/floor"),
         ("mint/ours", "mint/floor"),
+        ("limit/shared", "limit/local"),
     ] {
         let (Some(ours_p10), Some(ours_median), Some(floor_p10), Some(floor_median)) =
             (at(ours, 0.1), at(ours, 0.5), at(floor, 0.1), at(floor, 0.5))

@@ -15,6 +15,9 @@
 //!   `KeyRecord` a server would store; `mint/floor`: 32 bytes from the OS random
 //!   source and their lowercase hex in one `String`, for reference (target:
 //!   `generate` at most 1.2× it).
+//! - `policy/limit_in_process`, `policy/limit_shared`: verify plus a per-key rate never
+//!   reached, counted in process or in a shared quota store (slices leased from an
+//!   in-memory one). Target: shared at most 1.2× in process.
 //! - `hash/key_hash_72_chars`: `KeyHash::of` on a 72-character key, the SHA-256 that
 //!   every verification pays.
 //!
@@ -224,9 +227,36 @@ fn policy(c: &mut Criterion) {
     assert!(block_on(plain_auth.authenticate(&parts)).is_ok());
     assert!(block_on(limited_auth.authenticate(&parts)).is_ok());
 
+    // Verify plus a rate never reached, counted in process or in a shared quota store
+    // (slices leased from an in-memory one): the limiter's own cost at steady state.
+    let rate = "1000000000/s".parse::<RateLimit>().expect("rate");
+    let local_limit = Authenticator::builder(store.clone())
+        .failed_attempts_limit(None)
+        .rate_limit(rate)
+        .build();
+    let shared_limit = Authenticator::builder(store.clone())
+        .failed_attempts_limit(None)
+        .rate_limit(rate)
+        .shared_rate_limits(tower_api_key::store::InMemoryKeyStore::new())
+        .build();
+    let mut plain = http::Request::get("/api/account")
+        .header(AUTHORIZATION, format!("Bearer {}", key.expose_secret()))
+        .body(())
+        .expect("request");
+    plain
+        .extensions_mut()
+        .insert(PeerAddr("10.1.2.3:5000".parse().expect("addr")));
+    let (plain, ()) = plain.into_parts();
+
     let mut group = c.benchmark_group("policy");
     group.bench_function("request_plain", |b| {
         b.iter(|| block_on(plain_auth.authenticate(black_box(&parts))))
+    });
+    group.bench_function("limit_in_process", |b| {
+        b.iter(|| block_on(local_limit.authenticate(black_box(&plain))))
+    });
+    group.bench_function("limit_shared", |b| {
+        b.iter(|| block_on(shared_limit.authenticate(black_box(&plain))))
     });
     group.bench_function("request_with_limits_and_restrictions", |b| {
         b.iter(|| block_on(limited_auth.authenticate(black_box(&parts))))

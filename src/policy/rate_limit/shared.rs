@@ -19,8 +19,8 @@ use rand::{rngs::SysRng, TryRng};
 
 use super::{OverLimit, RateLimit, RateLimitStatus};
 use crate::{
-    key::KeyPrefix,
-    store::{LeaseRequest, QuotaStore},
+    key::{KeyPrefix, PrefixHashing},
+    store::{LeaseRequest, QuotaStore, StoreError},
 };
 
 /// A limit's answer: at once, or once the store has answered.
@@ -72,16 +72,37 @@ impl Bucket {
     }
 }
 
-/// Locks are taken by bucket over this many maps, so that busy keys do not queue on
-/// one lock.
+/// Keys' slices are kept in this many maps, each behind its own lock, so that busy
+/// keys do not queue on one lock.
 const SHARDS: usize = 16;
 /// Every this many store asks, slices that are over and done are dropped.
 const PRUNE_EVERY: u32 = 1024;
 /// How long after a failed ask the store is not asked again (the fallback applies).
 const OUTAGE_BACKOFF: Duration = Duration::from_millis(500);
-/// Leases end this much earlier here than in the store: clocks of two machines run at
-/// rates a little apart.
-const LEASE_MARGIN: Duration = Duration::from_millis(5);
+/// Leases end this much earlier here than in the store: a coarse clock tick, and the
+/// clocks of two machines running at rates a little apart.
+const LEASE_MARGIN_MS: u64 = 20;
+
+/// Milliseconds on a monotonic clock: the kernel's coarse one where there is one (a
+/// few nanoseconds to read, at most a tick behind), else `Instant` since first use.
+/// Read on every limited request, so it must be cheap; never compared across processes.
+fn clock_ms() -> u64 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::time::{clock_gettime, ClockId};
+        let now = clock_gettime(ClockId::MonotonicCoarse);
+        if let (Ok(secs), Ok(nanos)) = (u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
+            return secs.saturating_mul(1000).saturating_add(nanos / 1_000_000);
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    millis(start.elapsed())
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Tokens first asked for at a time: an eighth of the burst (at least one, at most
 /// 1,000).
@@ -96,7 +117,7 @@ fn largest_slice(rate: RateLimit) -> u32 {
     rate.requests().div_ceil(4).min(1000)
 }
 
-/// One bucket's slice on this instance.
+/// One bucket's slice on this instance. Times are [`clock_ms`].
 struct Slice {
     rate: RateLimit,
     /// Tokens to ask for next.
@@ -106,17 +127,17 @@ struct Slice {
     /// Tokens still to spend.
     left: u32,
     /// Until when they may be spent.
-    until: Instant,
+    until: u64,
     /// The bucket's own tokens at the last lease (what the headers add to `left`).
     remaining: u32,
     /// Once the slice is spent, no store ask before this: requests are refused here.
-    ask_at: Instant,
+    ask_at: u64,
     /// A store ask under way: other requests wait for it rather than ask too.
     asking: Option<Arc<Flight>>,
 }
 
 impl Slice {
-    fn new(rate: RateLimit, now: Instant) -> Self {
+    fn new(rate: RateLimit, now: u64) -> Self {
         Slice {
             rate,
             want: first_slice(rate),
@@ -133,16 +154,16 @@ impl Slice {
         RateLimitStatus::new(self.rate, self.left.saturating_add(self.remaining))
     }
 
-    fn over(&self, now: Instant) -> OverLimit {
+    fn over(&self, now: u64) -> OverLimit {
         OverLimit {
-            retry_after: self.ask_at.saturating_duration_since(now),
+            retry_after: Duration::from_millis(self.ask_at.saturating_sub(now)),
             status: RateLimitStatus::new(self.rate, 0),
         }
     }
 
     /// Sizes the next ask from how the last slice went: all spent in time, ask for
     /// more; left over when its lease ended, for less.
-    fn resize(&mut self, now: Instant) {
+    fn resize(&mut self, now: u64) {
         if self.left > 0 && now >= self.until {
             self.want = (self.want / 2).max(1);
         } else if self.granted && self.left == 0 {
@@ -151,11 +172,16 @@ impl Slice {
     }
 
     /// Spends a token if the slice has one.
-    fn spend(&mut self, now: Instant) -> Option<RateLimitStatus> {
+    fn spend(&mut self, now: u64) -> Option<RateLimitStatus> {
         (self.left > 0 && now < self.until).then(|| {
             self.left -= 1;
             self.status()
         })
+    }
+
+    /// Neither tokens to spend nor anything to wait for: it may be dropped.
+    fn is_done(&self, now: u64) -> bool {
+        self.asking.is_none() && now >= self.until && now >= self.ask_at
     }
 }
 
@@ -168,7 +194,7 @@ struct Flight {
 impl Flight {
     fn land(&self) {
         let wakers = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = lock(&self.state);
             state.0 = true;
             std::mem::take(&mut state.1)
         };
@@ -183,7 +209,7 @@ impl Future for Landed {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock(&self.0.state);
         if state.0 {
             return Poll::Ready(());
         }
@@ -201,16 +227,13 @@ struct Landing {
 
 impl Drop for Landing {
     fn drop(&mut self) {
-        {
-            let mut shard = self.limits.shard(&self.bucket);
-            if let Some(slice) = shard.get_mut(&self.bucket) {
-                if slice
-                    .asking
-                    .as_ref()
-                    .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
-                {
-                    slice.asking = None;
-                }
+        if let Some(slice) = self.limits.shard(self.bucket).get() {
+            if slice
+                .asking
+                .as_ref()
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                slice.asking = None;
             }
         }
         self.flight.land();
@@ -229,13 +252,49 @@ struct Health {
 
 type FallbackLimiter = DefaultKeyedRateLimiter<Bucket, StateInformationMiddleware>;
 
+/// Slices of keys: only verified keys are counted, and their prefixes come from the OS
+/// random source, so their fingerprints pick the map and hash in it.
+type KeySlices = HashMap<KeyPrefix, Slice, PrefixHashing>;
+/// Slices of clients' failed-attempts budgets: addresses are the callers' choice, so
+/// a keyed hash.
+type ClientSlices = HashMap<IpAddr, Slice>;
+
+/// A bucket's map, locked, with the bucket's key.
+enum Shard<'a> {
+    Key(MutexGuard<'a, KeySlices>, KeyPrefix),
+    Client(MutexGuard<'a, ClientSlices>, IpAddr),
+}
+
+impl Shard<'_> {
+    /// The bucket's slice, made by `make` when there is none.
+    fn slot(&mut self, make: impl FnOnce() -> Slice) -> &mut Slice {
+        match self {
+            Shard::Key(map, prefix) => map.entry(*prefix).or_insert_with(make),
+            Shard::Client(map, ip) => map.entry(*ip).or_insert_with(make),
+        }
+    }
+
+    /// The bucket's slice, if there is one.
+    fn get(&mut self) -> Option<&mut Slice> {
+        match self {
+            Shard::Key(map, prefix) => map.get_mut(prefix),
+            Shard::Client(map, ip) => map.get_mut(ip),
+        }
+    }
+}
+
+/// No code panics while holding these locks; a poisoned one is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Limits shared by every instance through a [`QuotaStore`].
 pub(crate) struct SharedLimits {
     store: Arc<dyn QuotaStore>,
     /// This limiter in the store's leases: random, so instances never collide.
     holder: u64,
-    slices: [Mutex<HashMap<Bucket, Slice>>; SHARDS],
-    hasher: RandomState,
+    keys: [Mutex<KeySlices>; SHARDS],
+    clients: Mutex<ClientSlices>,
     health: Mutex<Health>,
     /// Per-instance shares of the limits while the store is down, by share.
     fallback: Mutex<HashMap<RateLimit, Arc<FallbackLimiter>>>,
@@ -252,8 +311,8 @@ impl SharedLimits {
         SharedLimits {
             store,
             holder,
-            slices: std::array::from_fn(|_| Mutex::default()),
-            hasher: RandomState::new(),
+            keys: std::array::from_fn(|_| Mutex::default()),
+            clients: Mutex::default(),
             health: Mutex::new(Health {
                 down_until: None,
                 peers: 1,
@@ -265,15 +324,14 @@ impl SharedLimits {
         }
     }
 
-    fn shard(&self, bucket: &Bucket) -> MutexGuard<'_, HashMap<Bucket, Slice>> {
-        let at = self.hasher.hash_one(bucket) as usize % SHARDS;
-        self.slices[at]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn health(&self) -> MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    fn shard(&self, bucket: Bucket) -> Shard<'_> {
+        match bucket {
+            Bucket::Key(prefix) => {
+                let at = prefix.fingerprint() as usize % SHARDS;
+                Shard::Key(lock(&self.keys[at]), prefix)
+            }
+            Bucket::Client(ip) => Shard::Client(lock(&self.clients), ip),
+        }
     }
 
     /// Counts one request against the bucket's shared quota.
@@ -282,9 +340,9 @@ impl SharedLimits {
         bucket: Bucket,
         rate: RateLimit,
     ) -> Limited<RateLimitStatus, OverLimit> {
-        let now = Instant::now();
-        let mut shard = self.shard(&bucket);
-        let slice = shard.entry(bucket).or_insert_with(|| Slice::new(rate, now));
+        let now = clock_ms();
+        let mut shard = self.shard(bucket);
+        let slice = shard.slot(|| Slice::new(rate, now));
         if slice.rate != rate {
             // The key's rate changed: its slice was leased under the old one.
             *slice = Slice::new(rate, now);
@@ -302,7 +360,7 @@ impl SharedLimits {
         if now < slice.ask_at {
             return Limited::Now(Err(slice.over(now)));
         }
-        if self.is_down(now) {
+        if self.is_down() {
             drop(shard);
             return Limited::Now(self.fallback(bucket, rate));
         }
@@ -338,39 +396,41 @@ impl SharedLimits {
         let request = LeaseRequest::new(&name, rate, self.holder)
             .want(want)
             .unspent(unspent);
-        let sent = Instant::now();
-        let answer = self.store.lease(&request).await;
-        let now = Instant::now();
-        let lease = match answer {
+        // Counted from before the ask, so the lease ends here no later than there.
+        let sent = clock_ms();
+        let lease = match self.store.lease(&request).await {
             Ok(lease) => lease,
             Err(error) => {
-                self.went_down(now, &error);
+                self.went_down(&error);
                 return self.fallback(bucket, rate);
             }
         };
         self.answered(lease.holders());
-        let mut shard = self.shard(&bucket);
-        let slice = shard.entry(bucket).or_insert_with(|| Slice::new(rate, now));
+        let now = clock_ms();
+        let mut shard = self.shard(bucket);
+        let slice = shard.slot(|| Slice::new(rate, now));
         slice.left = lease.granted();
         slice.granted = lease.granted() > 0;
-        slice.until = sent + request.lease_duration().saturating_sub(LEASE_MARGIN);
+        slice.until = (sent + millis(request.lease_duration())).saturating_sub(LEASE_MARGIN_MS);
         slice.remaining = lease.remaining();
-        slice.ask_at = sent + lease.ask_after();
+        slice.ask_at = sent + millis(lease.ask_after());
         match slice.spend(now) {
             Some(status) => Ok(status),
             None => Err(slice.over(now)),
         }
     }
 
-    fn is_down(&self, now: Instant) -> bool {
-        self.health().down_until.is_some_and(|until| now < until)
+    fn is_down(&self) -> bool {
+        lock(&self.health)
+            .down_until
+            .is_some_and(|until| Instant::now() < until)
     }
 
-    fn went_down(&self, now: Instant, error: &crate::store::StoreError) {
+    fn went_down(&self, error: &StoreError) {
         let (first, peers) = {
-            let mut health = self.health();
+            let mut health = lock(&self.health);
             let first = health.down_until.is_none();
-            health.down_until = Some(now + OUTAGE_BACKOFF);
+            health.down_until = Some(Instant::now() + OUTAGE_BACKOFF);
             (first, health.peers.max(health.peers_before))
         };
         if first {
@@ -388,7 +448,7 @@ impl SharedLimits {
     /// leases on the bucket, and now and then drops slices that are over and done.
     fn answered(&self, holders: u32) {
         let prune = {
-            let mut health = self.health();
+            let mut health = lock(&self.health);
             if health.down_until.take().is_some() {
                 tracing::info!("shared rate limits: the quota store answers again");
             }
@@ -403,19 +463,17 @@ impl SharedLimits {
             health.asks.is_multiple_of(PRUNE_EVERY)
         };
         if prune {
-            self.prune(Instant::now());
+            self.prune(clock_ms());
         }
     }
 
     /// Drops the slices that are over and done: no tokens to spend, nothing to wait
     /// for. What stays is bounded by the buckets used within the last lease.
-    fn prune(&self, now: Instant) {
-        for shard in &self.slices {
-            shard
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|_, s| s.asking.is_some() || now < s.until || now < s.ask_at);
+    fn prune(&self, now: u64) {
+        for shard in &self.keys {
+            lock(shard).retain(|_, s| !s.is_done(now));
         }
+        lock(&self.clients).retain(|_, s| !s.is_done(now));
     }
 
     /// While the store does not answer: this instance's share of the limit, the
@@ -423,14 +481,11 @@ impl SharedLimits {
     /// the last one to two minutes (rounded up; the whole limit when alone).
     fn fallback(&self, bucket: Bucket, rate: RateLimit) -> Result<RateLimitStatus, OverLimit> {
         let peers = {
-            let health = self.health();
+            let health = lock(&self.health);
             health.peers.max(health.peers_before).max(1)
         };
         let share = RateLimit::new(rate.requests().div_ceil(peers), rate.period()).unwrap_or(rate);
-        let limiter = self
-            .fallback
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let limiter = lock(&self.fallback)
             .entry(share)
             .or_insert_with(|| {
                 Arc::new(
@@ -453,10 +508,7 @@ impl SharedLimits {
 impl SharedLimits {
     /// Slices held here now.
     fn slices(&self) -> usize {
-        self.slices
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.keys.iter().map(|s| lock(s).len()).sum::<usize>() + lock(&self.clients).len()
     }
 }
 
@@ -586,7 +638,7 @@ mod tests {
             tokio::time::sleep(OUTAGE_BACKOFF).await;
             assert!(admitted(&a, Bucket::Key(prefix(3)), rate).await);
             assert_eq!(store.asks.load(SeqCst), 5, "asks the store again");
-            assert!(!a.is_down(Instant::now()));
+            assert!(!a.is_down());
         });
     }
 
@@ -636,10 +688,10 @@ mod tests {
             for n in 0..100 {
                 assert!(admitted(&limits, Bucket::Key(prefix(n)), rate).await);
             }
-            limits.prune(Instant::now());
+            limits.prune(clock_ms());
             assert_eq!(limits.slices(), 100, "leases still running");
             // Leases of a quarter second, less the margin.
-            limits.prune(Instant::now() + Duration::from_millis(300));
+            limits.prune(clock_ms() + 300);
             assert_eq!(limits.slices(), 0);
         });
     }
