@@ -68,8 +68,10 @@ async fn call(router: &Router, key: &str, from: &str) -> Reply {
 }
 
 /// A key limited to 30 a minute, called 120 times round-robin over four instances:
-/// 30 admitted in all (one more if a token refilled meanwhile), not 30 on each; the
-/// rest 429 with `Retry-After`; the headers tell the key's quota.
+/// at most 30 admitted in all (one more if a token refilled meanwhile), not 30 on
+/// each; the rest 429 with `Retry-After`; the headers tell the key's quota. (At its
+/// limit each instance waits for a slice to refill — one token each here — so up to
+/// three of the 30 may still wait in the store when the burst ends.)
 async fn four_instances_admit_a_keys_limit_once<S>(store: S)
 where
     S: KeyStore + QuotaStore + Clone,
@@ -103,7 +105,7 @@ where
         }
     }
     assert!(
-        (30..=31).contains(&admitted),
+        (27..=31).contains(&admitted),
         "four instances together admitted {admitted} of a 30/m key"
     );
     assert!(

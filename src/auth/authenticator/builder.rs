@@ -178,15 +178,18 @@ impl AuthenticatorBuilder {
     /// `PostgresKeyStore` (any [`QuotaStore`]).
     ///
     /// Most requests still cost no round trip: each instance leases a slice of a
-    /// key's quota (an eighth of its burst, growing to a quarter while slices are
-    /// spent in time) and spends it locally, asking the store again only once the
-    /// slice is spent or its lease (a quarter of the rate's period) ends. The
+    /// key's quota (a fiftieth of its burst, growing to an eighth while the key is
+    /// well under its limit) and spends it locally, asking the store again only once
+    /// the slice is spent or its lease (a quarter of the rate's period) ends. The
     /// instances together never admit more than the limit allows; a key's burst can
     /// come up short by the slices other instances hold but have not spent, for at
-    /// most a lease, and a key over its limit is admitted a slice at a time. While the store does not answer, each instance
-    /// admits its share of every limit (the limit divided by the number of instances
-    /// the store last reported) and logs a warning; it counts in the store again as
-    /// soon as the store answers. [`QuotaStore`] gives the rule and the bounds.
+    /// most a lease, and a key over its limit is admitted a slice at a time.
+    ///
+    /// While the store does not answer, each instance admits its share of every
+    /// limit (the limit divided by the most instances the store reported on one
+    /// bucket in the last minute or two) and logs a warning; it counts in the store
+    /// again as soon as the store answers. [`QuotaStore`] gives the rule and the
+    /// bounds; the README's "Running many instances" the figures.
     ///
     /// ```
     /// use tower_api_key::{auth::Authenticator, store::InMemoryKeyStore};
