@@ -39,6 +39,7 @@ PY
 }
 
 check wrong_secret_vs_unknown_prefix below 5
+check signed_wrong_secret_vs_unknown_prefix below 5
 check first_vs_last_byte below 5
 check control_plain_eq above 10
 # Not a verdict: how much timing cold (no untimed call first) varies between two pools

@@ -3,7 +3,7 @@ use std::fmt;
 use rand::{rngs::SysRng, TryRng};
 use zeroize::Zeroizing;
 
-use super::{KeyFormat, KeyHash, KeyMode, KeyPrefix, SECRET_BYTES};
+use super::{signing::MAC_BYTES, KeyFormat, KeyHash, KeyMode, KeyPrefix, SECRET_BYTES};
 
 /// A whole API key, secret included.
 ///
@@ -37,7 +37,8 @@ impl ApiKey {
         Self::generate_in(&KeyFormat::default(), mode)
     }
 
-    /// Mints a key in the given format from 32 bytes of the OS random source.
+    /// Mints a key in the given format from 32 bytes of the OS random source (24, and
+    /// the MAC, in a [signed](KeyFormat#signed-keys) format).
     pub fn generate_in(format: &KeyFormat, mode: KeyMode) -> Result<Self, MintError> {
         let mut entropy = Zeroizing::new([0u8; SECRET_BYTES]);
         SysRng.try_fill_bytes(&mut entropy[..]).map_err(MintError)?;
@@ -46,12 +47,24 @@ impl ApiKey {
         text.push('_');
         text.push_str(mode.as_str());
         text.push('_');
+        // Signed: the last bytes are the MAC over the text before them.
+        let random = match format.signing() {
+            Some(_) => SECRET_BYTES - MAC_BYTES,
+            None => SECRET_BYTES,
+        };
         // The hex goes through a wiped buffer on the stack, not a second heap string.
         let mut hex = Zeroizing::new([0u8; 2 * SECRET_BYTES]);
-        let Ok(digits) = base16ct::lower::encode_str(&entropy[..], &mut hex[..]) else {
+        let Ok(digits) = base16ct::lower::encode_str(&entropy[..random], &mut hex[..]) else {
             unreachable!("the buffer is twice the entropy's length");
         };
         text.push_str(digits);
+        if let Some(signing) = format.signing() {
+            let mac = signing.sign(text.as_bytes());
+            let Ok(digits) = base16ct::lower::encode_str(&mac, &mut hex[..]) else {
+                unreachable!("the buffer is longer than the MAC's hex");
+            };
+            text.push_str(digits);
+        }
         let prefix = KeyPrefix::from_validated(&text.as_bytes()[..format.prefix_len()]);
         Ok(ApiKey {
             secret: text,
@@ -61,7 +74,8 @@ impl ApiKey {
     }
 
     /// Parses key text strictly: exact length, the format's namespace, `live` or
-    /// `test`, then 64 lowercase hex digits. Anything else is a [`KeyParseError`].
+    /// `test`, then 64 lowercase hex digits (in a signed format, ending with the MAC
+    /// of one of its secrets). Anything else is a [`KeyParseError`].
     pub fn parse(text: &str, format: &KeyFormat) -> Result<Self, KeyParseError> {
         let (prefix, mode) = format.split(text.as_bytes()).ok_or(KeyParseError)?;
         Ok(ApiKey {

@@ -1,6 +1,9 @@
 use std::fmt;
 
-use super::{KeyPrefix, PREFIX_HEX, SECRET_HEX};
+use super::{
+    signing::{Signing, MAC_HEX},
+    KeyPrefix, KeySecret, PREFIX_HEX, SECRET_HEX,
+};
 
 /// Longest namespace a [`KeyFormat`] accepts.
 const MAX_NAMESPACE: usize = 8;
@@ -63,10 +66,45 @@ pub struct InvalidNamespace;
 /// assert!(KeyFormat::new("Acme").is_err());
 /// assert!(KeyFormat::new("a_b").is_err());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// # Signed keys
+///
+/// [`signed_with`](Self::signed_with) makes the last 16 of the 64 hex digits a MAC
+/// (HMAC-SHA256, truncated to 64 bits) over the rest of the key under a secret of the
+/// deployment: the same shape, 192 random bits instead of 256, and a key this
+/// deployment did not mint — a guess, a random key, a real key with its secret part
+/// changed — is not a key of this format. The layer refuses it from its text, before
+/// any store lookup, so a storm of random keys never reaches the store; unknown
+/// prefixes and wrong secrets take that same path, so neither timing nor answer tells
+/// them apart. Give every instance the same secret, in both the layer's and key
+/// management's format. Keys minted before signing was turned on are not signed and
+/// are refused once it is (mint new ones first, or keep an unsigned format until they
+/// are gone).
+///
+/// ```
+/// use tower_api_key::key::{ApiKey, KeyFormat, KeyMode, KeySecret};
+///
+/// let secret = KeySecret::generate().unwrap();
+/// let format = KeyFormat::default().signed_with(secret.clone());
+/// let key = ApiKey::generate_in(&format, KeyMode::Live).unwrap();
+/// assert!(ApiKey::parse(key.expose_secret(), &format).is_ok());
+///
+/// // Not minted under this secret: not a key of the format.
+/// let random = ApiKey::generate(KeyMode::Live).unwrap();
+/// assert!(ApiKey::parse(random.expose_secret(), &format).is_err());
+///
+/// // Rotating the secret: sign with the new one, keep accepting the old one.
+/// let rotated = KeyFormat::default()
+///     .signed_with(KeySecret::generate().unwrap())
+///     .also_accepting(secret);
+/// assert!(ApiKey::parse(key.expose_secret(), &rotated).is_ok());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyFormat {
     namespace: [u8; MAX_NAMESPACE],
     len: u8,
+    /// The deployment's secrets, when keys are signed.
+    signing: Option<Signing>,
 }
 
 impl KeyFormat {
@@ -82,7 +120,41 @@ impl KeyFormat {
             namespace: buf,
             // Checked above: at most MAX_NAMESPACE bytes.
             len: bytes.len() as u8,
+            signing: None,
         })
+    }
+
+    /// Keys minted in this format are signed with `secret`, and keys are accepted
+    /// only when signed with it (or with a secret given to
+    /// [`also_accepting`](Self::also_accepting)). See [Signed keys](Self#signed-keys).
+    pub fn signed_with(mut self, secret: KeySecret) -> Self {
+        let mut secrets = vec![secret];
+        secrets.extend(self.secrets().iter().cloned());
+        self.signing = Some(Signing::new(secrets));
+        self
+    }
+
+    /// Also accepts keys signed with `secret` (an earlier one, until its keys are
+    /// revoked or expired), without minting with it. Call after
+    /// [`signed_with`](Self::signed_with); on an unsigned format it signs with it.
+    pub fn also_accepting(mut self, secret: KeySecret) -> Self {
+        let mut secrets = self.secrets().to_vec();
+        secrets.push(secret);
+        self.signing = Some(Signing::new(secrets));
+        self
+    }
+
+    /// Whether keys of this format are signed.
+    pub fn is_signed(&self) -> bool {
+        self.signing.is_some()
+    }
+
+    fn secrets(&self) -> &[KeySecret] {
+        self.signing.as_ref().map_or(&[], Signing::secrets)
+    }
+
+    pub(crate) fn signing(&self) -> Option<&Signing> {
+        self.signing.as_ref()
     }
 
     /// The namespace, e.g. `"pk"`.
@@ -106,8 +178,9 @@ impl KeyFormat {
         self.len as usize + 1 + 4 + 1
     }
 
-    /// Checks the shape of `key` and returns its prefix and mode. Runs in time that
-    /// depends only on the key's length, never on the secret's digits.
+    /// Checks the shape of `key` (and, in a signed format, its MAC) and returns its
+    /// prefix and mode. Runs in time that depends only on the key's length, never on
+    /// the secret's digits.
     pub(crate) fn split(&self, key: &[u8]) -> Option<(KeyPrefix, KeyMode)> {
         if key.len() != self.key_len() {
             return None;
@@ -117,6 +190,12 @@ impl KeyFormat {
             return None;
         }
         let mode = mode_and_hex(&key[ns..], SECRET_HEX)?;
+        if let Some(signing) = &self.signing {
+            let (body, mac) = key.split_at(key.len() - MAC_HEX);
+            if !signing.verify(body, mac) {
+                return None;
+            }
+        }
         let prefix = KeyPrefix::from_validated(&key[..self.prefix_len()]);
         Some((prefix, mode))
     }
@@ -128,6 +207,7 @@ impl Default for KeyFormat {
         KeyFormat {
             namespace: *b"pk\0\0\0\0\0\0",
             len: 2,
+            signing: None,
         }
     }
 }
@@ -136,6 +216,7 @@ impl fmt::Debug for KeyFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyFormat")
             .field("namespace", &self.namespace())
+            .field("signed", &self.is_signed())
             .finish()
     }
 }

@@ -25,12 +25,14 @@ mod api_key;
 mod format;
 mod hash;
 mod prefix;
+mod signing;
 
 pub use api_key::{ApiKey, KeyParseError, MintError};
 pub use format::{InvalidNamespace, KeyFormat, KeyMode};
 pub use hash::KeyHash;
 pub(crate) use prefix::{is_zero, PrefixHashing};
 pub use prefix::{InvalidPrefix, KeyPrefix};
+pub use signing::{InvalidSecret, KeySecret};
 
 /// Number of random bytes in a key's secret part.
 pub(crate) const SECRET_BYTES: usize = 32;

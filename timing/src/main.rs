@@ -28,6 +28,7 @@ use std::{
 use dudect_bencher::{ctbench_main, rand::Rng, BenchRng, Class, CtRunner};
 use tower_api_key::{
     auth::Authenticator,
+    key::{KeyFormat, KeySecret},
     store::{InsertRule, KeyStore},
     ApiKey, InMemoryKeyStore, KeyMode, KeyRecord,
 };
@@ -45,30 +46,42 @@ struct Fixture {
     unknown: Vec<String>,
 }
 
-static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let store = InMemoryKeyStore::with_capacity(KEYS);
-    let mint = || {
-        ApiKey::generate(KeyMode::Live)
-            .expect("OS random source")
-            .expose_secret()
-            .to_owned()
-    };
-    let keys: Vec<String> = (0..KEYS).map(|_| mint()).collect();
-    for key in &keys {
-        let key = ApiKey::parse(key, &Default::default()).expect("a minted key");
-        let record = KeyRecord::builder(&key, "timing").build();
-        block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
-    }
-    let unknown = (0..KEYS).map(|_| mint()).collect();
-    let auth = Authenticator::builder(store)
-        .failed_attempts_limit(None)
-        .build();
-    Fixture {
-        auth,
-        keys,
-        unknown,
-    }
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| Fixture::new(KeyFormat::default()));
+
+/// The same over signed keys: every guess is refused at the signature, before lookup.
+static SIGNED: LazyLock<Fixture> = LazyLock::new(|| {
+    let secret = KeySecret::generate().expect("OS random source");
+    Fixture::new(KeyFormat::default().signed_with(secret))
 });
+
+impl Fixture {
+    /// `KEYS` stored keys of `format`, and as many unknown ones minted the same way.
+    fn new(format: KeyFormat) -> Fixture {
+        let store = InMemoryKeyStore::with_capacity(KEYS);
+        let mint = || {
+            ApiKey::generate_in(&format, KeyMode::Live)
+                .expect("OS random source")
+                .expose_secret()
+                .to_owned()
+        };
+        let keys: Vec<String> = (0..KEYS).map(|_| mint()).collect();
+        for key in &keys {
+            let key = ApiKey::parse(key, &format).expect("a minted key");
+            let record = KeyRecord::builder(&key, "timing").build();
+            block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
+        }
+        let unknown = (0..KEYS).map(|_| mint()).collect();
+        let auth = Authenticator::builder(store)
+            .key_format(format)
+            .failed_attempts_limit(None)
+            .build();
+        Fixture {
+            auth,
+            keys,
+            unknown,
+        }
+    }
+}
 
 fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
@@ -126,8 +139,8 @@ fn with_random_secret(rng: &mut BenchRng, prefix: &str) -> KeyText {
     text
 }
 
-fn verify(runner: &mut CtRunner, inputs: Vec<(Class, KeyText)>) {
-    let auth = &FIXTURE.auth;
+fn verify(runner: &mut CtRunner, fixture: &Fixture, inputs: Vec<(Class, KeyText)>) {
+    let auth = &fixture.auth;
     let run = |bytes: &KeyText| {
         let text = std::str::from_utf8(black_box(bytes)).unwrap_or_default();
         black_box(block_on(auth.authenticate_outside_http(text)).is_ok())
@@ -139,7 +152,16 @@ fn verify(runner: &mut CtRunner, inputs: Vec<(Class, KeyText)>) {
 }
 
 fn wrong_secret_vs_unknown_prefix(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let Fixture { keys, unknown, .. } = &*FIXTURE;
+    wrong_secret_vs_unknown_prefix_in(&FIXTURE, runner, rng);
+}
+
+/// The same with signed keys: both classes fail the signature.
+fn signed_wrong_secret_vs_unknown_prefix(runner: &mut CtRunner, rng: &mut BenchRng) {
+    wrong_secret_vs_unknown_prefix_in(&SIGNED, runner, rng);
+}
+
+fn wrong_secret_vs_unknown_prefix_in(fixture: &Fixture, runner: &mut CtRunner, rng: &mut BenchRng) {
+    let Fixture { keys, unknown, .. } = fixture;
     let inputs = (0..SAMPLES)
         .map(|_| {
             let class = class(rng);
@@ -153,7 +175,7 @@ fn wrong_secret_vs_unknown_prefix(runner: &mut CtRunner, rng: &mut BenchRng) {
             (class, with_random_secret(rng, prefix))
         })
         .collect();
-    verify(runner, inputs);
+    verify(runner, fixture, inputs);
 }
 
 /// Left: a stored key with the first character after its prefix changed; right: its
@@ -179,7 +201,7 @@ fn first_vs_last_byte(runner: &mut CtRunner, rng: &mut BenchRng) {
         .into_iter()
         .map(|(class, text, _)| (class, key_text(&text)))
         .collect();
-    verify(runner, inputs);
+    verify(runner, &FIXTURE, inputs);
 }
 
 fn control_plain_eq(runner: &mut CtRunner, rng: &mut BenchRng) {
@@ -223,6 +245,7 @@ fn cold_pools(runner: &mut CtRunner, rng: &mut BenchRng) {
 
 ctbench_main!(
     wrong_secret_vs_unknown_prefix,
+    signed_wrong_secret_vs_unknown_prefix,
     first_vs_last_byte,
     control_plain_eq,
     cold_pools
