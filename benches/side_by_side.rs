@@ -12,6 +12,8 @@
 //!   warm-up: `scripts/instructions.sh` runs each case so under valgrind, with and
 //!   without requests, for exact instructions per request.
 //!
+//! - `signed/ours` / `verify/ours`: verify of a signed key (`KeyFormat::signed_with`,
+//!   an HMAC more per request) next to an unsigned one, both over 10 000 keys.
 //! - `limit/shared` / `limit/local`: verify plus a rate limit never reached, counted in
 //!   a shared quota store (slices leased from an `InMemoryKeyStore`) or in process.
 //!   Target: ≤ 1.2×.
@@ -43,8 +45,9 @@ use http::{HeaderValue, Request, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_api_key::{
     auth::Authenticator,
-    key::{ApiKey, KeyMode},
+    key::{ApiKey, KeyFormat, KeyMode, KeySecret},
     policy::RateLimit,
+    store::{InsertRule, KeyRecord, KeyStore},
     ApiKeyLayer, InMemoryKeyStore,
 };
 
@@ -56,7 +59,7 @@ const BATCH: usize = 1_000;
 /// Timed batches per case.
 const ROUNDS: usize = 200;
 
-const CASES: [&str; 14] = [
+const CASES: [&str; 15] = [
     "verify/ours",
     "verify/floor",
     "verify_1m/ours",
@@ -71,6 +74,7 @@ const CASES: [&str; 14] = [
     "service/hand",
     "limit/local",
     "limit/shared",
+    "signed/ours",
 ];
 
 /// One request of a case; `true` when it was answered as the case expects.
@@ -126,6 +130,28 @@ fn case(name: &str) -> Case {
                 let response = block_on(app.clone().oneshot(request(Some(&header))));
                 ok(response.expect("infallible").status())
             })
+        }
+        "signed/ours" => {
+            // The same store's keys cannot be signed after the fact: a store of its
+            // own, minted signed, of the same size.
+            let format = KeyFormat::default().signed_with(KeySecret::from_bytes([7; 32]));
+            let store = InMemoryKeyStore::with_capacity(n);
+            let mut kept = None;
+            for _ in 0..n {
+                let key = ApiKey::generate_in(&format, KeyMode::Live).expect("mint");
+                let record = KeyRecord::builder(&key, "acct").build();
+                block_on(store.insert(record, InsertRule::Unconditional)).expect("insert");
+                kept.get_or_insert(key);
+            }
+            let key = kept.expect("a key");
+            let header =
+                HeaderValue::try_from(format!("Bearer {}", key.expose_secret())).expect("header");
+            let (parts, _) = request(Some(&header)).into_parts();
+            let auth = Authenticator::builder(store)
+                .key_format(format)
+                .failed_attempts_limit(None)
+                .build();
+            Box::new(move || block_on(auth.authenticate(black_box(&parts))).is_ok())
         }
         "limit/local" | "limit/shared" => {
             // A rate never reached: the steady state of a key under its limit.
@@ -183,15 +209,16 @@ fn main() {
     if env::args().any(|arg| arg == "--list") {
         return;
     }
-    // `cargo bench --bench side_by_side -- verify`: only the comparisons that name it.
-    let filter = env::args()
+    // `cargo bench --bench side_by_side -- verify signed`: only the cases of groups
+    // that contain one of the words (all without any).
+    let filters: Vec<String> = env::args()
         .skip(1)
-        .find(|arg| !arg.starts_with('-'))
-        .unwrap_or_default();
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
     let wanted = |name: &str| {
-        name.split('/')
-            .next()
-            .is_some_and(|group| group.contains(&filter))
+        name.split('/').next().is_some_and(|group| {
+            filters.is_empty() || filters.iter().any(|f| group.contains(f.as_str()))
+        })
     };
     let mut cases: Vec<(&str, Case)> = CASES
         .iter()
@@ -221,6 +248,7 @@ fn main() {
         ("verify_1m/ours", "verify_1m/floor"),
         ("mint/ours", "mint/floor"),
         ("limit/shared", "limit/local"),
+        ("signed/ours", "verify/ours"),
     ] {
         let (Some(ours_p10), Some(ours_median), Some(floor_p10), Some(floor_median)) =
             (at(ours, 0.1), at(ours, 0.5), at(floor, 0.1), at(floor, 0.5))

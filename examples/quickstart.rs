@@ -48,6 +48,14 @@
 //! limits (and each client's failed-attempts budget) are shared: counted in that
 //! store, so two instances on one store admit no more for a key than one would.
 //!
+//! With PostgreSQL or Redis, keys are also signed (`KeyFormat::signed_with`): a key
+//! these instances did not mint is refused from its text, so a storm of random keys
+//! never reaches the database. The secret is `KEY_SECRET` (64 hex digits) when set —
+//! what production should do, from its secret manager — else one the first instance
+//! stores in the database (`quickstart_settings` in PostgreSQL,
+//! `tower-api-key:quickstart:key-secret` in Redis), so every instance and every restart
+//! agrees on it. Keys an earlier, unsigned quickstart minted there are refused.
+//!
 //! Serving as production should: each connection's peer address reaches the
 //! authenticator (IP restrictions, the failed-attempts budget per client); a client
 //! has `HEADER_READ_TIMEOUT_SECS` (default 10) to send a request head, or its
@@ -86,6 +94,7 @@ use tokio::net::TcpListener;
 use tower::Layer;
 use tower_api_key::{
     auth::Authenticator,
+    key::{KeyFormat, KeySecret},
     manage::dashboard::{self, DashboardConfig},
     manage::{AuditEntry, AuditTrail, HookError, KeyEvent, KeyHooks, Keys, ManagementRoutes},
     policy::RateLimit,
@@ -116,15 +125,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(_) => 10,
         });
 
-    let (store, quotas) = open_store(std::env::var("DATABASE_URL").ok().as_deref()).await?;
+    let Deployment {
+        store,
+        quotas,
+        format,
+    } = open_store(std::env::var("DATABASE_URL").ok().as_deref()).await?;
     seed(
         &*store,
+        &format,
         "demo",
         "full access",
         &["account:read", "signals:write"],
     )
     .await?;
-    seed(&*store, "acme", "read only", &["account:read"]).await?;
+    seed(&*store, &format, "acme", "read only", &["account:read"]).await?;
 
     // RATE_LIMIT (`20/s`, `100/10s`, `5/m`, `1000/h`) sets every key's request rate,
     // advertised in the IETF `RateLimit` / `RateLimit-Policy` headers; unset means no
@@ -134,6 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => None,
     };
     let mut auth = Authenticator::builder(store.clone())
+        .key_format(format.clone())
         .rate_limit(rate_limit)
         .rate_limit_headers(true);
     // A store that instances share keeps the limits too: one count for all of them.
@@ -148,6 +163,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     let mut keys = Keys::new(store)
+        .key_format(format)
         .last_use(auth.last_use().clone())
         .default_scopes(["account:read", "signals:write"])
         .hook(audit);
@@ -440,55 +456,123 @@ async fn logout(State(sessions): State<CookieSessions>, headers: HeaderMap) -> R
     }
 }
 
-/// The keys and the rate-limit quotas.
-type Stores = (Arc<dyn KeyStore>, Option<Arc<dyn QuotaStore>>);
+/// What `DATABASE_URL` sets up: the keys, the rate-limit quotas every instance
+/// shares (PostgreSQL, Redis), and the keys' format (signed with the secret the
+/// instances share, with PostgreSQL or Redis).
+struct Deployment {
+    store: Arc<dyn KeyStore>,
+    quotas: Option<Arc<dyn QuotaStore>>,
+    format: KeyFormat,
+}
 
 /// The store `DATABASE_URL` names: unset, in memory; otherwise SQLite, PostgreSQL or
 /// Redis, migrated, behind a cache (which hears revocations made by other instances
 /// through the store's change feed). PostgreSQL and Redis also keep the rate-limit
-/// quotas every instance shares.
-async fn open_store(url: Option<&str>) -> Result<Stores, Box<dyn std::error::Error>> {
+/// quotas and the key-signing secret every instance shares.
+async fn open_store(url: Option<&str>) -> Result<Deployment, Box<dyn std::error::Error>> {
     let Some(url) = url.filter(|url| !url.is_empty()) else {
-        return Ok((Arc::new(InMemoryKeyStore::new()), None));
+        return Ok(Deployment {
+            store: Arc::new(InMemoryKeyStore::new()),
+            quotas: None,
+            format: KeyFormat::default(),
+        });
     };
     let scheme = url.split(':').next().unwrap_or_default();
-    let stores: Stores = match scheme {
+    let deployment = match scheme {
         "sqlite" => {
             let store = SqliteKeyStore::connect(url).await?;
             store.migrate().await?;
-            (Arc::new(CachedKeyStore::new(store)), None)
+            Deployment {
+                store: Arc::new(CachedKeyStore::new(store)),
+                quotas: None,
+                format: KeyFormat::default(),
+            }
         }
         "postgres" | "postgresql" => {
             let store = PostgresKeyStore::connect(url).await?;
             store.migrate().await?;
-            (
-                Arc::new(CachedKeyStore::new(store.clone())),
-                Some(Arc::new(store)),
-            )
+            let secret = shared_secret(Settings::Postgres(store.pool())).await?;
+            Deployment {
+                store: Arc::new(CachedKeyStore::new(store.clone())),
+                quotas: Some(Arc::new(store)),
+                format: KeyFormat::default().signed_with(secret),
+            }
         }
         "redis" => {
             let store = RedisKeyStore::connect(url).await?;
             store.migrate().await?;
-            (
-                Arc::new(CachedKeyStore::new(store.clone())),
-                Some(Arc::new(store)),
-            )
+            let secret = shared_secret(Settings::Redis(url)).await?;
+            Deployment {
+                store: Arc::new(CachedKeyStore::new(store.clone())),
+                quotas: Some(Arc::new(store)),
+                format: KeyFormat::default().signed_with(secret),
+            }
         }
         _ => return Err(format!("DATABASE_URL: unsupported scheme `{scheme}:`").into()),
     };
-    let shared = if stores.1.is_some() {
-        ", shared rate limits"
+    let shared = if deployment.quotas.is_some() {
+        ", shared rate limits, signed keys"
     } else {
         ""
     };
     eprintln!("store: {scheme}, cached{shared}");
-    Ok(stores)
+    Ok(deployment)
+}
+
+/// Where the instances keep what they must agree on.
+enum Settings<'a> {
+    Postgres(&'a sqlx::PgPool),
+    Redis(&'a str),
+}
+
+/// The key-signing secret: `KEY_SECRET` when set; else the one in the database, made
+/// by whichever instance gets there first (the others, and restarts, read it).
+async fn shared_secret(at: Settings<'_>) -> Result<KeySecret, Box<dyn std::error::Error>> {
+    if let Ok(hex) = std::env::var("KEY_SECRET") {
+        return Ok(KeySecret::from_hex(&hex)?);
+    }
+    let fresh = KeySecret::generate()?.to_hex();
+    let stored: String = match at {
+        Settings::Postgres(pool) => {
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS quickstart_settings \
+                 (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            )
+            .execute(pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO quickstart_settings (name, value) VALUES ('key_secret', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(fresh.as_str())
+            .execute(pool)
+            .await?;
+            sqlx::query_scalar("SELECT value FROM quickstart_settings WHERE name = 'key_secret'")
+                .fetch_one(pool)
+                .await?
+        }
+        Settings::Redis(url) => {
+            let mut conn = redis::Client::open(url)?
+                .get_multiplexed_async_connection()
+                .await?;
+            let name = "tower-api-key:quickstart:key-secret";
+            redis::cmd("SET")
+                .arg(name)
+                .arg(fresh.as_str())
+                .arg("NX")
+                .query_async::<()>(&mut conn)
+                .await?;
+            redis::cmd("GET").arg(name).query_async(&mut conn).await?
+        }
+    };
+    Ok(KeySecret::from_hex(&stored)?)
 }
 
 /// Mints the demo key `name` for `owner` unless the owner already has it, and prints
 /// the raw key: the only time it is ever shown. Servers log prefixes only.
 async fn seed(
     store: &dyn KeyStore,
+    format: &KeyFormat,
     owner: &str,
     name: &str,
     scopes: &[&str],
@@ -504,7 +588,7 @@ async fn seed(
         );
         return Ok(());
     }
-    let key = ApiKey::generate(KeyMode::Live)?;
+    let key = ApiKey::generate_in(format, KeyMode::Live)?;
     let record = KeyRecord::builder(&key, owner)
         .name(name)
         .scopes(scopes.iter().copied())
