@@ -4,10 +4,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
+use axum::{routing::get, Router};
 use common::{wrong_secret, Reply, TestStore};
 use http::{Request, StatusCode};
-use tower::ServiceExt;
 use tower_api_key::{
     auth::{Authenticator, AuthenticatorBuilder},
     policy::RateLimit,
@@ -54,13 +53,7 @@ impl App {
     }
 
     async fn call(&self, key: &str, from: &str) -> Reply {
-        let mut request = Request::get("/api/account")
-            .header("authorization", format!("Bearer {key}"))
-            .body(Body::empty())
-            .unwrap();
-        let addr: SocketAddr = from.parse().unwrap();
-        request.extensions_mut().insert(ConnectInfo(addr));
-        Reply::read(self.router.clone().oneshot(request).await.unwrap()).await
+        common::get_account_from(&self.router, key, from).await
     }
 }
 

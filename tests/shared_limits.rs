@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
-use common::{wrong_secret, Reply};
-use http::{Request, StatusCode};
-use tower::ServiceExt;
+use axum::{routing::get, Router};
+use common::wrong_secret;
+use http::StatusCode;
 use tower_api_key::{
     auth::Authenticator,
     policy::RateLimit,
@@ -57,15 +56,7 @@ async fn key(store: &impl KeyStore, rate: Option<&str>) -> String {
     key.expose_secret().to_owned()
 }
 
-async fn call(router: &Router, key: &str, from: &str) -> Reply {
-    let mut request = Request::get("/api/account")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::empty())
-        .unwrap();
-    let addr: SocketAddr = from.parse().unwrap();
-    request.extensions_mut().insert(ConnectInfo(addr));
-    Reply::read(router.clone().oneshot(request).await.unwrap()).await
-}
+use common::get_account_from as call;
 
 /// A key limited to 30 a minute, called 120 times round-robin over four instances:
 /// at most 30 admitted in all (one more if a token refilled meanwhile), not 30 on

@@ -4,77 +4,27 @@
 
 mod common;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        atomic::{AtomicUsize, Ordering::SeqCst},
-        Arc,
-    },
-    time::SystemTime,
-};
+use std::net::SocketAddr;
 
 use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
-use common::{wrong_secret, Reply};
+use common::{wrong_secret, Reply, TestStore};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
-    key::{KeyFormat, KeyPrefix, KeySecret},
+    key::{KeyFormat, KeySecret},
     manage::{Caller, Keys, NewKey},
-    store::{InsertRule, KeyId, KeyRecord, KeyStore, Lookup, StoreError},
-    ApiKey, ApiKeyLayer, InMemoryKeyStore, KeyMode,
+    ApiKey, ApiKeyLayer, KeyMode,
 };
-
-/// The in-memory store, counting every lookup the layer makes.
-#[derive(Clone, Default)]
-struct Counted {
-    inner: InMemoryKeyStore,
-    lookups: Arc<AtomicUsize>,
-}
-
-#[async_trait::async_trait]
-impl KeyStore for Counted {
-    async fn find_by_prefix(
-        &self,
-        prefix: &KeyPrefix,
-    ) -> Result<Option<Arc<KeyRecord>>, StoreError> {
-        self.lookups.fetch_add(1, SeqCst);
-        self.inner.find_by_prefix(prefix).await
-    }
-    fn lookup_now(&self, prefix: &KeyPrefix) -> Option<Result<Lookup, StoreError>> {
-        self.lookups.fetch_add(1, SeqCst);
-        self.inner.lookup_now(prefix)
-    }
-    async fn insert(&self, record: KeyRecord, rule: InsertRule) -> Result<(), StoreError> {
-        self.inner.insert(record, rule).await
-    }
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.revoke(id, at).await
-    }
-    async fn list_by_owner(&self, owner: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list_by_owner(owner).await
-    }
-    async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<(), StoreError> {
-        self.inner.record_last_use(id, at).await
-    }
-    async fn set_metadata(
-        &self,
-        id: &KeyId,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.inner.set_metadata(id, name, value).await
-    }
-}
 
 struct App {
     router: Router,
     keys: Keys,
-    store: Counted,
+    store: TestStore,
 }
 
 fn app(format: KeyFormat) -> App {
-    let store = Counted::default();
+    let store = TestStore::default();
     let auth = Authenticator::builder(store.clone())
         .key_format(format.clone())
         .failed_attempts_limit("5/m".parse::<tower_api_key::policy::RateLimit>().ok())
@@ -123,7 +73,7 @@ async fn minted_keys_work_and_guesses_never_reach_the_store() {
     let app = app(signed());
     let key = app.mint().await;
     assert_eq!(app.call(&key).await, StatusCode::OK);
-    let looked_up = app.store.lookups.load(SeqCst);
+    let looked_up = app.store.lookups();
     assert!(looked_up >= 1, "a signed key is looked up");
 
     // A random key, a real prefix with another secret, an unsigned key of the right
@@ -142,11 +92,7 @@ async fn minted_keys_work_and_guesses_never_reach_the_store() {
             &guess[..24]
         );
     }
-    assert_eq!(
-        app.store.lookups.load(SeqCst),
-        looked_up,
-        "no guess reached the store"
-    );
+    assert_eq!(app.store.lookups(), looked_up, "no guess reached the store");
     // They still count against the client's failed-attempts budget (5/m).
     for _ in 0..3 {
         app.call(&guesses[0]).await;

@@ -72,6 +72,17 @@ pub fn request(method: Method, uri: &str, key: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).expect("request")
 }
 
+/// `GET /api/account` with `key`, from the client address `from` (as axum's
+/// `ConnectInfo` gives it), through `router`.
+pub async fn get_account_from(router: &Router, key: &str, from: &str) -> Reply {
+    let mut request = request(Method::GET, "/api/account", Some(key));
+    let addr: std::net::SocketAddr = from.parse().expect("a client address");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    Reply::read(router.clone().oneshot(request).await.expect("infallible")).await
+}
+
 pub async fn insert(store: &InMemoryKeyStore, record: KeyRecord) {
     store
         .insert(record, InsertRule::Unconditional)
@@ -243,8 +254,8 @@ impl Reply {
 }
 
 /// The in-memory store with the behaviours of a remote one switched on as needed:
-/// lookups that make the layer wait, slow or failing last-use writes, and a count of
-/// those writes.
+/// lookups that make the layer wait, slow or failing last-use writes, and counts of
+/// lookups and of those writes.
 #[derive(Clone, Default)]
 pub struct TestStore {
     pub inner: InMemoryKeyStore,
@@ -257,6 +268,8 @@ pub struct TestStore {
     pub fail_writes: bool,
     /// Last-use writes attempted.
     pub writes: Arc<AtomicUsize>,
+    /// Lookups by prefix asked for (at once or awaited).
+    pub lookups: Arc<AtomicUsize>,
 }
 
 impl TestStore {
@@ -270,6 +283,10 @@ impl TestStore {
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
     }
+
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
 }
 
 type StoreResult<T> = Result<T, tower_api_key::store::StoreError>;
@@ -280,6 +297,7 @@ impl KeyStore for TestStore {
         &self,
         prefix: &tower_api_key::key::KeyPrefix,
     ) -> StoreResult<Option<Arc<KeyRecord>>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
         if self.async_lookups {
             tokio::task::yield_now().await;
         }
@@ -293,6 +311,7 @@ impl KeyStore for TestStore {
         if self.async_lookups {
             None
         } else {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
             self.inner.lookup_now(prefix)
         }
     }
