@@ -27,14 +27,14 @@ use tower::ServiceExt;
 use tower_api_key::{
     key::KeyPrefix,
     store::{
-        CachedKeyStore, ChangeListener, InsertRule, KeyId, Lookup, PostgresKeyStore, RedisKeyStore,
-        StoreError, Watching,
+        CachedKeyStore, ChangeListener, InMemoryKeyStore, InsertRule, KeyId, Lookup,
+        PostgresKeyStore, QuotaStore, RedisKeyStore, StoreError, Watching,
     },
     ApiKey, ApiKeyLayer, KeyMode, KeyRecord, KeyStore, Principal,
 };
 
-/// A shared store the tests run against.
-trait Backend: KeyStore + Clone {
+/// A shared store the tests run against (keys, and shared rate-limit quotas).
+trait Backend: KeyStore + QuotaStore + Clone {
     /// The environment variable with the server's URL.
     const URL: &'static str;
     /// A new connection (pool) to the server at `url`, migrated.
@@ -113,6 +113,7 @@ for_each_backend!(
     a_paused_store_answers_503_within_the_timeout_plus_1s,
     a_key_revoked_while_the_feed_is_cut_is_never_served_from_memory,
     silently_dead_connections_are_replaced_within_5s,
+    a_stopped_or_paused_quota_store_falls_back_then_shares_again,
 );
 
 fn router(store: impl KeyStore) -> axum::Router {
@@ -489,4 +490,62 @@ async fn silently_dead_connections_are_replaced_within_5s<B: Backend>(url: &str)
         B::URL,
         frozen.elapsed()
     );
+}
+
+/// Finding (issue 16): a quota-store outage must not refuse valid keys. Two
+/// instances share a key's 6/m through a store that is then cut, then frozen: the
+/// first instance alone admits its share (3: it has seen the other) and answers 429
+/// beyond it, never 503; once the store answers again, it admits the key's whole 6.
+async fn a_stopped_or_paused_quota_store_falls_back_then_shares_again<B: Backend>(url: &str) {
+    let timeout = Duration::from_millis(300);
+    let (proxy, quotas) = behind_proxy::<B>(url, timeout).await;
+    let keys = InMemoryKeyStore::new();
+    let apps: Vec<axum::Router> = (0..2)
+        .map(|_| {
+            let auth = tower_api_key::Authenticator::builder(keys.clone())
+                .rate_limit("6/m".parse::<tower_api_key::policy::RateLimit>().ok())
+                .shared_rate_limits(quotas.clone())
+                .build();
+            axum::Router::new()
+                .route("/api/account", axum::routing::get(|| async { "ok" }))
+                .layer(ApiKeyLayer::new(auth))
+        })
+        .collect();
+    // `requests` to the instances in turn (`step` 1) or to the first alone (`step` 0).
+    let admitted = |key: ApiKey, step: usize| {
+        let apps = apps.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for i in 0..10 {
+                statuses.push(get(&apps[(i * step) % 2], &key).await);
+            }
+            for status in &statuses {
+                assert!(
+                    matches!(*status, StatusCode::OK | StatusCode::TOO_MANY_REQUESTS),
+                    "only 200 or 429: {statuses:?}"
+                );
+            }
+            statuses.iter().filter(|s| **s == StatusCode::OK).count()
+        }
+    };
+    // Shared: both lease on one key (slices of one), and hear of each other.
+    assert_eq!(admitted(mint(&keys).await.0, 1).await, 6);
+    for mode in [Mode::Down, Mode::Paused] {
+        proxy.set(mode);
+        assert_eq!(
+            admitted(mint(&keys).await.0, 0).await,
+            3,
+            "{}: the share",
+            B::URL
+        );
+        proxy.set(Mode::Open);
+        let back = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            if admitted(mint(&keys).await.0, 0).await == 6 {
+                break;
+            }
+            assert!(back.elapsed() < Duration::from_secs(10), "not shared again");
+        }
+    }
 }
