@@ -23,7 +23,8 @@
 # under 5 % from R = 1,000 up (with 400/2s it is about 11 %; the windows stay exact).
 #
 # Exits 1 when a target is missed. SHORT=1 is the CI round (4 windows, 10
-# revocations, 2,000 random keys); PROFILE=debug uses the debug build (CI has it
+# revocations, 2,000 random keys; the aligned windows' figure is reported there, not
+# enforced, while "over any window" is); PROFILE=debug uses the debug build (CI has it
 # already). Loopback only; every step is bounded; everything started here is stopped
 # on exit. Needs root (the PostgreSQL server runs as the `postgres` user) or a user
 # that may run initdb.
@@ -42,6 +43,9 @@ redis_port="${SCALE_REDIS_PORT:-56389}"
 export SCALE_RATE="${RATE_LIMIT:-2000/2s}"
 if [ "${SHORT:-0}" = 1 ]; then
   export SCALE_WINDOWS="${WINDOWS:-4}" SCALE_REVOCATIONS="${REVOCATIONS:-10}" SCALE_STORM="${STORM:-2000}"
+  # Aligned windows are reported, not enforced: the limit itself ("over any window")
+  # is, and windows can also see what the bucket held at their start.
+  export SCALE_STRICT_WINDOWS=0
 else
   export SCALE_WINDOWS="${WINDOWS:-6}" SCALE_REVOCATIONS="${REVOCATIONS:-50}" SCALE_STORM="${STORM:-100000}"
 fi
