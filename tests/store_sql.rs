@@ -364,3 +364,44 @@ async fn postgres_migrate_upgrades_a_first_version_table() {
         .await
         .unwrap();
 }
+
+/// Quota buckets exist only while in use: a row that has become the same as a fresh
+/// bucket is deleted by a later lease's clean-up (every 1,024th lease of a process).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_idle_quota_buckets_are_deleted() {
+    use std::time::Duration;
+    use tower_api_key::store::{LeaseRequest, QuotaStore};
+
+    let Some(store) = postgres::store().await else {
+        return;
+    };
+    let key = tower_api_key::ApiKey::generate(tower_api_key::KeyMode::Test).unwrap();
+    let idle = format!("key:{}", key.prefix());
+    let busy = format!("{idle}:busy");
+    let rate = "10/s".parse().unwrap();
+    let short = LeaseRequest::new(&idle, rate, 1).lease_for(Duration::from_millis(100));
+    store.lease(&short).await.expect("lease");
+    let rows = |bucket: String| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM api_key_quotas WHERE bucket = $1")
+                .bind(bucket)
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(rows(idle.clone()).await, 1);
+    // Full again 100 ms after the grant, the lease over after 100 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let big = "1000000/s".parse().unwrap();
+    for _ in 0..1024 {
+        store
+            .lease(&LeaseRequest::new(&busy, big, 2))
+            .await
+            .expect("lease");
+    }
+    assert_eq!(rows(idle).await, 0, "the idle bucket was deleted");
+    assert_eq!(rows(busy).await, 1, "the bucket in use was kept");
+}
