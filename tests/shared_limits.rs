@@ -268,3 +268,57 @@ async fn most_requests_spend_a_local_slice() {
     assert!(asks <= 8, "{asks} store asks for 400 requests");
     tokio::time::sleep(Duration::ZERO).await;
 }
+
+/// Finding: a request waiting for its key's shared-limit lease was admitted even when
+/// the key was revoked (and the revoke returned) during the wait. A key admitted
+/// after a wait is now looked up again: refused.
+#[tokio::test]
+async fn a_key_revoked_while_its_lease_was_asked_for_is_refused() {
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    /// Leases only once the test lets it.
+    struct Gated(InMemoryKeyStore, Arc<Semaphore>);
+    #[async_trait::async_trait]
+    impl QuotaStore for Gated {
+        async fn lease(&self, request: &LeaseRequest<'_>) -> Result<Lease, StoreError> {
+            self.1.acquire().await.expect("gate").forget();
+            self.0.lease(request).await
+        }
+    }
+    let store = InMemoryKeyStore::new();
+    let gate = Arc::new(Semaphore::new(0));
+    // Slices of one: every request asks for its lease.
+    let auth = Authenticator::builder(store.clone())
+        .rate_limit("50/m".parse::<RateLimit>().ok())
+        .shared_rate_limits(Gated(InMemoryKeyStore::new(), gate.clone()))
+        .build();
+    let router = Router::new()
+        .route("/api/account", get(|| async { "ok" }))
+        .layer(ApiKeyLayer::new(auth));
+    let minted = ApiKey::generate(KeyMode::Live).unwrap();
+    let record = KeyRecord::builder(&minted, "acct").build();
+    let id = record.id.clone();
+    store
+        .insert(record, InsertRule::Unconditional)
+        .await
+        .unwrap();
+    let key = minted.expose_secret().to_owned();
+    // A first request: its lease granted at once; its last use noted (the next is
+    // not due for a while, so nothing else looks the key up again).
+    gate.add_permits(1);
+    assert_eq!(
+        call(&router, &key, "192.0.2.9:1").await.status,
+        StatusCode::OK
+    );
+    let waiting = tokio::spawn(async move { call(&router, &key, "192.0.2.9:1").await.status });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "the request waits for its lease");
+    store
+        .revoke(&id, std::time::SystemTime::now())
+        .await
+        .unwrap()
+        .expect("revoked");
+    gate.add_permits(1);
+    assert_eq!(waiting.await.unwrap(), StatusCode::UNAUTHORIZED);
+}

@@ -281,16 +281,24 @@ impl Authenticator {
     }
 
     /// Carries out a decision: a shared limit's answer is waited for, and a due
-    /// last-use write happens before the admission.
+    /// last-use write happens before the admission. A key admitted after a wait is
+    /// looked up again first: a revocation that returned meanwhile refuses it.
     async fn conclude(&self, mut decision: Decision) -> Result<Principal, AuthError> {
+        let mut waited = false;
         loop {
             decision = match decision {
                 Decision::Refuse(error) => return Err(error),
+                Decision::Admit(record, rate) if waited => {
+                    return self.admit_unless_revoked(record, rate).await
+                }
                 Decision::Admit(record, rate) => return Ok(self.principal(record, rate)),
                 Decision::NoteUseThenAdmit(record, rate, now) => {
                     return self.note_use_and_admit(record, rate, now).await
                 }
-                Decision::AwaitLimit(record, wait) => self.admit(record, wait.await),
+                Decision::AwaitLimit(record, wait) => {
+                    waited = true;
+                    self.admit(record, wait.await)
+                }
                 Decision::AwaitBudget(error, wait) => {
                     Decision::Refuse(self.budgeted(error, wait.await))
                 }
@@ -444,6 +452,18 @@ impl Authenticator {
         if store.record_last_use(&record.id, now).await.is_ok() {
             self.config.last_use.stored(&record, now);
         }
+        self.admit_unless_revoked(record, rate).await
+    }
+
+    /// Admits a key that was verified before a wait (a last-use write, a shared
+    /// limit's lease) — unless the store now says it is revoked, so that no request
+    /// is let through after a revoke returned.
+    async fn admit_unless_revoked(
+        &self,
+        record: Arc<KeyRecord>,
+        rate: Option<RateLimitStatus>,
+    ) -> Result<Principal, AuthError> {
+        let store = &self.config.store;
         let current = match store.lookup_now(&record.prefix) {
             Some(found) => found.map(Lookup::into_found),
             None => store.find_by_prefix(&record.prefix).await,
