@@ -63,6 +63,7 @@ mod layer;
 mod principal;
 mod scope;
 mod service;
+mod shared_limits;
 
 pub use authenticator::{Authenticator, AuthenticatorBuilder};
 pub use layer::ApiKeyLayer;

@@ -9,6 +9,7 @@ use http::{
 };
 
 use super::{Authenticator, Config};
+use crate::auth::shared_limits::SharedLimits;
 use crate::{
     error::{AuthErrorKind, Messages, SharedRejections},
     key::{KeyFormat, KeyMode},
@@ -225,8 +226,10 @@ impl AuthenticatorBuilder {
                     self.rate_limit,
                     self.failure_limit,
                     self.rate_limit_headers,
-                    self.quotas,
                 ),
+                shared: self
+                    .quotas
+                    .map(|quotas| Arc::new(SharedLimits::new(quotas))),
             }),
         }
     }

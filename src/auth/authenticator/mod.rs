@@ -21,13 +21,14 @@ use request::HeadFacts;
 
 use super::{
     credential::{extract, Credential},
+    shared_limits::{Bucket, Limited, SharedLimits},
     Principal,
 };
 use crate::{
     error::{AuthError, AuthErrorKind, SharedRejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
     policy::{
-        check_restrictions, AcceptedModes, Facts, Limited, Limiters, Outside, OverLimit,
+        check_restrictions, failure_bucket, AcceptedModes, Facts, Limiters, Outside, OverLimit,
         RateLimitStatus, TrustedProxies,
     },
     store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup},
@@ -85,6 +86,9 @@ struct Config {
     modes: AcceptedModes,
     trusted_proxies: TrustedProxies,
     limiters: Limiters,
+    /// With a quota store: the limits counted there, for every instance, at the
+    /// rates `limiters` holds (which then count nothing).
+    shared: Option<Arc<SharedLimits>>,
 }
 
 /// The part of a verification that waits for the store, boxed once.
@@ -245,13 +249,37 @@ impl Authenticator {
         }
         // Only verified keys are counted, so guesses under a key's prefix never use
         // up its quota.
-        match self
-            .config
-            .limiters
-            .check_key(&record.prefix, record.rate_limit)
-        {
+        match self.limit_key(&record) {
             Limited::Now(answer) => self.admit(record, answer),
             Limited::Wait(wait) => Decision::AwaitLimit(record, wait),
+        }
+    }
+
+    /// Counts a verified key's request against its rate (its own, else the
+    /// default): in the shared limiter when there is one, else in this process.
+    fn limit_key(&self, record: &KeyRecord) -> Limited<Option<RateLimitStatus>, OverLimit> {
+        let limiters = &self.config.limiters;
+        let Some(shared) = &self.config.shared else {
+            return Limited::Now(limiters.check_key(&record.prefix, record.rate_limit));
+        };
+        let Some(rate) = record.rate_limit.or(limiters.default_rate()) else {
+            return Limited::Now(Ok(None));
+        };
+        let report = limiters.sends_headers();
+        shared
+            .check(Bucket::Key(record.prefix), rate)
+            .map(move |counted| counted.map(|status| report.then_some(status)))
+    }
+
+    /// Counts a failed attempt against the client's budget: in the shared limiter
+    /// when there is one, else in this process.
+    fn count_failure(&self, client: Option<std::net::IpAddr>) -> Limited<(), Duration> {
+        let limiters = &self.config.limiters;
+        match (&self.config.shared, limiters.failure_rate()) {
+            (Some(shared), Some(rate)) => shared
+                .check(Bucket::Client(failure_bucket(client)), rate)
+                .map(|counted| counted.map(drop).map_err(|over| over.retry_after)),
+            _ => Limited::Now(limiters.failed(client)),
         }
     }
 
@@ -412,7 +440,7 @@ impl Authenticator {
         if client.is_none() {
             warn_no_client_addr("the failed-attempts budget");
         }
-        match limiters.failed(client) {
+        match self.count_failure(client) {
             Limited::Now(counted) => Decision::Refuse(self.budgeted(error, counted)),
             Limited::Wait(wait) => Decision::AwaitBudget(error, wait),
         }

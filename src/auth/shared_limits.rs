@@ -1,6 +1,8 @@
 //! The shared limiter: slices of each key's (and client's) quota leased from a
 //! [`QuotaStore`] and spent locally; a per-instance share of each limit while the
-//! store does not answer.
+//! store does not answer. The authenticator counts here instead of in the
+//! in-process [`Limiters`](crate::policy::Limiters) when a quota store is given; it
+//! lives beside the pipeline, since it uses both `policy` (the rates) and `store`.
 
 use std::{
     collections::HashMap,
@@ -17,9 +19,9 @@ use std::{
 use governor::{clock::Clock, middleware::StateInformationMiddleware, DefaultKeyedRateLimiter};
 use rand::{rngs::SysRng, TryRng};
 
-use super::{OverLimit, RateLimit, RateLimitStatus};
 use crate::{
     key::{KeyPrefix, PrefixHashing},
+    policy::{OverLimit, RateLimit, RateLimitStatus},
     store::{LeaseRequest, QuotaStore, StoreError},
 };
 

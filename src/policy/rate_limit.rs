@@ -18,15 +18,7 @@ use governor::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{
-    key::{KeyPrefix, PrefixHashing},
-    store::QuotaStore,
-};
-
-mod shared;
-
-pub(crate) use shared::Limited;
-use shared::{Bucket, SharedLimits};
+use crate::key::{KeyPrefix, PrefixHashing};
 
 /// A limiter keyed by the prefixes of verified keys, hashed by their random bits; it
 /// reports the key's remaining quota with each decision.
@@ -93,7 +85,7 @@ impl RateLimit {
         Duration::from_secs(u64::from(self.period_secs))
     }
 
-    fn quota(&self) -> Quota {
+    pub(crate) fn quota(&self) -> Quota {
         let per_request = self.period() / self.requests.get();
         Quota::with_period(per_request.max(Duration::from_nanos(1)))
             .unwrap_or_else(|| Quota::per_second(self.requests))
@@ -159,7 +151,7 @@ pub struct RateLimitStatus {
 
 impl RateLimitStatus {
     /// The status after a decision: `remaining` requests left of `limit`'s burst.
-    fn new(limit: RateLimit, remaining: u32) -> Self {
+    pub(crate) fn new(limit: RateLimit, remaining: u32) -> Self {
         let n = limit.requests();
         let remaining = remaining.min(n);
         // GCRA refills one request every period / n: the whole burst is back after
@@ -172,7 +164,7 @@ impl RateLimitStatus {
         }
     }
 
-    fn from_snapshot(limit: RateLimit, snapshot: &StateSnapshot) -> Self {
+    pub(crate) fn from_snapshot(limit: RateLimit, snapshot: &StateSnapshot) -> Self {
         Self::new(limit, snapshot.remaining_burst_capacity())
     }
 
@@ -231,11 +223,9 @@ const PRUNE_EVERY: u64 = 4096;
 /// The layer's limiters: the default per-key rate, one more per distinct rate a key
 /// sets for itself (keyed by prefix, only ever for verified keys, so bounded by the
 /// keys in use), and one for failed attempts per client address (pruned of idle
-/// addresses, since anyone can fail) — or, with a quota store, all of them shared by
-/// every instance ([`SharedLimits`]).
+/// addresses, since anyone can fail). Limits shared by every instance are counted by
+/// the authenticator's shared limiter instead, at the rates these hold.
 pub(crate) struct Limiters {
-    /// With a quota store: every limit is counted there, none in process.
-    shared: Option<Arc<SharedLimits>>,
     failure_rate: Option<RateLimit>,
     default: Option<(RateLimit, KeyLimiter)>,
     per_key: RwLock<HashMap<RateLimit, Arc<KeyLimiter>>>,
@@ -246,16 +236,13 @@ pub(crate) struct Limiters {
 }
 
 impl Limiters {
-    /// With `report`, admitted requests get the key's [`RateLimitStatus`]; with
-    /// `shared`, the limits are counted in that store for every instance.
+    /// With `report`, admitted requests get the key's [`RateLimitStatus`].
     pub(crate) fn new(
         default: Option<RateLimit>,
         failures: Option<RateLimit>,
         report: bool,
-        shared: Option<Arc<dyn QuotaStore>>,
     ) -> Self {
         Limiters {
-            shared: shared.map(|store| Arc::new(SharedLimits::new(store))),
             failure_rate: failures,
             report,
             default: default.map(|rate| (rate, key_limiter(rate))),
@@ -272,28 +259,10 @@ impl Limiters {
         &self,
         prefix: &KeyPrefix,
         own: Option<RateLimit>,
-    ) -> Limited<Option<RateLimitStatus>, OverLimit> {
-        if own.is_none() && self.default.is_none() {
-            return Limited::Now(Ok(None));
-        }
-        if let Some(shared) = &self.shared {
-            let Some(rate) = own.or(self.default.as_ref().map(|(rate, _)| *rate)) else {
-                return Limited::Now(Ok(None));
-            };
-            let report = self.report;
-            return shared
-                .check(Bucket::Key(*prefix), rate)
-                .map(move |answer| answer.map(|status| report.then_some(status)));
-        }
-        Limited::Now(self.check_key_here(prefix, own))
-    }
-
-    /// [`check_key`](Self::check_key) in this process alone.
-    fn check_key_here(
-        &self,
-        prefix: &KeyPrefix,
-        own: Option<RateLimit>,
     ) -> Result<Option<RateLimitStatus>, OverLimit> {
+        if own.is_none() && self.default.is_none() {
+            return Ok(None);
+        }
         self.maybe_prune_keys();
         let over = |rate: RateLimit, limiter: &KeyLimiter| match limiter.check_key(prefix) {
             Ok(snapshot) => Ok(self
@@ -332,17 +301,7 @@ impl Limiters {
     /// one shared bucket); `Err(retry_after)` while the client is over its budget.
     /// Only failing requests are counted and answered 429: the client's valid keys
     /// keep working.
-    pub(crate) fn failed(&self, client: Option<IpAddr>) -> Limited<(), Duration> {
-        match (&self.shared, self.failure_rate) {
-            (Some(shared), Some(rate)) => shared
-                .check(Bucket::Client(bucket(client)), rate)
-                .map(|answer| answer.map(drop).map_err(|over| over.retry_after)),
-            _ => Limited::Now(self.failed_here(client)),
-        }
-    }
-
-    /// [`failed`](Self::failed) in this process alone.
-    fn failed_here(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+    pub(crate) fn failed(&self, client: Option<IpAddr>) -> Result<(), Duration> {
         let Some(limiter) = &self.failures else {
             return Ok(());
         };
@@ -355,7 +314,7 @@ impl Limiters {
             limiter.shrink_to_fit();
         }
         limiter
-            .check_key(&bucket(client))
+            .check_key(&failure_bucket(client))
             .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 
@@ -366,6 +325,16 @@ impl Limiters {
 
     pub(crate) fn counts_failures(&self) -> bool {
         self.failure_rate.is_some()
+    }
+
+    /// The rate every key gets unless it has its own.
+    pub(crate) fn default_rate(&self) -> Option<RateLimit> {
+        self.default.as_ref().map(|(rate, _)| *rate)
+    }
+
+    /// The failed-attempts budget per client.
+    pub(crate) fn failure_rate(&self) -> Option<RateLimit> {
+        self.failure_rate
     }
 
     /// Every so many checks on a thread, drops the state of keys whose quota has
@@ -398,7 +367,7 @@ impl Limiters {
 
 /// The failure budget's key for a client: IPv6 clients by their /64 (one host can
 /// hold a whole /64), an unknown client in one shared bucket.
-fn bucket(client: Option<IpAddr>) -> IpAddr {
+pub(crate) fn failure_bucket(client: Option<IpAddr>) -> IpAddr {
     match client {
         Some(IpAddr::V6(v6)) => IpAddr::V6(std::net::Ipv6Addr::from(
             u128::from(v6) & !((1u128 << 64) - 1),
@@ -413,7 +382,6 @@ impl fmt::Debug for Limiters {
         f.debug_struct("Limiters")
             .field("default", &self.default.as_ref().map(|(rate, _)| rate))
             .field("failures", &self.failure_rate)
-            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -447,15 +415,15 @@ mod tests {
 
     #[test]
     fn per_key_limit_and_retry_after() {
-        let limiters = Limiters::new(Some("3/10s".parse().unwrap()), None, true, None);
+        let limiters = Limiters::new(Some("3/10s".parse().unwrap()), None, true);
         let a: KeyPrefix = "pk_live_0000000000000001".parse().unwrap();
         let b: KeyPrefix = "pk_live_0000000000000002".parse().unwrap();
         for left in (0..3).rev() {
-            let status = limiters.check_key_here(&a, None).unwrap().unwrap();
+            let status = limiters.check_key(&a, None).unwrap().unwrap();
             assert_eq!(status.remaining(), left);
             assert_eq!(status.limit().to_string(), "3/10s");
         }
-        let over = limiters.check_key_here(&a, None).unwrap_err();
+        let over = limiters.check_key(&a, None).unwrap_err();
         assert_eq!(over.status.remaining(), 0);
         assert_eq!(over.status.reset(), Duration::from_secs(10));
         let wait = over.retry_after;
@@ -464,19 +432,17 @@ mod tests {
             "{wait:?}"
         );
         assert!(
-            limiters.check_key_here(&b, None).is_ok(),
+            limiters.check_key(&b, None).is_ok(),
             "other keys unaffected"
         );
         // A key's own rate overrides the default.
         let own: RateLimit = "1/m".parse().unwrap();
         let c: KeyPrefix = "pk_live_0000000000000003".parse().unwrap();
-        assert!(limiters.check_key_here(&c, Some(own)).is_ok());
-        assert!(limiters.check_key_here(&c, Some(own)).is_err());
+        assert!(limiters.check_key(&c, Some(own)).is_ok());
+        assert!(limiters.check_key(&c, Some(own)).is_err());
         // No limit at all.
         assert_eq!(
-            Limiters::new(None, None, true, None)
-                .check_key_here(&a, None)
-                .unwrap(),
+            Limiters::new(None, None, true).check_key(&a, None).unwrap(),
             None
         );
     }
@@ -497,28 +463,28 @@ mod tests {
 
     #[test]
     fn failures_are_budgeted_per_address_and_ipv6_per_64() {
-        let limiters = Limiters::new(None, Some("2/m".parse().unwrap()), false, None);
+        let limiters = Limiters::new(None, Some("2/m".parse().unwrap()), false);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limiters.failed_here(Some(ip)).is_ok());
-        assert!(limiters.failed_here(Some(ip)).is_ok());
-        let wait = limiters.failed_here(Some(ip)).unwrap_err();
+        assert!(limiters.failed(Some(ip)).is_ok());
+        assert!(limiters.failed(Some(ip)).is_ok());
+        let wait = limiters.failed(Some(ip)).unwrap_err();
         assert!(wait > Duration::ZERO);
-        assert!(limiters.failed_here(Some(other)).is_ok());
+        assert!(limiters.failed(Some(other)).is_ok());
         // Rotating through one /64 does not buy a fresh budget.
         for i in 0..2u128 {
             let v6 = IpAddr::V6(std::net::Ipv6Addr::from(
                 0x2001_0db8_0000_0001_0000_0000_0000_0000 + i,
             ));
-            assert!(limiters.failed_here(Some(v6)).is_ok());
+            assert!(limiters.failed(Some(v6)).is_ok());
         }
         let v6 = IpAddr::V6(std::net::Ipv6Addr::from(
             0x2001_0db8_0000_0001_ffff_0000_0000_0009u128,
         ));
-        assert!(limiters.failed_here(Some(v6)).is_err());
+        assert!(limiters.failed(Some(v6)).is_err());
         // Unknown clients share one bucket.
-        assert!(limiters.failed_here(None).is_ok());
-        assert!(limiters.failed_here(None).is_ok());
-        assert!(limiters.failed_here(None).is_err());
+        assert!(limiters.failed(None).is_ok());
+        assert!(limiters.failed(None).is_ok());
+        assert!(limiters.failed(None).is_err());
     }
 }
