@@ -17,12 +17,12 @@ use self::{feed::Channel, scripts::SCRIPTS};
 use super::{
     codec::{nanos, Columns},
     timeout::{bounded, DEFAULT_TIMEOUT},
-    ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Lease, LeaseRequest, QuotaStore,
-    Result, StoreError, Watching,
+    ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, Watching,
 };
 use crate::key::KeyPrefix;
 
 mod feed;
+mod quota;
 mod scripts;
 
 /// The layout version [`RedisKeyStore::migrate`] records under `<namespace>:schema`.
@@ -55,7 +55,7 @@ const LAYOUT_VERSION: &str = "1";
 /// | `tower-api-key:id:<id>` | string | the record's prefix |
 /// | `tower-api-key:owner:<owner>` | list | the owner's prefixes, in insertion order |
 /// | `tower-api-key:schema` | string | the layout version, written by [`migrate`](Self::migrate) |
-/// | `tower-api-key:quota:<bucket>` | string | a shared rate-limit bucket ([`QuotaStore`]) in [`QuotaBucket`](super::QuotaBucket)'s text form, expiring once it is the same as a fresh one |
+/// | `tower-api-key:quota:<bucket>` | string | a shared rate-limit bucket ([`QuotaStore`](super::QuotaStore)) in [`QuotaBucket`](super::QuotaBucket)'s text form, expiring once it is the same as a fresh one |
 /// | `tower-api-key:changes` | channel | the prefix of every inserted, revoked or replaced record |
 ///
 /// Scripts derive record keys from the id and owner entries, so this store needs a
@@ -300,34 +300,6 @@ impl RedisKeyStoreBuilder {
                 feed,
             }),
         })
-    }
-}
-
-/// Each bucket is a string in [`QuotaBucket`](super::QuotaBucket)'s text form under
-/// `<namespace>:quota:<bucket>`, changed by one Lua script (atomic, one round trip, the
-/// server's clock), and expiring once it is the same as a fresh bucket: only keys and
-/// clients counted lately take room.
-#[async_trait::async_trait]
-impl QuotaStore for RedisKeyStore {
-    async fn lease(&self, request: &LeaseRequest<'_>) -> Result<Lease> {
-        let mut call = SCRIPTS.lease.key(self.shared.names.quota(request.bucket()));
-        let rate = request.rate();
-        call.arg(rate.requests())
-            .arg(u64::try_from(rate.period().as_millis()).unwrap_or(u64::MAX))
-            .arg(request.holder())
-            .arg(request.wanted())
-            .arg(request.unspent_tokens())
-            .arg(u64::try_from(request.lease_duration().as_millis()).unwrap_or(u64::MAX));
-        let mut conn = self.connection();
-        let (granted, remaining, retry, ask, holders): (u32, u32, u64, u64, u32) =
-            self.run(call.invoke_async(&mut conn)).await?;
-        Ok(Lease::from_parts(
-            granted,
-            remaining,
-            Duration::from_millis(retry),
-            Duration::from_millis(ask),
-            holders,
-        ))
     }
 }
 
