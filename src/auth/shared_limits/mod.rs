@@ -12,7 +12,6 @@ use std::{
     net::IpAddr,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
@@ -24,6 +23,10 @@ use crate::{
     policy::{OverLimit, RateLimit, RateLimitStatus},
     store::{LeaseRequest, QuotaStore, StoreError},
 };
+
+mod flight;
+
+use flight::{Flight, Landed};
 
 /// A limit's answer: at once, or once the store has answered.
 pub(crate) enum Limited<T, E> {
@@ -218,39 +221,6 @@ impl Slice {
     /// Neither tokens to spend nor anything to wait for: it may be dropped.
     fn is_done(&self, now: u64) -> bool {
         self.asking.is_none() && now >= self.until && now >= self.ask_at
-    }
-}
-
-/// A store ask that other requests of the same bucket wait for.
-#[derive(Default)]
-struct Flight {
-    state: Mutex<(bool, Vec<Waker>)>,
-}
-
-impl Flight {
-    fn land(&self) {
-        let wakers = {
-            let mut state = lock(&self.state);
-            state.0 = true;
-            std::mem::take(&mut state.1)
-        };
-        wakers.into_iter().for_each(Waker::wake);
-    }
-}
-
-/// Waits for a flight to land.
-struct Landed(Arc<Flight>);
-
-impl Future for Landed {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = lock(&self.0.state);
-        if state.0 {
-            return Poll::Ready(());
-        }
-        state.1.push(cx.waker().clone());
-        Poll::Pending
     }
 }
 
@@ -584,7 +554,10 @@ impl fmt::Debug for SharedLimits {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+    use std::{
+        sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst},
+        task::Poll,
+    };
 
     use super::*;
     use crate::store::{InMemoryKeyStore, Lease, StoreError};
