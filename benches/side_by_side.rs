@@ -14,6 +14,9 @@
 //!
 //! - `signed/ours` / `verify/ours`: verify of a signed key (`KeyFormat::signed_with`,
 //!   an HMAC more per request) next to an unsigned one, both over 10 000 keys.
+//! - `usage/counted` / `usage/not_counted`: verify with the per-key usage counting
+//!   the built-in stores turn on, and with it off (`count_usage(false)`). Target:
+//!   counting adds at most 20 ns.
 //! - `limit/shared` / `limit/local`: verify plus a rate limit never reached, counted in
 //!   a shared quota store (slices leased from an `InMemoryKeyStore`) or in process.
 //!   Target: ≤ 1.2×.
@@ -59,7 +62,7 @@ const BATCH: usize = 1_000;
 /// Timed batches per case.
 const ROUNDS: usize = 200;
 
-const CASES: [&str; 15] = [
+const CASES: [&str; 17] = [
     "verify/ours",
     "verify/floor",
     "verify_1m/ours",
@@ -75,6 +78,8 @@ const CASES: [&str; 15] = [
     "limit/local",
     "limit/shared",
     "signed/ours",
+    "usage/counted",
+    "usage/not_counted",
 ];
 
 /// One request of a case; `true` when it was answered as the case expects.
@@ -106,7 +111,9 @@ fn case(name: &str) -> Case {
         "mint/floor" => return Box::new(|| black_box(mint_floor()).len() == 72),
         _ => {}
     }
-    let (store, kept, header) = keys(n, name.ends_with("/ours") || name.starts_with("limit/"));
+    let stored =
+        name.ends_with("/ours") || name.starts_with("limit/") || name.starts_with("usage/");
+    let (store, kept, header) = keys(n, stored);
     let (parts, _) = request(Some(&header)).into_parts();
     let ok = |status: StatusCode| status == StatusCode::OK;
     match name {
@@ -163,6 +170,13 @@ fn case(name: &str) -> Case {
                 builder = builder.shared_rate_limits(InMemoryKeyStore::new());
             }
             let auth = builder.build();
+            Box::new(move || block_on(auth.authenticate(black_box(&parts))).is_ok())
+        }
+        "usage/counted" | "usage/not_counted" => {
+            let auth = Authenticator::builder(store)
+                .failed_attempts_limit(None)
+                .count_usage(name == "usage/counted")
+                .build();
             Box::new(move || block_on(auth.authenticate(black_box(&parts))).is_ok())
         }
         "service/bare" => serve(router(), header),
@@ -249,6 +263,7 @@ fn main() {
         ("mint/ours", "mint/floor"),
         ("limit/shared", "limit/local"),
         ("signed/ours", "verify/ours"),
+        ("usage/counted", "usage/not_counted"),
     ] {
         let (Some(ours_p10), Some(ours_median), Some(floor_p10), Some(floor_median)) =
             (at(ours, 0.1), at(ours, 0.5), at(floor, 0.1), at(floor, 0.5))

@@ -18,6 +18,9 @@
 //! - `policy/limit_in_process`, `policy/limit_shared`: verify plus a per-key rate never
 //!   reached, counted in process or in a shared quota store (slices leased from an
 //!   in-memory one). Target: shared at most 1.2× in process.
+//! - `usage/counted`, `usage/not_counted` (10k store): a valid key, with the per-key
+//!   usage counting the built-in stores turn on, and with it off
+//!   (`count_usage(false)`). Target: counting adds at most 20 ns.
 //! - `hash/key_hash_72_chars`: `KeyHash::of` on a 72-character key, the SHA-256 that
 //!   every verification pays.
 //!
@@ -166,6 +169,23 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
+/// A valid key with and without per-key usage counting.
+fn usage(c: &mut Criterion) {
+    let (store, keys) = filled_store(10_000, ROTATION);
+    let headers: Vec<_> = keys.iter().map(|k| bearer(k.expose_secret())).collect();
+    let counted = Authenticator::builder(store.clone())
+        .failed_attempts_limit(None)
+        .build();
+    let not_counted = Authenticator::builder(store)
+        .failed_attempts_limit(None)
+        .count_usage(false)
+        .build();
+    let mut group = c.benchmark_group("usage");
+    bench_headers(&mut group, "counted", &counted, &headers, Ok(()));
+    bench_headers(&mut group, "not_counted", &not_counted, &headers, Ok(()));
+    group.finish();
+}
+
 fn mint(c: &mut Criterion) {
     let mut group = c.benchmark_group("mint");
     group.bench_function("generate", |b| {
@@ -264,5 +284,5 @@ fn policy(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify, mint, hash, policy);
+criterion_group!(benches, verify, usage, mint, hash, policy);
 criterion_main!(benches);

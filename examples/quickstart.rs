@@ -181,9 +181,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     let app = app(auth.clone(), keys, sessions, guard);
     serve(listener, app, header_read_timeout, shutdown_signal()).await;
-    // Write the last uses noted in memory since the last write.
-    if let Err(error) = auth.flush_last_use().await {
-        tracing::error!(%error, "the last uses of keys could not be written");
+    // Write the last uses and usage counts noted in memory since the last write.
+    if let Err(error) = auth.flush().await {
+        tracing::error!(%error, "the last uses and usage of keys could not be written");
     }
     Ok(())
 }

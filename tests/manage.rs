@@ -635,3 +635,147 @@ async fn on_mint_bounds_keys_minted_through_the_routes() {
         .unwrap();
     assert_eq!(minted.view().rate_limit, Some(trial));
 }
+
+/// The usage routes: an owner reads their keys' requests (pending counts included),
+/// by hour or day; other owners' keys are 404, bad queries 400, all as the envelope.
+#[tokio::test]
+async fn usage_routes_show_an_owners_own_keys_requests() {
+    let f = fixture();
+    let made = f
+        .manage(
+            Method::POST,
+            NAMED,
+            Some("demo"),
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    let (id, key) = (
+        made.json()["id"].as_str().unwrap().to_owned(),
+        made.json()["api_key"].as_str().unwrap().to_owned(),
+    );
+    for _ in 0..3 {
+        assert_eq!(f.use_key(&key).await, StatusCode::OK);
+    }
+    let usage = f
+        .manage(
+            Method::GET,
+            &format!("{NAMED}/{id}/usage"),
+            Some("demo"),
+            None,
+        )
+        .await;
+    assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
+    assert_eq!(usage.header("cache-control"), "no-store");
+    let body = usage.json();
+    assert_eq!(body["key_id"], id.as_str());
+    assert_eq!(body["step"], "hour");
+    assert_eq!(body["buckets"].as_array().unwrap().len(), 24);
+    assert_eq!(body["total"]["admitted"], 3);
+    assert_eq!(body["buckets"][23]["admitted"], 3, "this hour");
+
+    let daily = f
+        .manage(
+            Method::GET,
+            &format!("{NAMED}/{id}/usage?step=day"),
+            Some("demo"),
+            None,
+        )
+        .await;
+    assert_eq!(daily.json()["buckets"].as_array().unwrap().len(), 30);
+    let ranged = f
+        .manage(
+            Method::GET,
+            &format!("{NAMED}/{id}/usage?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"),
+            Some("demo"),
+            None,
+        )
+        .await;
+    assert_eq!(ranged.json()["buckets"].as_array().unwrap().len(), 24);
+    assert_eq!(ranged.json()["from"], "2026-01-01T00:00:00Z");
+    assert_eq!(ranged.json()["total"]["admitted"], 0);
+
+    // The one-active shape: the active key's, or one named by `id`.
+    let one = f.create_one("solo").await;
+    assert_eq!(f.use_key(&one).await, StatusCode::OK);
+    let active = f
+        .manage(Method::GET, &format!("{ONE}/usage"), Some("solo"), None)
+        .await;
+    assert_eq!(active.status, StatusCode::OK, "{}", active.body);
+    assert_eq!(active.json()["total"]["admitted"], 1);
+    let none = f
+        .manage(Method::GET, &format!("{ONE}/usage"), Some("nobody"), None)
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "no active key");
+
+    // Another owner's key, by path or by `id`: 404, the same as an unknown one.
+    for path in [
+        format!("{NAMED}/{id}/usage"),
+        format!("{ONE}/usage?id={id}"),
+        format!("{NAMED}/key_unknown/usage"),
+    ] {
+        let other = f.manage(Method::GET, &path, Some("solo"), None).await;
+        assert_eq!(other.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(other.json()["error"]["code"], "not_found");
+    }
+    // Bad queries: 400 for their shape, 422 for a range that cannot be answered; the
+    // envelope either way.
+    for (query, status, code) in [
+        ("step=week", StatusCode::BAD_REQUEST, "invalid_request"),
+        ("from=yesterday", StatusCode::BAD_REQUEST, "invalid_request"),
+        ("stpe=day", StatusCode::BAD_REQUEST, "invalid_request"),
+        ("id=x", StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable_content",
+        ),
+        (
+            "step=hour&from=2020-01-01T00:00:00Z",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable_content",
+        ),
+    ] {
+        let bad = f
+            .manage(
+                Method::GET,
+                &format!("{NAMED}/{id}/usage?{query}"),
+                Some("demo"),
+                None,
+            )
+            .await;
+        assert_eq!(bad.status, status, "{query}: {}", bad.body);
+        assert_eq!(bad.json()["error"]["code"], code);
+        assert_eq!(bad.header("cache-control"), "no-store");
+    }
+    // A session is needed, and the route reads only.
+    let anonymous = f
+        .manage(Method::GET, &format!("{NAMED}/{id}/usage"), None, None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let posted = f
+        .manage(
+            Method::POST,
+            &format!("{NAMED}/{id}/usage"),
+            Some("demo"),
+            None,
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(posted.header("allow"), "GET,HEAD");
+    assert_eq!(posted.json()["error"]["code"], "invalid_request");
+    assert_eq!(posted.header("cache-control"), "no-store");
+    let with_key = f
+        .send(
+            Request::get(format!("{NAMED}/{id}/usage"))
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_ne!(
+        with_key.status,
+        StatusCode::OK,
+        "a bearer key reads no usage"
+    );
+}

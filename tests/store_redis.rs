@@ -24,10 +24,12 @@ use tower_api_key::{
     },
 };
 
-/// The test server's store, or `None` (said in the output) when there is none.
+/// The test server's store in a namespace of its own (the usage retention a check
+/// sets holds for a whole namespace, and for good), or `None` (said in the output)
+/// when there is none.
 async fn test_store() -> Option<RedisKeyStore> {
     match common::server_url("TEST_REDIS_URL") {
-        Some(url) => Some(RedisKeyStore::connect(&url).await.expect("redis")),
+        Some(url) => Some(store_at(&url, &fresh_namespace()).await),
         None => None,
     }
 }

@@ -98,6 +98,7 @@ impl Principal {
         if self.has_scope(&scope) {
             Ok(())
         } else {
+            self.record.use_slot.count_scope_refusal();
             Err(AuthError::with_rejections(
                 AuthErrorKind::InsufficientScope,
                 self.rejections.clone(),

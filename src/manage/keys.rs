@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     key::{ApiKey, KeyFormat, KeyMode},
-    store::{InsertRule, KeyRecord, KeyRecordBuilder, KeyStore, LastUse},
+    store::{InsertRule, KeyRecord, KeyRecordBuilder, KeyStore, LastUse, UsageBucket},
 };
 
 /// How many keys an owner may hold that are not revoked, by default.
@@ -342,6 +342,25 @@ impl Keys {
 
     pub(super) async fn owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
         Ok(self.store.list_by_owner(owner).await?)
+    }
+
+    /// Whether the store keeps usage (and so views carry totals).
+    pub(super) fn keeps_usage(&self) -> bool {
+        self.store.keeps_usage()
+    }
+
+    /// A key's stored usage by hour (hours that start in `from..to`), with the
+    /// pending counts of the log given to [`Keys::last_use`].
+    pub(super) async fn hourly_usage(
+        &self,
+        record: &KeyRecord,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<UsageBucket>, ManageError> {
+        Ok(match &self.last_use {
+            Some(log) => log.usage(&*self.store, record, from, to).await?,
+            None => self.store.usage(&record.id, from, to).await?,
+        })
     }
 
     /// One of the owner's keys; another owner's key, or an unknown one, is

@@ -28,6 +28,7 @@ mod one_active;
 #[cfg(feature = "axum")]
 mod router;
 mod time;
+mod usage;
 mod view;
 
 pub use audit::{AuditEntry, AuditSink, AuditTrail, MemoryAuditSink, TracingAuditSink};
@@ -41,4 +42,5 @@ pub use one_active::OneActiveKeys;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use router::{router, ManagementRoutes, MAX_BODY_BYTES};
-pub use view::{ActiveKey, KeyRef, KeyStatus, KeyView, MintedKey};
+pub use usage::{KeyUsage, UsagePoint, UsageQuery, UsageStep, MAX_USAGE_BUCKETS};
+pub use view::{ActiveKey, KeyRef, KeyStatus, KeyView, MintedKey, UsageTotals};

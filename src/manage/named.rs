@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{
     keys::REVOKED_SHOWN_FOR, Caller, KeyRef, KeyView, Keys, ManageError, MintedKey, NewKey,
 };
-use crate::store::{InsertRule, KeyId};
+use crate::store::{InsertRule, KeyId, KeyRecord};
 
 /// Many named keys per owner; see [`Keys::named`].
 #[derive(Clone, Debug)]
@@ -39,14 +39,14 @@ impl NamedKeys {
     pub async fn list(&self, owner: &str) -> Result<Vec<KeyView>, ManageError> {
         let now = SystemTime::now();
         let shown_since = now.checked_sub(REVOKED_SHOWN_FOR).unwrap_or(UNIX_EPOCH);
-        Ok(self
-            .keys
-            .owned(owner)
-            .await?
+        let owned = self.keys.owned(owner).await?;
+        let shown: Vec<&KeyRecord> = owned
             .iter()
             .filter(|r| r.revoked_at.is_none_or(|at| at > shown_since))
-            .map(|r| self.keys.view(r, now))
-            .collect())
+            .collect();
+        let mut views: Vec<KeyView> = shown.iter().map(|r| self.keys.view(r, now)).collect();
+        self.keys.add_totals(&mut views, &shown, now).await;
+        Ok(views)
     }
 
     /// Revokes one of the owner's keys at once; another owner's key, or an unknown id,

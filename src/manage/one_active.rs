@@ -38,14 +38,19 @@ impl OneActiveKeys {
         let now = SystemTime::now();
         let owned = self.keys.owned(owner).await?;
         let active = newest_active(&owned, now).ok_or(ManageError::NotFound)?;
-        let retiring = owned
-            .iter()
-            .filter(|r| !r.is_active_key_at(now) && r.works_at(now))
-            .map(|r| self.keys.view(r, now))
+        let shown: Vec<&KeyRecord> = std::iter::once(active)
+            .chain(
+                owned
+                    .iter()
+                    .filter(|r| !r.is_active_key_at(now) && r.works_at(now)),
+            )
             .collect();
+        let mut views: Vec<KeyView> = shown.iter().map(|r| self.keys.view(r, now)).collect();
+        self.keys.add_totals(&mut views, &shown, now).await;
+        let key = views.remove(0);
         Ok(ActiveKey {
-            key: self.keys.view(active, now),
-            retiring,
+            key,
+            retiring: views,
         })
     }
 

@@ -9,7 +9,7 @@ use super::HookFailure;
 use crate::{
     key::{ApiKey, KeyMode, KeyPrefix},
     policy::{RateLimit, Restrictions},
-    store::{KeyId, KeyRecord},
+    store::{KeyId, KeyRecord, UsageCounts},
 };
 
 /// A freshly minted key: the raw key, to show exactly once, and its view.
@@ -101,6 +101,21 @@ pub struct KeyView {
     /// The record's [metadata](crate::store::KeyRecord::metadata), such as a failed
     /// hook's `hook.<name>.error`; `{}` when none.
     pub metadata: BTreeMap<String, String>,
+    /// The key's requests over the last 24 hours and 30 days, in the views that list
+    /// keys (`None`, and absent from the JSON, in the answers to changes, and when the
+    /// store keeps no usage or could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageTotals>,
+}
+
+/// A key's request totals, counts not yet written included:
+/// `{"last_24_hours":{…},"last_30_days":{…}}`, each as [`UsageCounts`] serialises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UsageTotals {
+    /// The hours that started in the last 24 hours (the current one included).
+    pub last_24_hours: UsageCounts,
+    /// The hours that started in the last 30 days.
+    pub last_30_days: UsageCounts,
 }
 
 impl KeyView {
@@ -132,6 +147,7 @@ impl KeyView {
             restrictions: record.restrictions.clone(),
             rate_limit: record.rate_limit,
             metadata: record.metadata.clone(),
+            usage: None,
         }
     }
 }

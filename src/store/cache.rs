@@ -12,7 +12,8 @@ use tokio::sync::broadcast;
 
 use super::{
     timeout::{bounded, DEFAULT_TIMEOUT},
-    Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Lookup, Result, Watching,
+    Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Lookup, Result, UsageBatch,
+    UsageBucket, Watching,
 };
 use crate::key::{KeyPrefix, PrefixHashing};
 
@@ -351,6 +352,23 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
 
     fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
         self.shared.store.watch(listener)
+    }
+
+    fn keeps_usage(&self) -> bool {
+        self.shared.store.keeps_usage()
+    }
+
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<()> {
+        bounded(self.shared.timeout, self.shared.store.add_usage(batch)).await
+    }
+
+    async fn usage(
+        &self,
+        id: &KeyId,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<UsageBucket>> {
+        bounded(self.shared.timeout, self.shared.store.usage(id, from, to)).await
     }
 }
 

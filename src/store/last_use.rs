@@ -6,19 +6,23 @@ use std::{
             AtomicBool, AtomicU64,
             Ordering::{Relaxed, SeqCst},
         },
-        Arc, OnceLock, PoisonError, RwLock,
+        Arc, Mutex, OnceLock, PoisonError, RwLock,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use super::{KeyId, KeyRecord, KeyStore, Result};
+use super::{
+    usage_hour, KeyId, KeyRecord, KeyStore, Result, UsageBatch, UsageBucket, UsageCounts,
+    UsageDelta, UsageOutcome, HOUR_MS,
+};
 use crate::key::{KeyPrefix, PrefixHashing};
 
 /// Above this many keys, idle keys with nothing left to write are forgotten.
 const PRUNE_AT: usize = 4096;
 
-/// The last use of each key, kept in memory and written back to the store at most once
-/// per key per interval.
+/// The last use of each key, and how many requests each key had hour by hour, kept in
+/// memory and written back to the store at most once per key (last use) and once per
+/// process (usage counts) per interval.
 ///
 /// The layer notes every successful request here — a few atomic operations, no store
 /// write. A write to the store ([`KeyStore::record_last_use`]) happens when the stored
@@ -26,6 +30,14 @@ const PRUNE_AT: usize = 4096;
 /// process even while writes fail. Management views read the merged value
 /// ([`LastUse::last_used_at`]), so the instance that served a request shows the use at
 /// once; [`LastUse::flush`] writes what is still pending, e.g. on graceful shutdown.
+///
+/// With a store that [keeps usage](KeyStore::keeps_usage) (every built-in one), the
+/// layer also counts each key's requests by [`UsageOutcome`] — admitted, and refused
+/// for a reason that is the key's — an atomic increment per request. The counts go to
+/// the store ([`KeyStore::add_usage`]) in one batch per interval from this process,
+/// where every instance's are summed; [`LastUse::usage`] reads the stored hours with
+/// this process's pending counts added, so a request shows at once where it was
+/// served. The store keeps hours for [`LastUse::usage_retention`] (90 days by default).
 ///
 /// Only verified keys are noted, so memory is bounded by the keys in use, never by what
 /// callers send. Cloning is cheap and clones share the same log.
@@ -57,6 +69,24 @@ struct Log {
     id: u64,
     interval_ms: u64,
     keys: RwLock<HashMap<KeyPrefix, Arc<Entry>, PrefixHashing>>,
+    /// When the next usage batch is due (ms since the epoch).
+    usage_due: AtomicU64,
+    /// How long the store keeps usage hours (ms).
+    retention_ms: AtomicU64,
+    /// What the log's entries reach too.
+    shared: Arc<Shared>,
+}
+
+/// The part of a log its entries hold, so that a count through a record's slot (a
+/// scope check's) needs no log.
+#[derive(Default)]
+struct Shared {
+    /// Whether requests are counted: set once an authenticator over a store that keeps
+    /// usage notes here.
+    counting: AtomicBool,
+    /// Entries a count landed in while they were being taken out of the map (or whose
+    /// write failed): the next flush writes them, and forgets them.
+    orphans: Mutex<Vec<Arc<Entry>>>,
 }
 
 struct Entry {
@@ -71,6 +101,23 @@ struct Entry {
     attempted: AtomicU64,
     /// Latest use known to be in the store.
     stored: AtomicU64,
+    /// Requests counted and not yet written.
+    counts: Counts,
+    /// In the log's orphans (at most once).
+    orphaned: AtomicBool,
+    log: Arc<Shared>,
+}
+
+/// One key's requests not yet in the store: the current hour's counters, and earlier
+/// hours' counts.
+#[derive(Default)]
+struct Counts {
+    /// The hour `live` counts, in hours since the epoch.
+    hour: AtomicU64,
+    /// By [`UsageOutcome::index`].
+    live: [AtomicU64; 6],
+    /// Earlier hours, and counts a failed write put back.
+    closed: Mutex<Vec<Hour>>,
 }
 
 /// A record's way to its entry in the log that noted it first, so that a record kept
@@ -81,6 +128,18 @@ struct Entry {
 /// compare equal whatever their slots hold.
 #[derive(Default)]
 pub(crate) struct UseSlot(OnceLock<(u64, Arc<Entry>)>);
+
+impl UseSlot {
+    /// Counts a request that a scope check refused after the layer admitted it, in the
+    /// log that noted the admission (when it counts).
+    pub(crate) fn count_scope_refusal(&self) {
+        if let Some((_, entry)) = self.0.get() {
+            if entry.log.counting.load(Relaxed) {
+                entry.count(UsageOutcome::InsufficientScope, last_use_clock_ms());
+            }
+        }
+    }
+}
 
 impl Clone for UseSlot {
     fn clone(&self) -> Self {
@@ -121,18 +180,54 @@ pub(crate) fn last_use_clock_ms() -> u64 {
     millis(SystemTime::now())
 }
 
+/// How long usage hours are kept by default: 90 days.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+fn ms_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl LastUse {
-    /// A log that writes each key's last use at most once per `interval`.
-    /// `Duration::ZERO` writes on every request.
+    /// A log that writes each key's last use at most once per `interval`, and this
+    /// process's usage counts once per `interval`. `Duration::ZERO` writes on every
+    /// request.
     pub fn new(interval: Duration) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let interval_ms = ms_of(interval);
         LastUse {
             inner: Arc::new(Log {
                 id: NEXT_ID.fetch_add(1, Relaxed),
-                interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+                interval_ms,
                 keys: RwLock::new(HashMap::default()),
+                usage_due: AtomicU64::new(last_use_clock_ms().saturating_add(interval_ms)),
+                retention_ms: AtomicU64::new(ms_of(DEFAULT_RETENTION)),
+                shared: Arc::default(),
             }),
         }
+    }
+
+    /// Keeps usage hours in the store for `retention` (default 90 days): older hours
+    /// are dropped as batches are written.
+    #[must_use]
+    pub fn with_usage_retention(self, retention: Duration) -> Self {
+        self.inner.retention_ms.store(ms_of(retention), Relaxed);
+        self
+    }
+
+    /// How long usage hours are kept.
+    pub fn usage_retention(&self) -> Duration {
+        Duration::from_millis(self.inner.retention_ms.load(Relaxed))
+    }
+
+    /// Counts requests from now on (the authenticator turns it on for a store that
+    /// keeps usage).
+    pub(crate) fn count_usage(&self) {
+        self.inner.shared.counting.store(true, Relaxed);
+    }
+
+    /// Whether requests are counted.
+    pub(crate) fn counts_usage(&self) -> bool {
+        self.inner.shared.counting.load(Relaxed)
     }
 
     /// The write interval.
@@ -140,12 +235,52 @@ impl LastUse {
         Duration::from_millis(self.inner.interval_ms)
     }
 
-    /// Notes a use of `record`'s key at `ms` since the epoch; `true` when the caller
-    /// should write it to the store now (the write is then counted as done for this
-    /// interval). `kept`: the store keeps this very record in memory between
-    /// requests, so its slot is worth filling.
+    /// Notes a use of `record`'s key at `ms` since the epoch (and, when counting, an
+    /// admitted request); `true` when the caller should write the last use to the
+    /// store now (the write is then counted as done for this interval). `kept`: the
+    /// store keeps this very record in memory between requests, so its slot is worth
+    /// filling.
     pub(crate) fn note_at(&self, record: &KeyRecord, ms: u64, kept: bool) -> bool {
+        self.note_outcome(record, ms, kept, UsageOutcome::Admitted)
+    }
+
+    /// Counts a request refused for a reason that is the key's (see
+    /// [`UsageOutcome`]); nothing when not counting.
+    pub(crate) fn count_refusal(
+        &self,
+        record: &KeyRecord,
+        ms: u64,
+        kept: bool,
+        outcome: UsageOutcome,
+    ) {
+        if self.counts_usage() {
+            self.note_outcome(record, ms, kept, outcome);
+        }
+    }
+
+    /// Whether this process's usage batch is due at `ms`: `true` for one caller per
+    /// interval, which then writes it ([`flush_usage`](Self::flush_usage)).
+    pub(crate) fn usage_due(&self, ms: u64) -> bool {
+        let due = self.inner.usage_due.load(Relaxed);
+        self.counts_usage()
+            && ms >= due
+            && self
+                .inner
+                .usage_due
+                .compare_exchange(
+                    due,
+                    ms.saturating_add(self.inner.interval_ms),
+                    Relaxed,
+                    Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Counts `outcome` (when counting) and, for an admitted request, notes the use.
+    fn note_outcome(&self, record: &KeyRecord, ms: u64, kept: bool, outcome: UsageOutcome) -> bool {
         let interval = self.inner.interval_ms;
+        let used = outcome == UsageOutcome::Admitted;
+        let mut to_count = self.counts_usage().then_some(outcome);
         let slot = record
             .use_slot
             .0
@@ -153,9 +288,13 @@ impl LastUse {
             .filter(|(log, entry)| *log == self.inner.id && entry.prefix == record.prefix)
             .map(|(_, entry)| entry);
         if let Some(entry) = slot {
-            let due = entry.note(ms, record, interval);
-            // Pruned before the use was noted? Then it is noted again below, where the
-            // log looks (the order of the two is total: see `prune`).
+            if let Some(outcome) = to_count.take() {
+                entry.count(outcome, ms);
+            }
+            let due = used && entry.note(ms, record, interval);
+            // Pruned before the use was noted? Then the use is noted again below, where
+            // the log looks (the order of the two is total: see `prune`); the count
+            // stays in this entry, which `Entry::count` made an orphan.
             if !entry.pruned.load(SeqCst) {
                 return due;
             }
@@ -166,7 +305,10 @@ impl LastUse {
             let keys = self.read();
             if let Some(entry) = keys.get(&record.prefix) {
                 self.claim(record, entry, kept);
-                return entry.note(ms, record, interval);
+                if let Some(outcome) = to_count {
+                    entry.count(outcome, ms);
+                }
+                return used && entry.note(ms, record, interval);
             }
         }
         let mut keys = self
@@ -192,16 +334,25 @@ impl LastUse {
                 seen: AtomicU64::new(0),
                 attempted: AtomicU64::new(0),
                 stored: AtomicU64::new(0),
+                counts: Counts::default(),
+                orphaned: AtomicBool::new(false),
+                log: self.inner.shared.clone(),
             }),
         });
         self.claim(record, entry, kept);
-        entry.note(ms, record, interval)
+        if let Some(outcome) = to_count {
+            entry.count(outcome, ms);
+        }
+        used && entry.note(ms, record, interval)
     }
 
     /// Points a kept record's empty slot at its entry in this log: the first log to
     /// note a record keeps the slot; later ones take the map.
+    ///
+    /// While counting, a record only the caller holds gets its slot too: a scope check
+    /// later in the request counts through it ([`LastUse::count_scope_refusal`]).
     fn claim(&self, record: &KeyRecord, entry: &Arc<Entry>, kept: bool) {
-        if kept && record.use_slot.0.get().is_none() {
+        if (kept || self.counts_usage()) && record.use_slot.0.get().is_none() {
             let _ = record.use_slot.0.set((self.inner.id, entry.clone()));
         }
     }
@@ -246,6 +397,104 @@ impl LastUse {
         Ok(pending.len())
     }
 
+    /// Writes the usage counted here and not yet in the store, in one batch, and
+    /// drops hours past the retention; returns how many key-hours were written. On a
+    /// store error nothing is lost: the counts stay pending for the next batch.
+    pub async fn flush_usage(&self, store: &dyn KeyStore) -> Result<usize> {
+        let mut taken: Vec<(Arc<Entry>, Vec<Hour>)> = Vec::new();
+        let orphans = std::mem::take(&mut *lock(&self.inner.shared.orphans));
+        for orphan in &orphans {
+            // Before its counts are taken: a count after this orphans it again.
+            orphan.orphaned.store(false, SeqCst);
+        }
+        for entry in self.read().values().chain(orphans.iter()) {
+            let hours = entry.counts.take();
+            if !hours.is_empty() {
+                taken.push((entry.clone(), hours));
+            }
+        }
+        let retention = Duration::from_millis(self.inner.retention_ms.load(Relaxed));
+        let keep_from = usage_hour(
+            SystemTime::now()
+                .checked_sub(retention)
+                .unwrap_or(UNIX_EPOCH),
+        );
+        let batch = UsageBatch {
+            deltas: taken
+                .iter()
+                .flat_map(|(entry, hours)| {
+                    hours.iter().map(|(hour, counts)| UsageDelta {
+                        key: entry.id.clone(),
+                        hour: *hour,
+                        counts: *counts,
+                    })
+                })
+                .collect(),
+            keep_from,
+        };
+        match store.add_usage(&batch).await {
+            Ok(()) => Ok(batch.deltas.len()),
+            Err(error) => {
+                // Pending again, in entries the next flush finds even if a prune takes
+                // them out of the map meanwhile (it sees nothing pending now).
+                for (entry, hours) in taken {
+                    entry.counts.put_back(hours);
+                    entry.orphan();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The key's usage by hour for the hours that start in `from..to`: what the store
+    /// holds, plus what this process counted and has not yet written. Oldest first;
+    /// hours with nothing counted are left out.
+    pub async fn usage(
+        &self,
+        store: &dyn KeyStore,
+        record: &KeyRecord,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<UsageBucket>> {
+        let mut hours: std::collections::BTreeMap<u64, UsageCounts> = store
+            .usage(&record.id, from, to)
+            .await?
+            .into_iter()
+            .map(|bucket| (usage_hour(bucket.start), bucket.counts))
+            .collect();
+        let range = super::usage_hour_after(from)..super::usage_hour_after(to);
+        for (hour, counts) in self.pending_usage(record) {
+            if range.contains(&hour) {
+                hours.entry(hour).or_default().add_all(&counts);
+            }
+        }
+        Ok(hours
+            .into_iter()
+            .filter(|(_, counts)| !counts.is_empty())
+            .map(|(hour, counts)| UsageBucket {
+                start: super::usage_hour_start(hour),
+                counts,
+            })
+            .collect())
+    }
+
+    /// What this process counted for the key and has not yet written, by hour.
+    fn pending_usage(&self, record: &KeyRecord) -> Vec<Hour> {
+        let in_map = self
+            .read()
+            .get(&record.prefix)
+            .filter(|entry| entry.id == record.id)
+            .cloned();
+        let orphans = lock(&self.inner.shared.orphans).clone();
+        let mut entries: Vec<Arc<Entry>> = Vec::new();
+        for entry in in_map.into_iter().chain(orphans) {
+            if entry.id == record.id && !entries.iter().any(|e| Arc::ptr_eq(e, &entry)) {
+                entries.push(entry);
+            }
+        }
+        entries.iter().flat_map(|e| e.counts.pending()).collect()
+    }
+
     fn read(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, HashMap<KeyPrefix, Arc<Entry>, PrefixHashing>> {
@@ -258,6 +507,22 @@ impl LastUse {
 }
 
 impl Entry {
+    /// Counts a request. Taken out of the map meanwhile (see `prune`)? Then the count
+    /// stays here, and the entry goes to the orphans the next flush writes.
+    fn count(self: &Arc<Self>, outcome: UsageOutcome, ms: u64) {
+        self.counts.count(outcome, ms);
+        if self.pruned.load(SeqCst) {
+            self.orphan();
+        }
+    }
+
+    /// Into the log's orphans, unless there already.
+    fn orphan(self: &Arc<Self>) {
+        if !self.orphaned.swap(true, SeqCst) {
+            lock(&self.log.orphans).push(self.clone());
+        }
+    }
+
     /// Idle since `horizon` with nothing left to write: marks it pruned and says so.
     ///
     /// A use noted through a record's slot meanwhile is not lost: the noter raises
@@ -267,7 +532,7 @@ impl Entry {
     fn prune(&self, horizon: u64) -> bool {
         let idle = || {
             let seen = self.seen.load(SeqCst);
-            seen <= horizon && seen <= self.stored.load(SeqCst)
+            seen <= horizon && seen <= self.stored.load(SeqCst) && self.counts.is_empty()
         };
         if !idle() {
             return false;
@@ -301,6 +566,94 @@ impl Entry {
             .compare_exchange(attempted, mark, Relaxed, Relaxed)
             .is_ok()
             && due
+    }
+}
+
+/// No code panics while holding these locks; a poisoned one is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An hour (hours since the epoch) and what was counted in it.
+type Hour = (u64, UsageCounts);
+
+/// The counts of each hour added up, oldest first.
+fn by_hour(hours: Vec<Hour>) -> Vec<Hour> {
+    let mut merged = std::collections::BTreeMap::<u64, UsageCounts>::new();
+    for (hour, counts) in hours {
+        merged.entry(hour).or_default().add_all(&counts);
+    }
+    merged.into_iter().collect()
+}
+
+impl Counts {
+    /// Counts one request at `ms` since the epoch: an atomic increment, unless the
+    /// hour has turned since the last count.
+    fn count(&self, outcome: UsageOutcome, ms: u64) {
+        let hour = ms / HOUR_MS;
+        if self.hour.load(Relaxed) < hour {
+            self.turn(hour);
+        }
+        // SeqCst: ordered with the prune's look at the counters (see `Entry::prune`).
+        self.live[outcome.index()].fetch_add(1, SeqCst);
+    }
+
+    /// Moves the live counters to `closed`, and starts counting `hour`. A count that
+    /// races this lands in the new hour: counted, an hour late at worst.
+    fn turn(&self, hour: u64) {
+        let mut closed = lock(&self.closed);
+        let was = self.hour.load(Relaxed);
+        if was >= hour {
+            return;
+        }
+        let live = self.take_live();
+        if !live.is_empty() {
+            closed.push((was, live));
+        }
+        self.hour.store(hour, Relaxed);
+    }
+
+    fn take_live(&self) -> UsageCounts {
+        let mut counts = UsageCounts::default();
+        for outcome in UsageOutcome::ALL {
+            counts.add(outcome, self.live[outcome.index()].swap(0, SeqCst));
+        }
+        counts
+    }
+
+    /// Everything not yet written, taken out (to write), one entry per hour.
+    fn take(&self) -> Vec<Hour> {
+        let mut closed = lock(&self.closed);
+        let mut hours = std::mem::take(&mut *closed);
+        let live = self.take_live();
+        if !live.is_empty() {
+            hours.push((self.hour.load(Relaxed), live));
+        }
+        by_hour(hours)
+    }
+
+    /// Counts whose write failed, pending again.
+    fn put_back(&self, hours: Vec<Hour>) {
+        lock(&self.closed).extend(hours);
+    }
+
+    /// Everything not yet written, left in place.
+    fn pending(&self) -> Vec<Hour> {
+        let closed = lock(&self.closed);
+        let mut hours = closed.clone();
+        let mut live = UsageCounts::default();
+        for outcome in UsageOutcome::ALL {
+            live.add(outcome, self.live[outcome.index()].load(Relaxed));
+        }
+        if !live.is_empty() {
+            hours.push((self.hour.load(Relaxed), live));
+        }
+        hours
+    }
+
+    /// Nothing to write.
+    fn is_empty(&self) -> bool {
+        self.live.iter().all(|n| n.load(SeqCst) == 0) && lock(&self.closed).is_empty()
     }
 }
 
@@ -492,6 +845,102 @@ mod tests {
         // A successful write is not repeated.
         last_use.stored(&back, t);
         assert_eq!(last_use.flush(&store).await.unwrap(), 0);
+    }
+
+    /// A log that counts, as an authenticator over a store that keeps usage makes it.
+    fn counting() -> LastUse {
+        let log = LastUse::new(Duration::from_secs(60));
+        log.count_usage();
+        log
+    }
+
+    #[test]
+    fn counts_move_to_the_next_hour_when_it_turns() {
+        let log = counting();
+        let r = record();
+        let hour = 490_000;
+        log.note_at(&r, hour * HOUR_MS + 10, true);
+        log.count_refusal(&r, hour * HOUR_MS + 20, true, UsageOutcome::RateLimited);
+        log.note_at(&r, (hour + 1) * HOUR_MS, true);
+        let pending = log.pending_usage(&r);
+        let first = UsageCounts::default()
+            .with(UsageOutcome::Admitted, 1)
+            .with(UsageOutcome::RateLimited, 1);
+        let second = UsageCounts::default().with(UsageOutcome::Admitted, 1);
+        assert_eq!(by_hour(pending), vec![(hour, first), (hour + 1, second)]);
+        // A clock that steps back counts in the current hour: nothing is lost.
+        log.note_at(&r, hour * HOUR_MS, true);
+        let pending = by_hour(log.pending_usage(&r));
+        assert_eq!(pending[1].1.get(UsageOutcome::Admitted), 2);
+    }
+
+    #[test]
+    fn a_log_that_does_not_count_keeps_no_counts() {
+        let log = LastUse::new(Duration::from_secs(60));
+        let r = record();
+        log.note_at(&r, 1_000, true);
+        log.count_refusal(&r, 1_000, true, UsageOutcome::Revoked);
+        r.use_slot.count_scope_refusal();
+        assert!(log.pending_usage(&r).is_empty());
+    }
+
+    #[test]
+    fn keys_with_counts_to_write_are_not_forgotten() {
+        let log = counting();
+        let t = SystemTime::now();
+        let mut r = record();
+        r.last_used_at = Some(t);
+        // Seen and stored (nothing to write for last use), but counted.
+        log.note_at(&r, millis(t), true);
+        for _ in 0..PRUNE_AT {
+            let mut other = record();
+            other.last_used_at = Some(t);
+            log.note_at(&other, millis(t), false);
+        }
+        log.note_at(&record(), millis(t) + 120_000, false);
+        assert!(
+            log.read().contains_key(&r.prefix),
+            "its count is not written yet"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_count_through_a_pruned_slot_is_still_written() {
+        let store = InMemoryKeyStore::new();
+        let log = counting();
+        let t = SystemTime::now();
+        let mut r = record();
+        r.last_used_at = Some(t);
+        log.note_at(&r, millis(t), true);
+        assert_eq!(log.flush_usage(&store).await.unwrap(), 1);
+        // Idle, nothing pending: the next new key past the limit prunes its entry.
+        for _ in 0..PRUNE_AT {
+            let mut other = record();
+            other.last_used_at = Some(t);
+            log.note_at(&other, millis(t), false);
+        }
+        log.flush_usage(&store).await.unwrap();
+        log.note_at(&record(), millis(t) + 120_000, false);
+        assert!(log.read().get(&r.prefix).is_none(), "pruned");
+        // A refusal counted through the record's slot lands in the pruned entry.
+        log.count_refusal(&r, millis(t) + 121_000, true, UsageOutcome::Revoked);
+        log.flush_usage(&store).await.unwrap();
+        let hours = store
+            .usage(
+                &r.id,
+                t - Duration::from_secs(7200),
+                t + Duration::from_secs(7200),
+            )
+            .await
+            .unwrap();
+        let mut total = UsageCounts::default();
+        hours.iter().for_each(|b| total.add_all(&b.counts));
+        assert_eq!(
+            total,
+            UsageCounts::default()
+                .with(UsageOutcome::Admitted, 1)
+                .with(UsageOutcome::Revoked, 1)
+        );
     }
 
     #[tokio::test]

@@ -1,12 +1,12 @@
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::SystemTime,
 };
 
 use super::{
     prefix_table::PrefixTable, InsertRule, KeyId, KeyRecord, KeyStore, Lease, LeaseRequest, Lookup,
-    QuotaBucket, QuotaStore, Result, StoreError,
+    QuotaBucket, QuotaStore, Result, StoreError, UsageBatch, UsageBucket, UsageCounts,
 };
 use crate::key::KeyPrefix;
 
@@ -33,6 +33,8 @@ pub struct InMemoryKeyStore {
     /// Rate-limit buckets ([`QuotaStore`]), apart from the records: leases never wait
     /// for the records' lock.
     quotas: Arc<Mutex<HashMap<String, QuotaBucket>>>,
+    /// Usage counts by key, then hour (hours since the epoch).
+    usage: Arc<Mutex<HashMap<KeyId, BTreeMap<u64, UsageCounts>>>>,
 }
 
 #[derive(Default)]
@@ -57,6 +59,7 @@ impl InMemoryKeyStore {
                 by_owner: HashMap::new(),
             })),
             quotas: Arc::default(),
+            usage: Arc::default(),
         }
     }
 
@@ -197,6 +200,44 @@ impl KeyStore for InMemoryKeyStore {
             })
             .map(drop)
             .ok_or(StoreError::NotFound)
+    }
+
+    fn keeps_usage(&self) -> bool {
+        true
+    }
+
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<()> {
+        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        for delta in &batch.deltas {
+            if delta.hour >= batch.keep_from {
+                let hours = usage.entry(delta.key.clone()).or_default();
+                hours.entry(delta.hour).or_default().add_all(&delta.counts);
+            }
+        }
+        usage.retain(|_, hours| {
+            *hours = hours.split_off(&batch.keep_from);
+            !hours.is_empty()
+        });
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        id: &KeyId,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<UsageBucket>> {
+        let (from, to) = (super::usage_hour_after(from), super::usage_hour_after(to));
+        let usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(usage
+            .get(id)
+            .into_iter()
+            .flat_map(|hours| hours.range(from..to.max(from)))
+            .map(|(hour, counts)| UsageBucket {
+                start: super::usage_hour_start(*hour),
+                counts: *counts,
+            })
+            .collect())
     }
 }
 

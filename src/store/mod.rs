@@ -183,6 +183,7 @@ pub mod sql;
     feature = "cache"
 ))]
 mod timeout;
+mod usage;
 
 use std::{sync::Arc, time::SystemTime};
 
@@ -199,6 +200,11 @@ pub(crate) use last_use::{last_use_clock_ms, UseSlot};
 pub use memory::InMemoryKeyStore;
 pub use quota::{Lease, LeaseRequest, QuotaBucket, QuotaStore};
 pub use record::{KeyId, KeyRecord, KeyRecordBuilder};
+pub use usage::{
+    usage_hour, usage_hour_start, UsageBatch, UsageBucket, UsageCounts, UsageDelta, UsageNotKept,
+    UsageOutcome,
+};
+pub(crate) use usage::{usage_hour_after, HOUR_MS};
 
 #[cfg(feature = "postgres")]
 pub use sql::PostgresKeyStore;
@@ -389,6 +395,39 @@ pub trait KeyStore: Send + Sync + 'static {
         let _ = listener;
         Watching::Unsupported
     }
+
+    /// Whether this store keeps per-key usage ([`add_usage`](Self::add_usage) and
+    /// [`usage`](Self::usage) work). The layer counts usage only for a store that
+    /// does; the default is `false`, and every built-in store keeps it.
+    fn keeps_usage(&self) -> bool {
+        false
+    }
+
+    /// Adds each delta's counts to its key's hour, atomically per counter: two
+    /// instances adding to one hour at once lose nothing of each other's. Hours before
+    /// [`UsageBatch::keep_from`] are past the retention: drop them (now, or as the
+    /// store expires data) and never return them from [`usage`](Self::usage).
+    ///
+    /// Usage is bookkeeping: like [`record_last_use`](Self::record_last_use) it is no
+    /// event for [`watch`](Self::watch). The default answers
+    /// [`StoreError::Backend`] with [`UsageNotKept`].
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<()> {
+        let _ = batch;
+        Err(StoreError::backend(UsageNotKept))
+    }
+
+    /// The key's hourly counts for the hours that start in `from..to`, oldest first;
+    /// hours with nothing counted may be left out. The default answers
+    /// [`StoreError::Backend`] with [`UsageNotKept`].
+    async fn usage(
+        &self,
+        id: &KeyId,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<UsageBucket>> {
+        let _ = (id, from, to);
+        Err(StoreError::backend(UsageNotKept))
+    }
 }
 
 #[async_trait::async_trait]
@@ -423,5 +462,22 @@ impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
 
     fn watch(&self, listener: std::sync::Weak<dyn ChangeListener>) -> Watching {
         (**self).watch(listener)
+    }
+
+    fn keeps_usage(&self) -> bool {
+        (**self).keeps_usage()
+    }
+
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<()> {
+        (**self).add_usage(batch).await
+    }
+
+    async fn usage(
+        &self,
+        id: &KeyId,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<UsageBucket>> {
+        (**self).usage(id, from, to).await
     }
 }

@@ -270,6 +270,10 @@ pub struct TestStore {
     pub writes: Arc<AtomicUsize>,
     /// Lookups by prefix asked for (at once or awaited).
     pub lookups: Arc<AtomicUsize>,
+    /// Usage batches fail.
+    pub fail_usage: bool,
+    /// Usage batches attempted.
+    pub usage_writes: Arc<AtomicUsize>,
 }
 
 impl TestStore {
@@ -286,6 +290,10 @@ impl TestStore {
 
     pub fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
+    }
+
+    pub fn usage_writes(&self) -> usize {
+        self.usage_writes.load(Ordering::SeqCst)
     }
 }
 
@@ -356,6 +364,27 @@ impl KeyStore for TestStore {
         value: Option<&str>,
     ) -> StoreResult<()> {
         self.inner.set_metadata(id, name, value).await
+    }
+
+    fn keeps_usage(&self) -> bool {
+        true
+    }
+
+    async fn add_usage(&self, batch: &tower_api_key::store::UsageBatch) -> StoreResult<()> {
+        self.usage_writes.fetch_add(1, Ordering::SeqCst);
+        if self.fail_usage {
+            return Err(tower_api_key::store::StoreError::Timeout);
+        }
+        self.inner.add_usage(batch).await
+    }
+
+    async fn usage(
+        &self,
+        id: &tower_api_key::store::KeyId,
+        from: std::time::SystemTime,
+        to: std::time::SystemTime,
+    ) -> StoreResult<Vec<tower_api_key::store::UsageBucket>> {
+        self.inner.usage(id, from, to).await
     }
 }
 

@@ -55,6 +55,7 @@ pub struct AuthenticatorBuilder {
     messages: Messages,
     retry_after: Duration,
     last_use: Option<LastUse>,
+    count_usage: bool,
     modes: AcceptedModes,
     trusted_proxies: TrustedProxies,
     rate_limit: Option<RateLimit>,
@@ -111,6 +112,15 @@ impl AuthenticatorBuilder {
     /// in management views; reach it later with [`Authenticator::last_use`].
     pub fn last_use(mut self, last_use: LastUse) -> Self {
         self.last_use = Some(last_use);
+        self
+    }
+
+    /// Whether to count each key's requests, hour by hour, by outcome (see
+    /// [`LastUse`] and [`Keys::usage`](crate::manage::Keys::usage)). Default: on when
+    /// the store [keeps usage](KeyStore::keeps_usage), as every built-in store does;
+    /// `false` counts nothing (what was counted before stays in the store).
+    pub fn count_usage(mut self, count: bool) -> Self {
+        self.count_usage = count;
         self
     }
 
@@ -209,6 +219,10 @@ impl AuthenticatorBuilder {
 
     /// The authenticator.
     pub fn build(mut self) -> Authenticator {
+        let last_use = self.last_use.unwrap_or_default();
+        if self.count_usage && self.store.keeps_usage() {
+            last_use.count_usage();
+        }
         if let Some(message) = self.modes.refusal_message() {
             self.messages
                 .set_default(AuthErrorKind::WrongMode, message.into());
@@ -219,7 +233,7 @@ impl AuthenticatorBuilder {
                 format: self.format,
                 extra_header: self.extra_header,
                 rejections: SharedRejections::new(&self.realm, self.messages, self.retry_after),
-                last_use: self.last_use.unwrap_or_default(),
+                last_use,
                 modes: self.modes,
                 trusted_proxies: self.trusted_proxies,
                 limiters: Limiters::new(
@@ -261,6 +275,7 @@ impl AuthenticatorBuilder {
             failure_limit: Some(DEFAULT_FAILURE_LIMIT),
             rate_limit_headers: false,
             quotas: None,
+            count_usage: true,
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::{
         check_restrictions, failure_bucket, AcceptedModes, Facts, Limiters, Outside, OverLimit,
         RateLimitStatus, TrustedProxies,
     },
-    store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup},
+    store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup, UsageOutcome},
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -125,15 +125,30 @@ type LimitWait = Pin<Box<dyn Future<Output = Result<Option<RateLimitStatus>, Ove
 /// A shared failed-attempts budget's answer, once its quota store has answered.
 type BudgetWait = Pin<Box<dyn Future<Output = Result<(), Duration>> + Send>>;
 
+/// Why [`Authenticator::check`] refused: for no key's reason (unknown, wrong secret,
+/// store down), or for the found key's own (counted in its usage).
+enum Refusal {
+    Plain(AuthError),
+    Key(Arc<KeyRecord>, AuthError, UsageOutcome),
+}
+
+/// Bookkeeping due before an answer: at most one of each per interval.
+struct Writes {
+    last_use: Option<SystemTime>,
+    usage: bool,
+}
+
 /// What the pipeline decides once the store has answered.
 enum Decision {
     /// Refused, with the answer (a failed attempt already counted).
     Refuse(AuthError),
     /// Admitted, with the key's standing against its rate, if it has one.
     Admit(Arc<KeyRecord>, Option<RateLimitStatus>),
-    /// Admitted once the key's last use (at the time given) is written: its write
-    /// interval is due.
-    NoteUseThenAdmit(Arc<KeyRecord>, Option<RateLimitStatus>, SystemTime),
+    /// Admitted once the key's last use (at the time given, when its write interval is
+    /// due) and this process's usage counts (when their batch is due) are written.
+    WriteThenAdmit(Arc<KeyRecord>, Option<RateLimitStatus>, Writes),
+    /// Refused once this process's usage counts are written (their batch is due).
+    WriteUsageThenRefuse(AuthError),
     /// A verified key whose shared rate limit must ask its quota store first.
     AwaitLimit(Arc<KeyRecord>, LimitWait),
     /// A refusal for invalid credentials, answered once the client's shared budget
@@ -240,11 +255,14 @@ impl Authenticator {
     ) -> Decision {
         let record = match self.check(presented, lookup) {
             Ok(record) => record,
-            Err(error) => return self.refuse(error, facts),
+            Err(Refusal::Plain(error)) => return self.refuse(error, facts),
+            Err(Refusal::Key(record, error, outcome)) => {
+                return self.refuse_key(&record, error, outcome)
+            }
         };
         if !record.restrictions.is_empty() {
             if let Err(error) = self.restrict(&record, facts) {
-                return Decision::Refuse(error);
+                return self.refuse_key(&record, error, UsageOutcome::Restricted);
             }
         }
         // Only verified keys are counted, so guesses under a key's prefix never use
@@ -292,19 +310,40 @@ impl Authenticator {
     ) -> Decision {
         let rate = match counted {
             Ok(rate) => rate,
-            Err(over) => return Decision::Refuse(self.over_limit(over)),
+            Err(over) => {
+                let error = self.over_limit(over);
+                return self.refuse_key(&record, error, UsageOutcome::RateLimited);
+            }
         };
         // A record someone else holds too is the store's own copy, kept between requests.
         let kept = Arc::strong_count(&record) > 1;
-        if self
-            .config
-            .last_use
-            .note_at(&record, last_use_clock_ms(), kept)
-        {
-            // Due (once per interval): what is written is the exact time.
-            Decision::NoteUseThenAdmit(record, rate, SystemTime::now())
+        let log = &self.config.last_use;
+        let ms = last_use_clock_ms();
+        // Due (once per interval): what is written is the exact time.
+        let last_use = log.note_at(&record, ms, kept).then(SystemTime::now);
+        let usage = log.usage_due(ms);
+        if last_use.is_some() || usage {
+            Decision::WriteThenAdmit(record, rate, Writes { last_use, usage })
         } else {
             Decision::Admit(record, rate)
+        }
+    }
+
+    /// A refusal for a reason that is the key's (revoked, expired, outside its
+    /// restrictions, over its rate): counted in the key's usage.
+    fn refuse_key(
+        &self,
+        record: &Arc<KeyRecord>,
+        error: AuthError,
+        outcome: UsageOutcome,
+    ) -> Decision {
+        let log = &self.config.last_use;
+        let ms = last_use_clock_ms();
+        log.count_refusal(record, ms, Arc::strong_count(record) > 1, outcome);
+        if log.usage_due(ms) {
+            Decision::WriteUsageThenRefuse(error)
+        } else {
+            Decision::Refuse(error)
         }
     }
 
@@ -320,8 +359,12 @@ impl Authenticator {
                     return self.admit_unless_revoked(record, rate).await
                 }
                 Decision::Admit(record, rate) => return Ok(self.principal(record, rate)),
-                Decision::NoteUseThenAdmit(record, rate, now) => {
-                    return self.note_use_and_admit(record, rate, now).await
+                Decision::WriteThenAdmit(record, rate, writes) => {
+                    return self.write_and_admit(record, rate, writes).await
+                }
+                Decision::WriteUsageThenRefuse(error) => {
+                    self.write_usage().await;
+                    return Err(error);
                 }
                 Decision::AwaitLimit(record, wait) => {
                     waited = true;
@@ -367,9 +410,11 @@ impl Authenticator {
         &self,
         presented: &Presented,
         lookup: store::Result<Lookup>,
-    ) -> Result<Arc<KeyRecord>, AuthError> {
+    ) -> Result<Arc<KeyRecord>, Refusal> {
         let (record, found) = lookup
-            .map_err(|e| self.error(AuthErrorKind::StoreUnavailable).with_source(e))?
+            .map_err(|e| {
+                Refusal::Plain(self.error(AuthErrorKind::StoreUnavailable).with_source(e))
+            })?
             .into_parts();
         // The same work whether the record is the prefix's or a decoy: no branch on
         // `found` before the outcome, which is the same refusal for both.
@@ -377,19 +422,24 @@ impl Authenticator {
         let matched = presented.hash.ct_eq(expected) & found;
         let record = match record {
             Some(record) if bool::from(matched) => record,
-            _ => return Err(self.error(AuthErrorKind::InvalidCredentials)),
+            _ => {
+                return Err(Refusal::Plain(
+                    self.error(AuthErrorKind::InvalidCredentials),
+                ))
+            }
         };
         if record.revoked_at.is_none() && record.expires_at.is_none() {
             return Ok(record);
         }
         let now = SystemTime::now();
-        if record.is_revoked_at(now) {
-            return Err(self.error(AuthErrorKind::Revoked));
-        }
-        if record.is_expired_at(now) {
-            return Err(self.error(AuthErrorKind::Expired));
-        }
-        Ok(record)
+        let (kind, outcome) = if record.is_revoked_at(now) {
+            (AuthErrorKind::Revoked, UsageOutcome::Revoked)
+        } else if record.is_expired_at(now) {
+            (AuthErrorKind::Expired, UsageOutcome::Expired)
+        } else {
+            return Ok(record);
+        };
+        Err(Refusal::Key(record, self.error(kind), outcome))
     }
 
     fn restrict(&self, record: &KeyRecord, facts: Option<&impl Facts>) -> Result<(), AuthError> {
@@ -466,21 +516,39 @@ impl Authenticator {
         &self.config.trusted_proxies
     }
 
-    /// Writes the key's last use, then admits it — unless the key was revoked while
-    /// the write was under way, so that no request is let through after a revoke
-    /// returned. A failed write does not refuse a valid key (the use stays pending for
-    /// the next write or [`LastUse::flush`]).
-    async fn note_use_and_admit(
+    /// Writes the key's last use and this process's usage counts (whichever is due),
+    /// then admits it — unless the key was revoked while the writes were under way,
+    /// so that no request is let through after a revoke returned. A failed write does
+    /// not refuse a valid key (what it would have written stays pending for the next
+    /// write or [`LastUse::flush`] / [`LastUse::flush_usage`]).
+    async fn write_and_admit(
         &self,
         record: Arc<KeyRecord>,
         rate: Option<RateLimitStatus>,
-        now: SystemTime,
+        writes: Writes,
     ) -> Result<Principal, AuthError> {
         let store = &self.config.store;
-        if store.record_last_use(&record.id, now).await.is_ok() {
-            self.config.last_use.stored(&record, now);
+        if let Some(now) = writes.last_use {
+            if store.record_last_use(&record.id, now).await.is_ok() {
+                self.config.last_use.stored(&record, now);
+            }
+        }
+        if writes.usage {
+            self.write_usage().await;
         }
         self.admit_unless_revoked(record, rate).await
+    }
+
+    /// Writes this process's usage batch; a failure is logged (the counts stay
+    /// pending for the next batch).
+    async fn write_usage(&self) {
+        if let Err(error) = self.config.last_use.flush_usage(&*self.config.store).await {
+            tracing::warn!(
+                error = %error,
+                "usage counts were not written to the key store; they stay pending for \
+                 the next batch",
+            );
+        }
     }
 
     /// Admits a key that was verified before a wait (a last-use write, a shared
@@ -514,9 +582,26 @@ impl Authenticator {
         &self.config.last_use
     }
 
-    /// Writes the last uses noted here but not yet stored; call on graceful shutdown.
+    /// Writes the last uses noted here but not yet stored (not the usage counts:
+    /// [`flush`](Self::flush) writes both).
     pub async fn flush_last_use(&self) -> store::Result<usize> {
         self.config.last_use.flush(&*self.config.store).await
+    }
+
+    /// Writes everything noted in memory and not yet stored — the keys' last uses and
+    /// this process's usage counts — so that nothing is lost; call it on graceful
+    /// shutdown. Both are tried; the first error is returned (what failed stays
+    /// pending).
+    pub async fn flush(&self) -> store::Result<()> {
+        let store = &*self.config.store;
+        let log = &self.config.last_use;
+        let last_uses = log.flush(store).await;
+        let usage = if log.counts_usage() {
+            log.flush_usage(store).await.map(drop)
+        } else {
+            Ok(())
+        };
+        last_uses.and(usage)
     }
 
     pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {

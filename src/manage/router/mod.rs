@@ -2,6 +2,7 @@
 
 mod envelope;
 mod request;
+mod usage;
 
 use std::net::IpAddr;
 
@@ -15,11 +16,12 @@ use axum::{
     Router,
 };
 use bytes::Bytes;
-use http::{header, request::Parts, HeaderMap, StatusCode};
+use http::{header, request::Parts, HeaderMap, StatusCode, Uri};
 use serde_json::{json, Value};
 
 use envelope::{envelope_errors, no_such_route};
 use request::{body, path_id, Named, Rotation};
+use usage::UsageParams;
 
 #[cfg(feature = "dashboard")]
 use super::dashboard::{self, DashboardConfig};
@@ -44,11 +46,13 @@ const SHOWN_ONCE: &str =
 /// | `GET /api/v1/partners/api-key` | the owner's active key and retiring ones | 200, 404 |
 /// | `POST /api/v1/partners/api-key` | mint the owner's one key (body optional: [`NewKey`](super::NewKey)) | 201 with `api_key` (once), 409 while one is active |
 /// | `DELETE /api/v1/partners/api-key` | with `{"id":…}` (or `{"prefix":…}`): revoke exactly that key; with no body: revoke every working key of the owner, named keys included; with the key's own `Authorization: Bearer`: revoke that key | 200, 404, 409 (that key no longer works) |
+/// | `GET /api/v1/partners/api-key/usage` | the active key's requests by hour or day (`?from=…&to=…&step=hour\|day`, RFC 3339 UTC; default the last 24 hours by hour, or 30 days by day); `?id=…` names another of the owner's keys | 200 ([`KeyUsage`](super::KeyUsage)), 400, 404, 422 |
 /// | `POST /api/v1/partners/api-key/rotate` | successor to the active key (the one `GET` shows); the old one works `grace_seconds` more; with `"id"` (or `"prefix"`) only if that is still the active key | 201, 404, 409 |
 /// | `GET /api/user/keys` | the owner's keys (revoked ones for 7 days, marked so) | 200 |
 /// | `POST /api/user/keys` | mint a named key (`{"name":…}`) | 201 with `api_key` (once) |
 /// | `DELETE /api/user/keys/{id}` | revoke exactly that key | 200, 404 (also for another owner's key) |
 /// | `POST /api/user/keys/{id}/rotate` | successor key with a grace period | 201, 404, 409 |
+/// | `GET /api/user/keys/{id}/usage` | that key's requests by hour or day (the same query) | 200, 400, 404 (also for another owner's key), 422 |
 ///
 /// Every route but the self-revoking `DELETE` needs a browser session (a bearer key is
 /// never enough), and unsafe methods pass the guard's cross-origin rules. A key that
@@ -190,6 +194,10 @@ impl ManagementRoutes {
                     &format!("{path}/rotate"),
                     post(rotate_active.layer(guard.clone())),
                 )
+                .route(
+                    &format!("{path}/usage"),
+                    get(usage_active.layer(guard.clone())),
+                )
                 .route(&format!("{path}/{{*rest}}"), any(no_such_route));
         }
         if let Some(path) = &self.named {
@@ -205,6 +213,10 @@ impl ManagementRoutes {
                 .route(
                     &format!("{path}/{{id}}/rotate"),
                     post(rotate_named.layer(guard.clone())),
+                )
+                .route(
+                    &format!("{path}/{{id}}/usage"),
+                    get(usage_named.layer(guard.clone())),
                 )
                 .route(&format!("{path}/{{id}}/{{*rest}}"), any(no_such_route));
         }
@@ -382,4 +394,28 @@ async fn rotate_named(
             .rotate(&by.caller, by.user.id(), &id, rotation.grace())
             .await,
     )
+}
+
+/// The active key's usage, or with `?id=` another of the owner's keys'.
+async fn usage_active(State(r): State<ManagementRoutes>, user: SessionUser, uri: Uri) -> Answer {
+    let params = UsageParams::of(&uri, true)?;
+    let query = params.query(std::time::SystemTime::now())?;
+    let id = match params.id() {
+        Some(id) => id,
+        None => r.keys.one_active().view(user.id()).await?.key.id,
+    };
+    let usage = r.keys.usage(user.id(), &id, query).await?;
+    Ok(answer(StatusCode::OK, to_json(&usage)?))
+}
+
+async fn usage_named(
+    State(r): State<ManagementRoutes>,
+    user: SessionUser,
+    id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+) -> Answer {
+    let id = path_id(id)?;
+    let query = UsageParams::of(&uri, false)?.query(std::time::SystemTime::now())?;
+    let usage = r.keys.usage(user.id(), &id, query).await?;
+    Ok(answer(StatusCode::OK, to_json(&usage)?))
 }

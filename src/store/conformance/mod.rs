@@ -33,6 +33,12 @@ use std::{
 };
 
 pub mod quota;
+mod usage;
+
+pub use usage::{
+    usage_adds_from_concurrent_writers_all_land, usage_adds_up_by_key_and_hour,
+    usage_past_retention_is_dropped,
+};
 
 use crate::{
     key::{ApiKey, KeyHash, KeyMode},
@@ -114,6 +120,9 @@ macro_rules! key_store_conformance {
             replace_rotates_atomically,
             replace_is_atomic_under_concurrency,
             concurrent_inserts_and_lookups,
+            usage_adds_up_by_key_and_hour,
+            usage_adds_from_concurrent_writers_all_land,
+            usage_past_retention_is_dropped,
         }
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {

@@ -17,13 +17,15 @@ use self::{feed::Channel, scripts::SCRIPTS};
 use super::{
     codec::{nanos, Columns},
     timeout::{bounded, DEFAULT_TIMEOUT},
-    ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, Watching,
+    ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Result, StoreError, UsageBatch,
+    UsageBucket, Watching,
 };
 use crate::key::KeyPrefix;
 
 mod feed;
 mod quota;
 mod scripts;
+mod usage;
 
 /// The layout version [`RedisKeyStore::migrate`] records under `<namespace>:schema`.
 const LAYOUT_VERSION: &str = "1";
@@ -56,6 +58,8 @@ const LAYOUT_VERSION: &str = "1";
 /// | `tower-api-key:owner:<owner>` | list | the owner's prefixes, in insertion order |
 /// | `tower-api-key:schema` | string | the layout version, written by [`migrate`](Self::migrate) |
 /// | `tower-api-key:quota:<bucket>` | string | a shared rate-limit bucket ([`QuotaStore`](super::QuotaStore)) in [`QuotaBucket`](super::QuotaBucket)'s text form, expiring once it is the same as a fresh one |
+/// | `tower-api-key:usage:<id>:<hour>` | hash | a key's requests in one hour (hours since the Unix epoch), a counter per [`UsageOutcome`](super::UsageOutcome) name; expires once past the retention |
+/// | `tower-api-key:usage:keep_from` | string | the first hour kept (hours since the Unix epoch; only ever raised): older hours are never read |
 /// | `tower-api-key:changes` | channel | the prefix of every inserted, revoked or replaced record |
 ///
 /// Scripts derive record keys from the id and owner entries, so this store needs a
@@ -386,6 +390,23 @@ impl KeyStore for RedisKeyStore {
         Ok(records)
     }
 
+    fn keeps_usage(&self) -> bool {
+        true
+    }
+
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<()> {
+        self.add_usage_batch(batch).await
+    }
+
+    async fn usage(
+        &self,
+        id: &KeyId,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<UsageBucket>> {
+        self.read_usage(id, from, to).await
+    }
+
     async fn record_last_use(&self, id: &KeyId, at: SystemTime) -> Result<()> {
         let names = &self.shared.names;
         let mut call = SCRIPTS.last_use.key(names.id(id.as_str()));
@@ -453,6 +474,14 @@ impl Names {
 
     fn quota(&self, bucket: &str) -> String {
         format!("{}:quota:{bucket}", self.namespace)
+    }
+
+    fn usage(&self, id: &str, hour: u64) -> String {
+        format!("{}:usage:{id}:{hour}", self.namespace)
+    }
+
+    fn usage_kept_from(&self) -> String {
+        format!("{}:usage:keep_from", self.namespace)
     }
 
     fn channel(&self) -> String {

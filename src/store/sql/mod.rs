@@ -102,6 +102,23 @@ const LIST_BY_OWNER: &str = concat!(
     " FROM api_keys WHERE owner = $1 ORDER BY created_at, id"
 );
 
+/// Adds one key-hour's counts (in [`UsageOutcome::ALL`](super::UsageOutcome::ALL)
+/// order) to what is there.
+const ADD_USAGE: &str = "INSERT INTO api_key_usage (key_id, hour, admitted, revoked, expired, \
+     restricted, insufficient_scope, rate_limited) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (key_id, hour) DO UPDATE SET \
+     admitted = api_key_usage.admitted + excluded.admitted, \
+     revoked = api_key_usage.revoked + excluded.revoked, \
+     expired = api_key_usage.expired + excluded.expired, \
+     restricted = api_key_usage.restricted + excluded.restricted, \
+     insufficient_scope = api_key_usage.insufficient_scope + excluded.insufficient_scope, \
+     rate_limited = api_key_usage.rate_limited + excluded.rate_limited";
+
+/// A key's hours in `$2..$3`.
+const READ_USAGE: &str = "SELECT hour, admitted, revoked, expired, restricted, \
+     insufficient_scope, rate_limited FROM api_key_usage \
+     WHERE key_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour";
+
 /// The columns of the first version, one by one: an existing `api_keys` table without
 /// all of them is not this crate's.
 const COLUMN_NAMES: [&str; 12] = [
@@ -235,6 +252,7 @@ macro_rules! sql_key_store {
         $db:ty,
         $row:ty,
         begin: |$pool:ident, $owner:ident| $begin:expr,
+        begin_usage: |$usage_pool:ident| $begin_usage:expr,
         lock_old: $lock_old:expr,
         set_metadata: $set_metadata:expr,
         more: { $($more:tt)* }
@@ -420,6 +438,78 @@ macro_rules! sql_key_store {
                     return Err($crate::store::StoreError::NotFound);
                 }
                 Ok(())
+            }
+
+            fn keeps_usage(&self) -> bool {
+                true
+            }
+
+            async fn add_usage(
+                &self,
+                batch: &$crate::store::UsageBatch,
+            ) -> $crate::store::Result<()> {
+                // In one transaction (a batch lands whole or not at all, so a retry
+                // never counts twice), in key and hour order (two instances' batches
+                // lock their common rows in the same order: no deadlock).
+                let mut deltas: Vec<&$crate::store::UsageDelta> = batch.deltas.iter().collect();
+                deltas.sort_by(|a, b| (a.key.as_str(), a.hour).cmp(&(b.key.as_str(), b.hour)));
+                let keep_from = i64::try_from(batch.keep_from).unwrap_or(i64::MAX);
+                $crate::store::timeout::bounded(self.timeout, async {
+                    let $usage_pool = &self.pool;
+                    let mut tx = $begin_usage.map_err(database_error)?;
+                    for delta in deltas.iter().filter(|d| d.hour >= batch.keep_from) {
+                        let mut query = sqlx::query(ADD_USAGE)
+                            .bind(delta.key.as_str())
+                            .bind(i64::try_from(delta.hour).unwrap_or(i64::MAX));
+                        for outcome in $crate::store::UsageOutcome::ALL {
+                            let n = delta.counts.get(outcome);
+                            query = query.bind(i64::try_from(n).unwrap_or(i64::MAX));
+                        }
+                        query.execute(&mut *tx).await.map_err(database_error)?;
+                    }
+                    sqlx::query("DELETE FROM api_key_usage WHERE hour < $1")
+                        .bind(keep_from)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(database_error)?;
+                    tx.commit().await.map_err(database_error)
+                })
+                .await
+            }
+
+            async fn usage(
+                &self,
+                id: &$crate::store::KeyId,
+                from: std::time::SystemTime,
+                to: std::time::SystemTime,
+            ) -> $crate::store::Result<Vec<$crate::store::UsageBucket>> {
+                use sqlx::Row;
+                let hour = |at| i64::try_from($crate::store::usage_hour_after(at)).unwrap_or(i64::MAX);
+                let rows = $crate::store::timeout::bounded(self.timeout, async {
+                    sqlx::query(READ_USAGE)
+                        .bind(id.as_str())
+                        .bind(hour(from))
+                        .bind(hour(to))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(database_error)
+                })
+                .await?;
+                rows.iter()
+                    .map(|row: &$row| {
+                        let get = |e: sqlx::Error| $crate::store::StoreError::backend(e);
+                        let hour: i64 = row.try_get("hour").map_err(get)?;
+                        let mut counts = $crate::store::UsageCounts::default();
+                        for outcome in $crate::store::UsageOutcome::ALL {
+                            let n: i64 = row.try_get(outcome.name()).map_err(get)?;
+                            counts.add(outcome, u64::try_from(n).unwrap_or(0));
+                        }
+                        Ok($crate::store::UsageBucket {
+                            start: $crate::store::usage_hour_start(u64::try_from(hour).unwrap_or(0)),
+                            counts,
+                        })
+                    })
+                    .collect()
             }
 
             $($more)*

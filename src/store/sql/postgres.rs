@@ -12,8 +12,8 @@ use sqlx::{
 };
 
 use super::{
-    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX,
-    LIST_BY_OWNER, REVOKE,
+    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, ADD_USAGE, FIND_BY_PREFIX,
+    LIST_BY_OWNER, READ_USAGE, REVOKE,
 };
 use crate::store::{
     feed::{self, ChangeChannel, Heard, Subscription},
@@ -113,6 +113,24 @@ CREATE TABLE IF NOT EXISTS api_key_quotas (
     state TEXT NOT NULL,
     idle_at BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS api_key_usage (
+    key_id TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    admitted BIGINT NOT NULL DEFAULT 0,
+    revoked BIGINT NOT NULL DEFAULT 0,
+    expired BIGINT NOT NULL DEFAULT 0,
+    restricted BIGINT NOT NULL DEFAULT 0,
+    insufficient_scope BIGINT NOT NULL DEFAULT 0,
+    rate_limited BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, hour)
+);
+DO $$
+BEGIN
+    IF to_regclass('api_key_usage_hour') IS NULL THEN
+        CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
+    END IF;
+END
+$$;
 ";
 
 /// Locks a bucket's row (making it, fresh, when missing) and reads it with the
@@ -163,7 +181,8 @@ impl SqlKeyStore<Postgres> {
             "SELECT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
              WHERE t.tgname = 'api_keys_notify_change' AND c.relname = 'api_keys' \
              AND c.relnamespace = current_schema()::regnamespace) \
-             AND to_regclass(quote_ident(current_schema()) || '.api_key_quotas') IS NOT NULL",
+             AND to_regclass(quote_ident(current_schema()) || '.api_key_quotas') IS NOT NULL \
+             AND to_regclass(quote_ident(current_schema()) || '.api_key_usage_hour') IS NOT NULL",
         )
         .fetch_one(&self.pool)
         .await
@@ -212,6 +231,9 @@ sql_key_store!(
         Ok::<_, sqlx::Error>(tx)
     }
     .await,
+    // READ COMMITTED: an upsert then adds to a row another batch just committed,
+    // rather than failing to serialise.
+    begin_usage: |pool| pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await,
     lock_old: " FOR UPDATE",
     set_metadata: "UPDATE api_keys SET metadata = (CASE WHEN $3::text IS NULL \
                    THEN metadata::jsonb - $2::text \

@@ -6,8 +6,8 @@ use sqlx::{
 };
 
 use super::{
-    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, FIND_BY_PREFIX,
-    LIST_BY_OWNER, REVOKE,
+    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, ADD_USAGE, FIND_BY_PREFIX,
+    LIST_BY_OWNER, READ_USAGE, REVOKE,
 };
 use crate::store::{timeout::bounded, Result, StoreError};
 
@@ -46,6 +46,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
     metadata TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS api_keys_owner ON api_keys (owner, created_at);
+CREATE TABLE IF NOT EXISTS api_key_usage (
+    key_id TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    admitted BIGINT NOT NULL DEFAULT 0,
+    revoked BIGINT NOT NULL DEFAULT 0,
+    expired BIGINT NOT NULL DEFAULT 0,
+    restricted BIGINT NOT NULL DEFAULT 0,
+    insufficient_scope BIGINT NOT NULL DEFAULT 0,
+    rate_limited BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, hour)
+);
+CREATE INDEX IF NOT EXISTS api_key_usage_hour ON api_key_usage (hour);
 ";
 
 impl SqlKeyStore<Sqlite> {
@@ -80,7 +92,14 @@ impl SqlKeyStore<Sqlite> {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(database_error)?;
-        if ours(&present)? == Schema::Current {
+        let usage_kept: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' \
+             AND name = 'api_key_usage_hour')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(database_error)?;
+        if ours(&present)? == Schema::Current && usage_kept {
             return Ok(());
         }
         // One write transaction: another process migrating at the same time waits,
@@ -107,6 +126,7 @@ sql_key_store!(
     Sqlite,
     SqliteRow,
     begin: |pool, _owner| pool.begin_with("BEGIN IMMEDIATE").await,
+    begin_usage: |pool| pool.begin_with("BEGIN IMMEDIATE").await,
     lock_old: "",
     // A merge patch: a null value removes the entry.
     set_metadata: "UPDATE api_keys SET metadata = json_patch(metadata, json_object($2, $3)) \
