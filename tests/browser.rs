@@ -1024,7 +1024,7 @@ async fn revoking_one_row_leaves_the_other_keys_working() {
         assert_eq!(
             b.js(
                 "return [document.querySelector('#one-active').hidden, \
-                 document.querySelectorAll('#keys-table tbody tr').length];",
+                 document.querySelectorAll('#keys-table tbody tr[data-key-id]').length];",
                 vec![]
             )
             .await,
@@ -1034,7 +1034,7 @@ async fn revoking_one_row_leaves_the_other_keys_working() {
         for row in [&ci_row, &seeded] {
             assert_eq!(
                 row_state(&b, row).await["buttons"],
-                json!(["Rotate", "Revoke"]),
+                json!(["Usage", "Rotate", "Revoke"]),
                 "{row}"
             );
         }
@@ -1056,7 +1056,7 @@ async fn revoking_one_row_leaves_the_other_keys_working() {
 }
 
 /// Finding (issue 14 §6): a revoked row showed "Revoked" until a reload, then
-/// vanished. Now it stays, greyed, with status Revoked and no buttons, right after
+/// vanished. Now it stays, greyed, with status Revoked and only its Usage button (its history stays readable), right after
 /// the click and after a reload alike (the list keeps revoked keys for 7 days); the
 /// other key keeps working.
 #[tokio::test]
@@ -1076,7 +1076,7 @@ async fn a_revoked_row_stays_revoked_across_reloads() {
         text_containing(&b, &row, "Active").await;
         confirm(&b, &format!("{row} .revoke-key"), None).await;
         text_containing(&b, &row, "Revoked").await;
-        let revoked = json!({ "class": "key-gone", "buttons": [] });
+        let revoked = json!({ "class": "key-gone", "buttons": ["Usage"] });
         let seen = row_state(&b, &row).await;
         assert_eq!(
             json!({ "class": seen["class"], "buttons": seen["buttons"] }),
@@ -1097,7 +1097,11 @@ async fn a_revoked_row_stays_revoked_across_reloads() {
             "after a reload: {seen}"
         );
         let other = row_state(&b, &row_of(laptop.expose_secret())).await;
-        assert_eq!(other["buttons"], json!(["Rotate", "Revoke"]), "{other}");
+        assert_eq!(
+            other["buttons"],
+            json!(["Usage", "Rotate", "Revoke"]),
+            "{other}"
+        );
         b.screenshot("revoked-row-2-after-reload").await;
     })
     .await;
@@ -1351,6 +1355,92 @@ async fn the_one_active_card_acts_only_on_the_key_it_shows() {
             "the secret survived a reload"
         );
         b.screenshot("one-active-3-generated-reloaded").await;
+    })
+    .await;
+}
+
+/// Issue 17 §1: after traffic, a key's row shows its request totals, and its Usage
+/// button draws both charts (the last 24 hours by hour, 30 days by day) from the
+/// page's own script, with numbers that match the usage route; refused requests are
+/// hatched, so the chart reads without colour.
+#[tokio::test]
+async fn the_usage_chart_appears_after_traffic_and_matches_the_api() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let qs = Arc::new(quickstart::start_with(&[("RATE_LIMIT", "3/m")]).await);
+    let cookie = qs.login().await;
+    let (id, key) = qs.mint_named(&cookie, "charted").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(qs.account_status(&key).await);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        3,
+        "three admitted, two over the rate: {statuses:?}"
+    );
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        b.client.goto(&format!("{}/health", qs.base)).await.unwrap();
+        assert_eq!(b.js_async(JSON_LOGIN, vec![]).await, json!(200));
+        b.client
+            .goto(&format!("{}/settings/api-keys", qs.base))
+            .await
+            .unwrap();
+        let row = row_of(&key);
+        let totals = text_containing(&b, &format!("{row} .usage-cell"), "24 h:").await;
+        assert!(
+            totals.contains("24 h: 3 admitted, 2 refused")
+                && totals.contains("30 d: 3 admitted, 2 refused"),
+            "{totals}"
+        );
+        click(&b, &format!("{row} button.usage-key")).await;
+        until(
+            &b,
+            "both charts",
+            "return document.querySelectorAll('.usage-row:not([hidden]) figure.usage-chart svg').length === 2",
+            vec![],
+        )
+        .await;
+        // What the page drew, next to what the route answers.
+        let drawn = b
+            .js(
+                "return Array.from(document.querySelectorAll('.usage-row:not([hidden]) figure.usage-chart')).map(f => ({ \
+                   step: f.getAttribute('data-step'), \
+                   caption: f.querySelector('figcaption').textContent, \
+                   bars: f.querySelectorAll('g.usage-bar').length, \
+                   hatched: f.querySelectorAll('rect.bar-refused[fill^=\"url(#\"]').length, \
+                   legend: f.querySelector('.usage-legend').textContent, \
+                   admitted: Array.from(f.querySelectorAll('.usage-table tr')).slice(1).reduce((n, r) => n + Number(r.cells[1].textContent), 0), \
+                   refused: Array.from(f.querySelectorAll('.usage-table tr')).slice(1).reduce((n, r) => n + Number(r.cells[2].textContent), 0) }));",
+                vec![],
+            )
+            .await;
+        let api = b
+            .js_async(
+                "const done = arguments[arguments.length - 1]; \
+                 const path = '/api/user/keys/' + encodeURIComponent(arguments[0]) + '/usage'; \
+                 Promise.all([fetch(path).then(r => r.json()), fetch(path + '?step=day').then(r => r.json())]) \
+                   .then(answers => done(answers.map(a => ({ step: a.step, buckets: a.buckets.length, total: a.total }))));",
+                vec![json!(id)],
+            )
+            .await;
+        for (chart, answer) in drawn.as_array().unwrap().iter().zip(api.as_array().unwrap()) {
+            assert_eq!(chart["step"], answer["step"]);
+            assert_eq!(chart["bars"], answer["buckets"], "a bar per bucket");
+            assert_eq!(chart["hatched"], answer["buckets"], "refused bars are hatched");
+            assert_eq!(chart["admitted"], answer["total"]["admitted"]);
+            assert_eq!(chart["refused"], answer["total"]["refused"]);
+            let caption = chart["caption"].as_str().unwrap();
+            assert!(caption.ends_with("3 admitted, 2 refused"), "{caption}");
+            let legend = chart["legend"].as_str().unwrap();
+            assert!(legend.contains("Admitted (solid)") && legend.contains("Refused (hatched)"));
+        }
+        assert_eq!(api[0]["buckets"], 24);
+        assert_eq!(api[1]["buckets"], 30);
+        scroll_to(&b, ".usage-row:not([hidden])").await;
+        b.screenshot("usage-chart").await;
+        assert!(!page_holds(&b, &key).await, "the raw key is nowhere in the page");
     })
     .await;
 }

@@ -208,6 +208,184 @@
     return element;
   }
 
+  // ---- usage -------------------------------------------------------------------
+
+  // "12 admitted, 3 refused", or the fallback when the store keeps no usage.
+  function countsText(counts) {
+    if (!counts) {
+      return 'not counted';
+    }
+    return counts.admitted + ' admitted, ' + counts.refused + ' refused';
+  }
+
+  // The key's totals, as the views carry them: the last 24 hours, then 30 days.
+  function totalsElement(view) {
+    if (!view.usage) {
+      return document.createTextNode('not counted');
+    }
+    var list = document.createElement('ul');
+    list.className = 'usage-totals';
+    return fillList(list, [
+      '24 h: ' + countsText(view.usage.last_24_hours),
+      '30 d: ' + countsText(view.usage.last_30_days)
+    ]);
+  }
+
+  var SVG = 'http://www.w3.org/2000/svg';
+  var charts = 0;
+
+  function svg(name, attributes) {
+    var element = document.createElementNS(SVG, name);
+    Object.keys(attributes || {}).forEach(function (key) {
+      element.setAttribute(key, String(attributes[key]));
+    });
+    return element;
+  }
+
+  function bucketLabel(iso, step) {
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) {
+      return iso;
+    }
+    var text = date.toISOString();
+    return step === 'day' ? text.slice(0, 10) : text.slice(0, 16).replace('T', ' ') + ' UTC';
+  }
+
+  // A bar chart of a usage answer, drawn here (inline SVG, no library): per bucket,
+  // admitted requests as a solid bar and refused ones stacked on it, hatched, so the
+  // two read apart without colour; a legend in words, a title on every bar, and the
+  // same numbers in a table for screen readers.
+  function usageChart(usage, title) {
+    charts += 1;
+    var id = 'usage-chart-' + charts;
+    var figure = document.createElement('figure');
+    figure.className = 'usage-chart';
+    figure.setAttribute('data-step', usage.step);
+    var buckets = usage.buckets || [];
+    var most = buckets.reduce(function (m, b) {
+      return Math.max(m, b.admitted + b.refused);
+    }, 0);
+    var width = 480;
+    var height = 100;
+    var top = 14;
+    var slot = width / Math.max(buckets.length, 1);
+    var root = svg('svg', {
+      viewBox: '0 0 ' + width + ' ' + (height + top + 16),
+      role: 'img',
+      'aria-labelledby': id + '-caption',
+      'class': 'usage-svg'
+    });
+    var defs = svg('defs');
+    var pattern = svg('pattern', {
+      id: id + '-hatch',
+      width: 6,
+      height: 6,
+      patternUnits: 'userSpaceOnUse',
+      patternTransform: 'rotate(45)'
+    });
+    pattern.appendChild(svg('rect', { width: 6, height: 6, 'class': 'hatch-ground' }));
+    pattern.appendChild(svg('line', { x1: 0, y1: 0, x2: 0, y2: 6, 'class': 'hatch-line' }));
+    defs.appendChild(pattern);
+    root.appendChild(defs);
+    var scale = most > 0 ? height / most : 0;
+    buckets.forEach(function (bucket, i) {
+      var group = svg('g', { 'class': 'usage-bar' });
+      var tip = svg('title');
+      tip.textContent = bucketLabel(bucket.start, usage.step) + ': ' +
+        bucket.admitted + ' admitted, ' + bucket.refused + ' refused';
+      group.appendChild(tip);
+      var x = i * slot + slot * 0.15;
+      var w = Math.max(slot * 0.7, 1);
+      var admitted = bucket.admitted * scale;
+      var refused = bucket.refused * scale;
+      group.appendChild(svg('rect', {
+        x: x, y: top + height - admitted, width: w, height: admitted, 'class': 'bar-admitted'
+      }));
+      group.appendChild(svg('rect', {
+        x: x, y: top + height - admitted - refused, width: w, height: refused,
+        fill: 'url(#' + id + '-hatch)', 'class': 'bar-refused'
+      }));
+      root.appendChild(group);
+    });
+    root.appendChild(svg('line', {
+      x1: 0, y1: top + height, x2: width, y2: top + height, 'class': 'axis'
+    }));
+    var peak = svg('text', { x: 0, y: 10, 'class': 'axis-label' });
+    peak.textContent = 'most: ' + most;
+    root.appendChild(peak);
+    if (buckets.length) {
+      var first = svg('text', { x: 0, y: top + height + 13, 'class': 'axis-label' });
+      first.textContent = bucketLabel(buckets[0].start, usage.step);
+      var last = svg('text', {
+        x: width, y: top + height + 13, 'text-anchor': 'end', 'class': 'axis-label'
+      });
+      last.textContent = bucketLabel(buckets[buckets.length - 1].start, usage.step);
+      root.appendChild(first);
+      root.appendChild(last);
+    }
+    var caption = document.createElement('figcaption');
+    caption.id = id + '-caption';
+    caption.textContent = title + ': ' + countsText(usage.total);
+    var legend = document.createElement('p');
+    legend.className = 'usage-legend';
+    [['swatch-admitted', 'Admitted (solid)'], ['swatch-refused', 'Refused (hatched)']]
+      .forEach(function (entry) {
+        var swatch = document.createElement('span');
+        swatch.className = 'swatch ' + entry[0];
+        legend.appendChild(swatch);
+        legend.appendChild(document.createTextNode(' ' + entry[1] + ' '));
+      });
+    figure.appendChild(caption);
+    figure.appendChild(root);
+    figure.appendChild(legend);
+    figure.appendChild(usageTable(usage, title));
+    return figure;
+  }
+
+  // The chart's numbers, for screen readers (visually hidden).
+  function usageTable(usage, title) {
+    var table = document.createElement('table');
+    table.className = 'visually-hidden usage-table';
+    var caption = document.createElement('caption');
+    caption.textContent = title;
+    table.appendChild(caption);
+    var head = document.createElement('tr');
+    ['Start', 'Admitted', 'Refused'].forEach(function (name) {
+      var th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = name;
+      head.appendChild(th);
+    });
+    table.appendChild(head);
+    (usage.buckets || []).forEach(function (bucket) {
+      var row = document.createElement('tr');
+      cell(row, bucketLabel(bucket.start, usage.step));
+      cell(row, String(bucket.admitted));
+      cell(row, String(bucket.refused));
+      table.appendChild(row);
+    });
+    return table;
+  }
+
+  // Both charts of a key (the last 24 hours by hour, the last 30 days by day) into
+  // `box`, read from `path` (its usage route; `query` adds to its query string).
+  function loadUsage(box, path, query) {
+    box.replaceChildren(document.createTextNode('Loading usage…'));
+    var join = query ? '&' : '';
+    return Promise.all([
+      call('GET', path + '?' + query),
+      call('GET', path + '?' + query + join + 'step=day')
+    ]).then(function (answers) {
+      box.replaceChildren(
+        usageChart(answers[0], 'Last 24 hours, by hour'),
+        usageChart(answers[1], 'Last 30 days, by day')
+      );
+    }, function (failure) {
+      box.replaceChildren(document.createTextNode('Usage could not be read.'));
+      showError(failure);
+    });
+  }
+
   // ---- the new key -------------------------------------------------------------
 
   function showNewKey(minted) {
@@ -366,11 +544,19 @@
     labelled(list, 'Last used', timeElement(view.last_used_at, 'never')).id = 'key-last-used';
     labelled(list, 'Expires', timeElement(view.expires_at, 'never')).id = 'key-expires';
     labelled(list, 'Limits', limitsElement(view)).id = 'key-limits';
+    labelled(list, 'Requests', totalsElement(view)).id = 'key-usage';
     var notes = hookNotes(view);
     if (notes.length) {
       labelled(list, 'Notes', notesList(notes)).id = 'key-notes';
     }
     status.appendChild(list);
+    if (view.usage) {
+      var charts = document.createElement('div');
+      charts.id = 'key-usage-charts';
+      charts.className = 'usage-charts';
+      status.appendChild(charts);
+      loadUsage(charts, paths.one + '/usage', 'id=' + encodeURIComponent(view.id));
+    }
     (view.retiring || []).forEach(function (old) {
       var item = document.createElement('li');
       item.setAttribute('data-key-id', old.id);
@@ -481,6 +667,7 @@
       cell(row, modeText(view.mode));
       cell(row, view.scopes && view.scopes.length ? view.scopes.join(' ') : 'none');
       cell(row, limitsElement(view)).className = 'limits-cell';
+      cell(row, totalsElement(view)).className = 'usage-cell';
       var status = cell(row, statusText(view));
       status.className = 'status status-' + view.status;
       if (view.status === 'retiring' && view.revoked_at) {
@@ -508,6 +695,25 @@
         }));
       }
       tbody.appendChild(row);
+      if (view.usage) {
+        var details = document.createElement('tr');
+        details.className = 'usage-row';
+        details.hidden = true;
+        // A block inside the cell: the cell itself stays a table cell, spanning the row.
+        var box = document.createElement('div');
+        box.className = 'usage-charts';
+        cell(details, box).colSpan = row.childElementCount;
+        var toggle = rowButton('usage-key', 'Usage', label, function () {
+          details.hidden = !details.hidden;
+          toggle.setAttribute('aria-expanded', String(!details.hidden));
+          if (!details.hidden) {
+            loadUsage(box, keyPath(view) + '/usage', '');
+          }
+        });
+        toggle.setAttribute('aria-expanded', 'false');
+        actions.insertBefore(toggle, actions.firstChild);
+        tbody.appendChild(details);
+      }
     });
     $('keys-empty').hidden = keys.length !== 0;
   }
