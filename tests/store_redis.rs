@@ -37,6 +37,20 @@ async fn test_store() -> Option<RedisKeyStore> {
 tower_api_key::key_store_conformance!(redis, test_store());
 tower_api_key::quota_store_conformance!(redis_quotas, test_store());
 
+/// Two clients on one namespace, as two instances: usage adds from both all land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_adds_from_two_clients_all_land() {
+    let Some(url) = common::server_url("TEST_REDIS_URL") else {
+        return;
+    };
+    let namespace = fresh_namespace();
+    let (a, b) = (
+        store_at(&url, &namespace).await,
+        store_at(&url, &namespace).await,
+    );
+    tower_api_key::store::conformance::usage_adds_from_two_handles_all_land(a, b).await;
+}
+
 /// A namespace no other test (or earlier run) uses.
 fn fresh_namespace() -> String {
     let key = ApiKey::generate(KeyMode::Test).expect("OS random source");

@@ -66,6 +66,15 @@ mod postgres {
     }
 
     tower_api_key::key_store_conformance!(conformance_repeatable_read, repeatable_read_store());
+
+    /// Two pools on one database, as two instances: usage adds from both all land.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usage_adds_from_two_pools_all_land() {
+        let (Some(a), Some(b)) = (store().await, repeatable_read_store().await) else {
+            return;
+        };
+        tower_api_key::store::conformance::usage_adds_from_two_handles_all_land(a, b).await;
+    }
     tower_api_key::quota_store_conformance!(quotas, store());
     tower_api_key::quota_store_conformance!(quotas_repeatable_read, repeatable_read_store());
 }

@@ -36,8 +36,8 @@ pub mod quota;
 mod usage;
 
 pub use usage::{
-    usage_adds_from_concurrent_writers_all_land, usage_adds_up_by_key_and_hour,
-    usage_past_retention_is_dropped,
+    usage_adds_from_concurrent_writers_all_land, usage_adds_from_two_handles_all_land,
+    usage_adds_up_by_key_and_hour, usage_past_retention_is_dropped,
 };
 
 use crate::{

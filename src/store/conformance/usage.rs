@@ -140,20 +140,32 @@ pub async fn usage_adds_up_by_key_and_hour<S: KeyStore>(store: S) {
 /// Adds from many tasks at once (each on a connection of its own where the store has
 /// a pool) to the same key and hour all land: nothing is lost to a race.
 pub async fn usage_adds_from_concurrent_writers_all_land<S: KeyStore>(store: S) {
+    let store: Arc<dyn KeyStore> = Arc::new(store);
+    concurrent_adds(vec![store.clone(), store]).await;
+}
+
+/// [`usage_adds_from_concurrent_writers_all_land`] over two handles of one store (two
+/// pools, two clients: as two instances write), half the writers on each. Not in
+/// [`key_store_conformance!`](crate::key_store_conformance), which makes one handle
+/// per check: call it with two.
+pub async fn usage_adds_from_two_handles_all_land<S: KeyStore>(a: S, b: S) {
+    concurrent_adds(vec![Arc::new(a), Arc::new(b)]).await;
+}
+
+async fn concurrent_adds(handles: Vec<Arc<dyn KeyStore>>) {
     const TASKS: u64 = 8;
     const EACH: u64 = 20;
-    if !store.keeps_usage() {
+    if !handles[0].keeps_usage() {
         return;
     }
-    let store = Arc::new(store);
     let key = fresh_id();
     let hour = hours_ago(2);
     let one = UsageCounts::default()
         .with(UsageOutcome::Admitted, 1)
         .with(UsageOutcome::RateLimited, 2);
     let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let (store, key) = (store.clone(), key.clone());
+        .map(|n| {
+            let (store, key) = (handles[n as usize % handles.len()].clone(), key.clone());
             tokio::spawn(async move {
                 for _ in 0..EACH {
                     add(&*store, vec![delta(&key, hour, one)], keep_from()).await;
@@ -167,11 +179,13 @@ pub async fn usage_adds_from_concurrent_writers_all_land<S: KeyStore>(store: S) 
     let expected = UsageCounts::default()
         .with(UsageOutcome::Admitted, TASKS * EACH)
         .with(UsageOutcome::RateLimited, 2 * TASKS * EACH);
-    assert_eq!(
-        read(&*store, &key, hour, hour + 1).await,
-        vec![(hour, expected)],
-        "every concurrent add landed"
-    );
+    for store in &handles {
+        assert_eq!(
+            read(&**store, &key, hour, hour + 1).await,
+            vec![(hour, expected)],
+            "every concurrent add landed, and every handle reads them all"
+        );
+    }
 }
 
 /// Hours before a batch's `keep_from` are gone once it is added, and never read
