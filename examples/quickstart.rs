@@ -88,6 +88,7 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -124,6 +125,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(secs) => secs.parse()?,
             Err(_) => 10,
         });
+
+    // The crate's metrics (feature `metrics`), served at `/metrics` in Prometheus text.
+    let metrics = PrometheusBuilder::new().install_recorder()?;
 
     let Deployment {
         store,
@@ -179,7 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    let app = app(auth.clone(), keys, sessions, guard);
+    let app = app(auth.clone(), keys, sessions, guard).merge(metrics_route(metrics));
     serve(listener, app, header_read_timeout, shutdown_signal()).await;
     // Write the last uses and usage counts noted in memory since the last write.
     if let Err(error) = auth.flush().await {
@@ -306,6 +310,24 @@ fn app(
         .merge(api)
         .merge(login)
         .merge(management)
+}
+
+/// `GET /metrics`: the crate's counters and histograms in Prometheus text format, to
+/// loopback clients only (a scraper on the same machine); 404 to anyone else. In
+/// production serve it on an internal port instead.
+fn metrics_route(metrics: PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                if peer.ip().is_loopback() {
+                    (StatusCode::OK, metrics.render()).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            },
+        ),
+    )
 }
 
 async fn account(caller: Principal) -> Json<Value> {

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod policy;
 pub mod session;
 pub mod store;
+mod telemetry;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

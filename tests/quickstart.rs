@@ -528,3 +528,57 @@ async fn a_half_sent_request_head_is_cut_off() {
         "other clients are served"
     );
 }
+
+/// Issue 17 §2: the quickstart's `/metrics` (Prometheus text) counts verifications by
+/// outcome, times them, and counts rate-limit decisions; no key, no prefix and no
+/// owner appears in it. Only loopback clients may read it.
+#[tokio::test]
+async fn metrics_count_verifications_and_show_no_secret() {
+    let qs = start_with(&[("RATE_LIMIT", "2/m")]).await;
+    for _ in 0..3 {
+        qs.account_status(&qs.full).await;
+    }
+    let unknown = tower_api_key::ApiKey::generate(tower_api_key::KeyMode::Live).unwrap();
+    assert_eq!(
+        qs.account_status(unknown.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let scrape = qs.send(Method::GET, "/metrics", None).await;
+    assert_eq!(scrape.status, StatusCode::OK);
+    let text = scrape.body;
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(line_start))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
+    };
+    assert_eq!(
+        value(r#"tower_api_key_verifications_total{outcome="admitted"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"tower_api_key_verifications_total{outcome="rate_limited"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"tower_api_key_verifications_total{outcome="invalid_credentials"}"#),
+        1.0
+    );
+    assert!(
+        value(r#"tower_api_key_verification_duration_seconds_count{outcome="admitted"}"#) >= 2.0
+    );
+    assert_eq!(
+        value(
+            r#"tower_api_key_rate_limit_decisions_total{limit="key",counted="in_process",decision="limited"}"#
+        ),
+        1.0
+    );
+    for secret in [&qs.full, &qs.full[..24], unknown.expose_secret(), "demo"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} in the exposition:\n{text}"
+        );
+    }
+    println!("a scrape of the quickstart's /metrics:\n{text}");
+}

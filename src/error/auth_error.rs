@@ -76,6 +76,24 @@ auth_error_kinds! {
 }
 
 impl AuthErrorKind {
+    /// The kind's name in snake case (`invalid_credentials`, `rate_limited`…), as logs
+    /// and metrics label it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthErrorKind::MissingCredentials => "missing_credentials",
+            AuthErrorKind::InvalidCredentials => "invalid_credentials",
+            AuthErrorKind::Revoked => "revoked",
+            AuthErrorKind::Expired => "expired",
+            AuthErrorKind::InsufficientScope => "insufficient_scope",
+            AuthErrorKind::WrongMode => "wrong_mode",
+            AuthErrorKind::IpNotAllowed => "ip_not_allowed",
+            AuthErrorKind::OriginNotAllowed => "origin_not_allowed",
+            AuthErrorKind::RouteNotAllowed => "route_not_allowed",
+            AuthErrorKind::RateLimited => "rate_limited",
+            AuthErrorKind::StoreUnavailable => "store_unavailable",
+        }
+    }
+
     /// The HTTP status this kind is answered with.
     pub const fn status(self) -> StatusCode {
         match self {

@@ -8,8 +8,10 @@ use super::{
     hooks::Hooks, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView, ManageError,
     MintedKey, NamedKeys, NewKey, OneActiveKeys,
 };
+use tracing::Instrument;
+
 use crate::{
-    key::{ApiKey, KeyFormat, KeyMode},
+    key::{ApiKey, KeyFormat, KeyMode, KeyPrefix},
     store::{InsertRule, KeyRecord, KeyRecordBuilder, KeyStore, LastUse, UsageBucket},
 };
 
@@ -56,6 +58,21 @@ pub struct Keys {
     max_keys_per_owner: usize,
     hooks: Hooks,
     on_mint: Option<OnMint>,
+}
+
+/// A key-management action's span (`manage_api_key`, at `DEBUG`): the action, the
+/// owner and the key's public prefix (a minted key's once it is known), never a key.
+fn action_span(action: &'static str, owner: &str, prefix: Option<&KeyPrefix>) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "manage_api_key",
+        action,
+        owner,
+        key_prefix = tracing::field::Empty,
+    );
+    if let Some(prefix) = prefix {
+        span.record("key_prefix", prefix.as_str());
+    }
+    span
 }
 
 /// The mint-time policy of [`Keys::on_mint`].
@@ -332,12 +349,18 @@ impl Keys {
         new: NewKey,
         rule: InsertRule,
     ) -> Result<MintedKey, ManageError> {
-        let mut minted = self.mint(owner, Grant::Requested(new), rule).await?;
-        let failures = self
-            .announce(caller, KeyAction::Created, owner, &minted.view, None)
-            .await;
-        self.keep_failures(&mut minted, failures).await;
-        Ok(minted)
+        let span = action_span("create", owner, None);
+        async move {
+            let mut minted = self.mint(owner, Grant::Requested(new), rule).await?;
+            tracing::Span::current().record("key_prefix", minted.view.prefix.as_str());
+            let failures = self
+                .announce(caller, KeyAction::Created, owner, &minted.view, None)
+                .await;
+            self.keep_failures(&mut minted, failures).await;
+            Ok(minted)
+        }
+        .instrument(span)
+        .await
     }
 
     pub(super) async fn owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
@@ -379,18 +402,23 @@ impl Keys {
         record: &KeyRecord,
         now: SystemTime,
     ) -> Result<KeyView, ManageError> {
-        let revoked = self
-            .store
-            .revoke(&record.id, now)
-            .await?
-            .ok_or(ManageError::NotFound)?;
-        let view = self.view(&revoked, now);
-        // Revoking a revoked key changes nothing, so it is no event.
-        if !record.is_revoked_at(now) {
-            self.announce(caller, KeyAction::Revoked, &record.owner, &view, None)
-                .await;
+        let span = action_span("revoke", &record.owner, Some(&record.prefix));
+        async move {
+            let revoked = self
+                .store
+                .revoke(&record.id, now)
+                .await?
+                .ok_or(ManageError::NotFound)?;
+            let view = self.view(&revoked, now);
+            // Revoking a revoked key changes nothing, so it is no event.
+            if !record.is_revoked_at(now) {
+                self.announce(caller, KeyAction::Revoked, &record.owner, &view, None)
+                    .await;
+            }
+            Ok(view)
         }
-        Ok(view)
+        .instrument(span)
+        .await
     }
 
     /// Mints a successor (every bound of the old key: scopes, mode, expiry,
@@ -402,35 +430,40 @@ impl Keys {
         old: &KeyRecord,
         grace: Duration,
     ) -> Result<MintedKey, ManageError> {
-        if grace > MAX_GRACE {
-            return Err(ManageError::Invalid("The grace period is at most 30 days."));
+        let span = action_span("rotate", &old.owner, Some(&old.prefix));
+        async move {
+            if grace > MAX_GRACE {
+                return Err(ManageError::Invalid("The grace period is at most 30 days."));
+            }
+            let now = SystemTime::now();
+            if !old.works_at(now) {
+                return Err(ManageError::AlreadyRevoked);
+            }
+            let revoke_at = now + grace;
+            let rule = InsertRule::Replace {
+                old: old.id.clone(),
+                revoke_at,
+            };
+            // Metadata carries over too: notes such as an unresolved hook failure stay
+            // with the owner's working key until whoever resolves them removes them.
+            let mut minted = self.mint(&old.owner, Grant::Successor(old), rule).await?;
+            let mut retiring = old.clone();
+            retiring.revoked_at = Some(revoke_at);
+            let replaced = self.view(&retiring, now);
+            let failures = self
+                .announce(
+                    caller,
+                    KeyAction::Rotated,
+                    &old.owner,
+                    &minted.view,
+                    Some(replaced),
+                )
+                .await;
+            self.keep_failures(&mut minted, failures).await;
+            Ok(minted)
         }
-        let now = SystemTime::now();
-        if !old.works_at(now) {
-            return Err(ManageError::AlreadyRevoked);
-        }
-        let revoke_at = now + grace;
-        let rule = InsertRule::Replace {
-            old: old.id.clone(),
-            revoke_at,
-        };
-        // Metadata carries over too: notes such as an unresolved hook failure stay
-        // with the owner's working key until whoever resolves them removes them.
-        let mut minted = self.mint(&old.owner, Grant::Successor(old), rule).await?;
-        let mut retiring = old.clone();
-        retiring.revoked_at = Some(revoke_at);
-        let replaced = self.view(&retiring, now);
-        let failures = self
-            .announce(
-                caller,
-                KeyAction::Rotated,
-                &old.owner,
-                &minted.view,
-                Some(replaced),
-            )
-            .await;
-        self.keep_failures(&mut minted, failures).await;
-        Ok(minted)
+        .instrument(span)
+        .await
     }
 }
 

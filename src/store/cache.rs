@@ -15,7 +15,10 @@ use super::{
     Change, ChangeListener, InsertRule, KeyId, KeyRecord, KeyStore, Lookup, Result, UsageBatch,
     UsageBucket, Watching,
 };
-use crate::key::{KeyPrefix, PrefixHashing};
+use crate::{
+    key::{KeyPrefix, PrefixHashing},
+    telemetry::{self, CacheLookup},
+};
 
 /// The least time a write through the cache gives other instances to apply its
 /// change after the feed delivered it.
@@ -116,9 +119,14 @@ impl<S> Shared<S> {
             return Err(NotCached);
         }
         if let Some(record) = self.found.get(prefix) {
+            telemetry::cache_lookup(CacheLookup::Hit);
             return Ok(Some(record));
         }
-        self.missing.get(prefix).map(|()| None).ok_or(NotCached)
+        let missing = self.missing.get(prefix).map(|()| None).ok_or(NotCached);
+        if missing.is_ok() {
+            telemetry::cache_lookup(CacheLookup::NegativeHit);
+        }
+        missing
     }
 }
 
@@ -266,6 +274,7 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         if let Ok(cached) = shared.cached(prefix) {
             return Ok(cached);
         }
+        telemetry::cache_lookup(CacheLookup::Miss);
         let generation = shared.generation.load(SeqCst);
         let found = bounded(shared.timeout, shared.store.find_by_prefix(prefix)).await?;
         if !shared.live.load(SeqCst) {
@@ -409,6 +418,7 @@ impl<S> CachedKeyStore<S> {
         let started = tokio::time::Instant::now();
         let wait = self.shared.echo_wait;
         if tokio::time::timeout(wait, heard).await.is_ok() {
+            telemetry::feed_lag(started.elapsed());
             // Every instance got the change when we did; give the others' listeners
             // as long again (at least a few ms, within the wait) to apply it.
             let settle = (started.elapsed() + SETTLE).min(wait.saturating_sub(started.elapsed()));

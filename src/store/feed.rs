@@ -122,9 +122,13 @@ async fn relay(
     listener: Weak<dyn ChangeListener>,
 ) {
     let mut backoff = Backoff::new(pace);
+    let mut subscribed = false;
     while listener.strong_count() > 0 {
         if let Ok(mut subscription) = bounded(timeout, channel.subscribe()).await {
             backoff.reset();
+            if std::mem::replace(&mut subscribed, true) {
+                crate::telemetry::feed_reconnected();
+            }
             match listener.upgrade() {
                 Some(listener) => listener.changed(Change::All),
                 None => return,

@@ -14,6 +14,7 @@ use std::{
 
 use http::{request::Parts, HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 pub use builder::AuthenticatorBuilder;
 pub(crate) use request::Head;
@@ -32,6 +33,7 @@ use crate::{
         RateLimitStatus, TrustedProxies,
     },
     store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup, UsageOutcome},
+    telemetry::{self, Verification},
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -193,48 +195,74 @@ impl Authenticator {
     /// is refused (403). Never use this for a key taken from an HTTP request: use
     /// [`authenticate`](Self::authenticate) with the request's parts.
     pub async fn authenticate_outside_http(&self, key: &str) -> Result<Principal, AuthError> {
+        let report = Verification::start();
         match self.check_shape(key.as_bytes()) {
-            Ok(presented) => self.lookup(presented, None::<HeadFacts<'_>>).finish().await,
-            Err(error) => Err(error),
+            Ok(presented) => {
+                self.lookup(presented, None::<HeadFacts<'_>>, report)
+                    .finish()
+                    .await
+            }
+            Err(error) => self.started(Decision::Refuse(error), report).finish().await,
         }
     }
 
     /// Starts verifying a request: everything that needs no waiting happens here, and
     /// with a store that answers at once (in memory, a cache hit) so does the rest.
     pub(crate) fn start(&self, head: Head<'_>) -> Started {
+        let report = Verification::start();
         let facts = HeadFacts {
             head,
             proxies: &self.config.trusted_proxies,
         };
         match self.presented(head.headers) {
-            Ok(presented) => self.lookup(presented, Some(facts)),
-            Err(error) => self.started(self.refuse(error, Some(&facts))),
+            Ok(presented) => self.lookup(presented, Some(facts), report),
+            Err(error) => self.started(self.refuse(error, Some(&facts)), report),
         }
     }
 
     /// The store lookup: answered at once (the decision is made here) or waited for
     /// (the facts a decision needs are kept, owned, for after the wait).
-    fn lookup<'h>(&self, presented: Presented, facts: Option<HeadFacts<'h>>) -> Started {
+    fn lookup<'h>(
+        &self,
+        presented: Presented,
+        facts: Option<HeadFacts<'h>>,
+        report: Verification,
+    ) -> Started {
+        report.prefix(&presented.prefix);
         let Some(found) = self.config.store.lookup_now(&presented.prefix) else {
             let facts = facts.map(|facts| facts.to_owned());
             let auth = self.clone();
-            return Started::Pending(Box::pin(async move {
-                let found = auth.config.store.find_by_prefix(&presented.prefix).await;
-                let decision = auth.decide(&presented, found.map(Lookup::found), facts.as_ref());
-                auth.conclude(decision).await
-            }));
+            let span = report.span();
+            return Started::Pending(Box::pin(
+                async move {
+                    let found = auth.config.store.find_by_prefix(&presented.prefix).await;
+                    let decision =
+                        auth.decide(&presented, found.map(Lookup::found), facts.as_ref());
+                    reported(auth.conclude(decision).await, report)
+                }
+                .instrument(span),
+            ));
         };
-        self.started(self.decide(&presented, found, facts.as_ref()))
+        self.started(self.decide(&presented, found, facts.as_ref()), report)
     }
 
     /// A decision made without waiting: final, or carried on in the boxed future.
-    fn started(&self, decision: Decision) -> Started {
+    fn started(&self, decision: Decision, report: Verification) -> Started {
         match decision {
-            Decision::Refuse(error) => Started::Refused(error),
-            Decision::Admit(record, rate) => Started::Verified(self.principal(record, rate)),
+            Decision::Refuse(error) => {
+                report.finished(Err(error.kind()));
+                Started::Refused(error)
+            }
+            Decision::Admit(record, rate) => {
+                report.finished(Ok(()));
+                Started::Verified(self.principal(record, rate))
+            }
             decision => {
                 let auth = self.clone();
-                Started::Pending(Box::pin(async move { auth.conclude(decision).await }))
+                let span = report.span();
+                Started::Pending(Box::pin(
+                    async move { reported(auth.conclude(decision).await, report) }.instrument(span),
+                ))
             }
         }
     }
@@ -278,7 +306,11 @@ impl Authenticator {
     fn limit_key(&self, record: &KeyRecord) -> Limited<Option<RateLimitStatus>, OverLimit> {
         let limiters = &self.config.limiters;
         let Some(shared) = &self.config.shared else {
-            return Limited::Now(limiters.check_key(&record.prefix, record.rate_limit));
+            let counted = limiters.check_key(&record.prefix, record.rate_limit);
+            if record.rate_limit.or(limiters.default_rate()).is_some() {
+                telemetry::limit_decision("key", false, counted.is_ok());
+            }
+            return Limited::Now(counted);
         };
         let Some(rate) = record.rate_limit.or(limiters.default_rate()) else {
             return Limited::Now(Ok(None));
@@ -286,7 +318,10 @@ impl Authenticator {
         let report = limiters.sends_headers();
         shared
             .check(Bucket::Key(record.prefix), rate)
-            .map(move |counted| counted.map(|status| report.then_some(status)))
+            .map(move |counted| {
+                telemetry::limit_decision("key", true, counted.is_ok());
+                counted.map(|status| report.then_some(status))
+            })
     }
 
     /// Counts a failed attempt against the client's budget: in the shared limiter
@@ -296,8 +331,17 @@ impl Authenticator {
         match (&self.config.shared, limiters.failure_rate()) {
             (Some(shared), Some(rate)) => shared
                 .check(Bucket::Client(failure_bucket(client)), rate)
-                .map(|counted| counted.map(drop).map_err(|over| over.retry_after)),
-            _ => Limited::Now(limiters.failed(client)),
+                .map(|counted| {
+                    telemetry::limit_decision("failed_attempts", true, counted.is_ok());
+                    counted.map(drop).map_err(|over| over.retry_after)
+                }),
+            _ => {
+                let counted = limiters.failed(client);
+                if limiters.counts_failures() {
+                    telemetry::limit_decision("failed_attempts", false, counted.is_ok());
+                }
+                Limited::Now(counted)
+            }
         }
     }
 
@@ -607,6 +651,15 @@ impl Authenticator {
     pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {
         AuthError::with_rejections(kind, self.config.rejections.clone())
     }
+}
+
+/// A verification's answer, reported (span and metrics) on its way out.
+fn reported(
+    answer: Result<Principal, AuthError>,
+    report: Verification,
+) -> Result<Principal, AuthError> {
+    report.finished(answer.as_ref().map(drop).map_err(AuthError::kind));
+    answer
 }
 
 /// Logs, once per process, that a request came without a client address while a rule

@@ -102,6 +102,26 @@ const LIST_BY_OWNER: &str = concat!(
     " FROM api_keys WHERE owner = $1 ORDER BY created_at, id"
 );
 
+/// The usage table, the same in both databases: one row per key and hour (hours since
+/// the Unix epoch), a counter per [`UsageOutcome`](super::UsageOutcome).
+macro_rules! usage_table {
+    () => {
+        "CREATE TABLE IF NOT EXISTS api_key_usage (
+    key_id TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    admitted BIGINT NOT NULL DEFAULT 0,
+    revoked BIGINT NOT NULL DEFAULT 0,
+    expired BIGINT NOT NULL DEFAULT 0,
+    restricted BIGINT NOT NULL DEFAULT 0,
+    insufficient_scope BIGINT NOT NULL DEFAULT 0,
+    rate_limited BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, hour)
+);
+"
+    };
+}
+pub(crate) use usage_table;
+
 /// Adds one key-hour's counts (in [`UsageOutcome::ALL`](super::UsageOutcome::ALL)
 /// order) to what is there.
 const ADD_USAGE: &str = "INSERT INTO api_key_usage (key_id, hour, admitted, revoked, expired, \

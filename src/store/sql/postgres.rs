@@ -12,8 +12,8 @@ use sqlx::{
 };
 
 use super::{
-    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, ADD_USAGE, FIND_BY_PREFIX,
-    LIST_BY_OWNER, READ_USAGE, REVOKE,
+    database_error, migration, ours, sql_key_store, usage_table, Schema, SqlKeyStore, ADD_USAGE,
+    FIND_BY_PREFIX, LIST_BY_OWNER, READ_USAGE, REVOKE,
 };
 use crate::store::{
     feed::{self, ChangeChannel, Heard, Subscription},
@@ -55,7 +55,8 @@ const MIGRATE_LOCK: i64 = 0x746f_7765_725f_6170;
 // Each object is created only when missing, so that a migration on a live database
 // takes no lock on the table (and cannot deadlock with requests); only adding a column
 // to an older table does, briefly (see `migrate`).
-const SCHEMA: &str = "
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     prefix TEXT NOT NULL UNIQUE,
@@ -113,25 +114,17 @@ CREATE TABLE IF NOT EXISTS api_key_quotas (
     state TEXT NOT NULL,
     idle_at BIGINT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS api_key_usage (
-    key_id TEXT NOT NULL,
-    hour BIGINT NOT NULL,
-    admitted BIGINT NOT NULL DEFAULT 0,
-    revoked BIGINT NOT NULL DEFAULT 0,
-    expired BIGINT NOT NULL DEFAULT 0,
-    restricted BIGINT NOT NULL DEFAULT 0,
-    insufficient_scope BIGINT NOT NULL DEFAULT 0,
-    rate_limited BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (key_id, hour)
-);
-DO $$
+",
+    usage_table!(),
+    "DO $$
 BEGIN
     IF to_regclass('api_key_usage_hour') IS NULL THEN
         CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
     END IF;
 END
 $$;
-";
+"
+);
 
 /// Locks a bucket's row (making it, fresh, when missing) and reads it with the
 /// database's clock, in milliseconds since the epoch.

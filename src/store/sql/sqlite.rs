@@ -6,8 +6,8 @@ use sqlx::{
 };
 
 use super::{
-    database_error, migration, ours, sql_key_store, Schema, SqlKeyStore, ADD_USAGE, FIND_BY_PREFIX,
-    LIST_BY_OWNER, READ_USAGE, REVOKE,
+    database_error, migration, ours, sql_key_store, usage_table, Schema, SqlKeyStore, ADD_USAGE,
+    FIND_BY_PREFIX, LIST_BY_OWNER, READ_USAGE, REVOKE,
 };
 use crate::store::{timeout::bounded, Result, StoreError};
 
@@ -29,7 +29,8 @@ use crate::store::{timeout::bounded, Result, StoreError};
 /// ```
 pub type SqliteKeyStore = SqlKeyStore<Sqlite>;
 
-const SCHEMA: &str = "
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY NOT NULL,
     prefix TEXT NOT NULL UNIQUE,
@@ -46,19 +47,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
     metadata TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS api_keys_owner ON api_keys (owner, created_at);
-CREATE TABLE IF NOT EXISTS api_key_usage (
-    key_id TEXT NOT NULL,
-    hour BIGINT NOT NULL,
-    admitted BIGINT NOT NULL DEFAULT 0,
-    revoked BIGINT NOT NULL DEFAULT 0,
-    expired BIGINT NOT NULL DEFAULT 0,
-    restricted BIGINT NOT NULL DEFAULT 0,
-    insufficient_scope BIGINT NOT NULL DEFAULT 0,
-    rate_limited BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (key_id, hour)
+",
+    usage_table!(),
+    "CREATE INDEX IF NOT EXISTS api_key_usage_hour ON api_key_usage (hour);
+"
 );
-CREATE INDEX IF NOT EXISTS api_key_usage_hour ON api_key_usage (hour);
-";
 
 impl SqlKeyStore<Sqlite> {
     /// Opens (creating it if missing) the database at `url` (`sqlite://keys.db`,

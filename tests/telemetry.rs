@@ -1,0 +1,102 @@
+//! The spans the crate opens (issue 17 §2): one `verify_api_key` per verification with
+//! its key prefix and outcome, one `manage_api_key` per key-management action; no key
+//! text in any of them. (The metrics are checked against the quickstart's `/metrics`
+//! in tests/quickstart.rs.)
+
+mod common;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use http::{Method, StatusCode};
+use tower::ServiceExt;
+use tower_api_key::{
+    manage::{Caller, Keys, NewKey},
+    Authenticator, InMemoryKeyStore,
+};
+use tracing_subscriber::fmt::{format::FmtSpan, MakeWriter};
+
+/// Everything the subscriber wrote.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn spans_carry_the_prefix_and_outcome_never_the_key() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = InMemoryKeyStore::new();
+    let auth = Authenticator::new(store.clone());
+    let keys = Keys::new(store).last_use(auth.last_use().clone());
+    let minted = keys
+        .named()
+        .create(&Caller::system(), "acct_spans", NewKey::named("ci"))
+        .await
+        .unwrap();
+    let key = minted.api_key().expose_secret().to_owned();
+    let router = common::account_api(auth.clone());
+    let ok = router
+        .clone()
+        .oneshot(common::request(Method::GET, "/api/account", Some(&key)))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let wrong = common::wrong_secret(&key);
+    let refused = router
+        .oneshot(common::request(Method::GET, "/api/account", Some(&wrong)))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    keys.named()
+        .revoke(&Caller::system(), "acct_spans", &minted.view().id)
+        .await
+        .unwrap();
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let prefix = &key[..24];
+    let line = |needles: &[&str]| {
+        text.lines()
+            .any(|line| needles.iter().all(|n| line.contains(n)))
+    };
+    let quoted = format!("key_prefix=\"{prefix}\"");
+    assert!(
+        line(&["verify_api_key", &quoted, "outcome=\"admitted\""]),
+        "{text}"
+    );
+    assert!(
+        line(&["verify_api_key", &quoted, "outcome=\"invalid_credentials\""]),
+        "{text}"
+    );
+    assert!(
+        line(&["manage_api_key", "create", "acct_spans", prefix]),
+        "{text}"
+    );
+    assert!(line(&["manage_api_key", "revoke", prefix]), "{text}");
+    assert!(!text.contains(&key), "the key in a span:\n{text}");
+    assert!(!text.contains(&wrong), "a presented key in a span:\n{text}");
+}
