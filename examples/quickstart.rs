@@ -23,7 +23,11 @@
 //!   the session cookie; `POST /logout` clears it;
 //! - key management for the logged-in user (a session, never a bearer key):
 //!   `GET|POST|DELETE /api/v1/partners/api-key`, `POST /api/v1/partners/api-key/rotate`,
-//!   `GET|POST /api/user/keys`, `DELETE /api/user/keys/{id}`.
+//!   `GET /api/v1/partners/api-key/usage`, `GET|POST /api/user/keys`,
+//!   `DELETE /api/user/keys/{id}`, `GET /api/user/keys/{id}/usage` (a key's requests
+//!   by hour or day);
+//! - with `--features metrics`, `GET /metrics` — the crate's metrics in Prometheus text,
+//!   to loopback clients only.
 //!
 //! Every create, rotate and revoke is written to the audit trail, printed on stderr as
 //! one JSON line (`audit: {"actor":…,"action":"created","key_prefix":"pk_live_…",…}`):
@@ -88,7 +92,6 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -126,8 +129,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(_) => 10,
         });
 
-    // The crate's metrics (feature `metrics`), served at `/metrics` in Prometheus text.
-    let metrics = PrometheusBuilder::new().install_recorder()?;
+    // The crate's metrics (`--features metrics`), served at `/metrics` in Prometheus text.
+    #[cfg(feature = "metrics")]
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
 
     let Deployment {
         store,
@@ -183,7 +187,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    let app = app(auth.clone(), keys, sessions, guard).merge(metrics_route(metrics));
+    let app = app(auth.clone(), keys, sessions, guard);
+    #[cfg(feature = "metrics")]
+    let app = app.merge(metrics_route(metrics));
     serve(listener, app, header_read_timeout, shutdown_signal()).await;
     // Write the last uses and usage counts noted in memory since the last write.
     if let Err(error) = auth.flush().await {
@@ -315,7 +321,8 @@ fn app(
 /// `GET /metrics`: the crate's counters and histograms in Prometheus text format, to
 /// loopback clients only (a scraper on the same machine); 404 to anyone else. In
 /// production serve it on an internal port instead.
-fn metrics_route(metrics: PrometheusHandle) -> Router {
+#[cfg(feature = "metrics")]
+fn metrics_route(metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router {
     Router::new().route(
         "/metrics",
         get(

@@ -22,11 +22,17 @@ use std::time::Duration;
 
 use crate::{error::AuthErrorKind, key::KeyPrefix};
 
-/// One verification as it is reported: its `verify_api_key` span (at `DEBUG`, off in
+/// One verification as it is reported: a `verify_api_key` span (at `DEBUG`, off in
 /// most production configurations; fields `key_prefix` and `outcome`, never the key)
 /// and, with the feature, its start for the duration histogram.
+///
+/// A verification answered at once gets its span when it ends, with both fields (a
+/// span made and closed: the cheapest there is while `DEBUG` is off); one that waits
+/// for the store runs inside its span ([`waiting`](Self::waiting)), so the store's own
+/// spans nest in it.
 pub(crate) struct Verification {
-    span: tracing::Span,
+    prefix: Option<KeyPrefix>,
+    span: Option<tracing::Span>,
     #[cfg(feature = "metrics")]
     at: std::time::Instant,
 }
@@ -35,11 +41,8 @@ impl Verification {
     #[inline]
     pub(crate) fn start() -> Self {
         Verification {
-            span: tracing::debug_span!(
-                "verify_api_key",
-                key_prefix = tracing::field::Empty,
-                outcome = tracing::field::Empty,
-            ),
+            prefix: None,
+            span: None,
             #[cfg(feature = "metrics")]
             at: std::time::Instant::now(),
         }
@@ -47,15 +50,23 @@ impl Verification {
 
     /// The key's public prefix, once the credential is read.
     #[inline]
-    pub(crate) fn prefix(&self, prefix: &KeyPrefix) {
-        if !self.span.is_disabled() {
-            self.span.record("key_prefix", prefix.as_str());
-        }
+    pub(crate) fn prefix(&mut self, prefix: &KeyPrefix) {
+        self.prefix = Some(*prefix);
     }
 
-    /// The span, to run the verification's waiting part in.
-    pub(crate) fn span(&self) -> tracing::Span {
-        self.span.clone()
+    /// The span to run the waiting part in, opened now (none while `DEBUG` spans are
+    /// off).
+    pub(crate) fn waiting(&mut self) -> tracing::Span {
+        if !tracing::span_enabled!(tracing::Level::DEBUG) {
+            return tracing::Span::none();
+        }
+        let span = tracing::debug_span!(
+            "verify_api_key",
+            key_prefix = self.prefix.as_ref().map(KeyPrefix::as_str),
+            outcome = tracing::field::Empty,
+        );
+        self.span = Some(span.clone());
+        span
     }
 
     /// Reports the outcome: on the span, and counted with the verification's time.
@@ -65,8 +76,20 @@ impl Verification {
             Ok(()) => "admitted",
             Err(kind) => kind.as_str(),
         };
-        if !self.span.is_disabled() {
-            self.span.record("outcome", label);
+        // Asked first: with `tracing`'s `log` feature on (axum's and sqlx's defaults)
+        // and no subscriber, a disabled span would still format its fields for `log`.
+        match &self.span {
+            Some(span) => {
+                span.record("outcome", label);
+            }
+            None if tracing::span_enabled!(tracing::Level::DEBUG) => {
+                tracing::debug_span!(
+                    "verify_api_key",
+                    key_prefix = self.prefix.as_ref().map(KeyPrefix::as_str),
+                    outcome = label,
+                );
+            }
+            None => {}
         }
         #[cfg(feature = "metrics")]
         {

@@ -531,7 +531,9 @@ async fn a_half_sent_request_head_is_cut_off() {
 
 /// Issue 17 §2: the quickstart's `/metrics` (Prometheus text) counts verifications by
 /// outcome, times them, and counts rate-limit decisions; no key, no prefix and no
-/// owner appears in it. Only loopback clients may read it.
+/// owner appears in it. Only loopback clients may read it. (With `--features
+/// metrics`, as the README's test command has it.)
+#[cfg(feature = "metrics")]
 #[tokio::test]
 async fn metrics_count_verifications_and_show_no_secret() {
     let qs = start_with(&[("RATE_LIMIT", "2/m")]).await;

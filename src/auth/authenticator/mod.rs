@@ -226,13 +226,13 @@ impl Authenticator {
         &self,
         presented: Presented,
         facts: Option<HeadFacts<'h>>,
-        report: Verification,
+        mut report: Verification,
     ) -> Started {
         report.prefix(&presented.prefix);
         let Some(found) = self.config.store.lookup_now(&presented.prefix) else {
             let facts = facts.map(|facts| facts.to_owned());
             let auth = self.clone();
-            let span = report.span();
+            let span = report.waiting();
             return Started::Pending(Box::pin(
                 async move {
                     let found = auth.config.store.find_by_prefix(&presented.prefix).await;
@@ -247,7 +247,7 @@ impl Authenticator {
     }
 
     /// A decision made without waiting: final, or carried on in the boxed future.
-    fn started(&self, decision: Decision, report: Verification) -> Started {
+    fn started(&self, decision: Decision, mut report: Verification) -> Started {
         match decision {
             Decision::Refuse(error) => {
                 report.finished(Err(error.kind()));
@@ -259,7 +259,7 @@ impl Authenticator {
             }
             decision => {
                 let auth = self.clone();
-                let span = report.span();
+                let span = report.waiting();
                 Started::Pending(Box::pin(
                     async move { reported(auth.conclude(decision).await, report) }.instrument(span),
                 ))
