@@ -26,6 +26,7 @@
 //!   `GET /api/v1/partners/api-key/usage`, `GET|POST /api/user/keys`,
 //!   `DELETE /api/user/keys/{id}`, `GET /api/user/keys/{id}/usage` (a key's requests
 //!   by hour or day);
+//! - `GET /openapi.json` — the management routes described in OpenAPI 3.1;
 //! - with `--features metrics`, `GET /metrics` — the crate's metrics in Prometheus text,
 //!   to loopback clients only.
 //!
@@ -303,16 +304,21 @@ fn app(
         // of theirs: cross-origin POSTs get 403, as on the management routes.
         .route_layer(CrossOriginProtection::new())
         .with_state(sessions);
-    let management = ManagementRoutes::new(keys, guard, auth)
-        .dashboard(
-            DashboardConfig::new(DASHBOARD)
-                .login_url("/login")
-                .logout_url("/logout"),
-        )
-        .into_router();
+    let management = ManagementRoutes::new(keys, guard, auth).dashboard(
+        DashboardConfig::new(DASHBOARD)
+            .login_url("/login")
+            .logout_url("/logout"),
+    );
+    // The management routes as OpenAPI 3.1 (feature `openapi`), served as they are.
+    let openapi = management.openapi().to_json().unwrap_or_default();
+    let management = management.into_router();
     Router::new()
         .route("/", get(|| async { Redirect::to(DASHBOARD) }))
         .route("/health", get(|| async { "ok" }))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
+        )
         .merge(api)
         .merge(login)
         .merge(management)

@@ -12,6 +12,9 @@ pub mod error;
 pub mod key;
 pub mod manage;
 pub mod middleware;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod openapi;
 pub mod policy;
 pub mod session;
 pub mod store;

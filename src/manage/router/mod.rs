@@ -166,6 +166,25 @@ impl ManagementRoutes {
         self
     }
 
+    /// The OpenAPI 3.1 description (feature `openapi`) of the routes this router
+    /// mounts, at their configured paths: bodies, answers, the error envelope, and the
+    /// session and bearer schemes. Serve it (`doc.to_json()`) or merge it into yours.
+    ///
+    /// ```
+    /// # use tower_api_key::{auth::Authenticator, manage::{Keys, ManagementRoutes}, session::{CookieSessions, SessionGuardLayer}, store::InMemoryKeyStore};
+    /// # let store = InMemoryKeyStore::new();
+    /// # let (keys, auth) = (Keys::new(store.clone()), Authenticator::new(store));
+    /// # let guard = SessionGuardLayer::new(CookieSessions::new(&[9u8; 64]).unwrap());
+    /// let routes = ManagementRoutes::new(keys, guard, auth);
+    /// let doc = routes.openapi();
+    /// assert!(doc.paths.paths.contains_key("/api/user/keys/{id}/usage"));
+    /// ```
+    #[cfg(feature = "openapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        crate::openapi::management(self.one_active.as_deref(), self.named.as_deref())
+    }
+
     /// The router, to `merge` into your app.
     pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let guard = self.guard.clone();
