@@ -34,6 +34,11 @@ pub fn quickstart_binary() -> PathBuf {
     build
         .args(["build", "--example", "quickstart"])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // The features these tests were built with that change what the quickstart serves
+    // (`/metrics`): the same binary as `cargo test --all-features` built.
+    if cfg!(feature = "metrics") {
+        build.args(["--features", "metrics"]);
+    }
     if profile_dir
         .file_name()
         .is_some_and(|name| name == "release")
