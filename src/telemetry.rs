@@ -2,6 +2,9 @@
 //! (feature `metrics`) and as `tracing` spans: the one place that names metrics and
 //! their labels. Without the feature every metric here is empty and compiles away.
 //!
+//! The handles of the per-request metrics (verifications and their time) are taken from
+//! the recorder at the first verification: install the recorder before serving.
+//!
 //! Names follow the Prometheus conventions (a `tower_api_key_` namespace, `_total`
 //! for counters, base units); labels take a few fixed values each, never a key, a
 //! prefix, an owner or an address (their number is unbounded).

@@ -23,14 +23,14 @@ macro_rules! auth_error_kinds {
         }
 
         /// How many kinds there are.
-        const KINDS: usize = [$(stringify!($variant)),+].len();
+        pub(crate) const KINDS: usize = [$(stringify!($variant)),+].len();
 
         impl $name {
             /// Every kind, in declaration order.
-            const ALL: [$name; KINDS] = [$($name::$variant),+];
+            pub(crate) const ALL: [$name; KINDS] = [$($name::$variant),+];
 
             /// The kind's position in [`ALL`](Self::ALL).
-            const fn index(self) -> usize {
+            pub(crate) const fn index(self) -> usize {
                 self as usize
             }
         }
