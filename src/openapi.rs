@@ -38,6 +38,8 @@ use utoipa::{
     Modify,
 };
 
+use crate::manage::NamedKeysApi;
+
 /// The name of the bearer key scheme in `components.securitySchemes`.
 pub const API_KEY_SCHEME: &str = "api_key";
 /// The name of the browser-session scheme the management routes use.
@@ -240,7 +242,38 @@ fn with(base: &str, extra: ObjectBuilder) -> RefOr<Schema> {
     ))
 }
 
-fn components() -> Components {
+/// The compact format's key schemas ([`NamedKeysApi::Compact`]).
+fn compact_schemas(components: ComponentsBuilder) -> ComponentsBuilder {
+    let listed = object(
+        &[
+            ("id", string().into()),
+            ("name", string().into()),
+            ("prefix", string().into()),
+            ("createdAt", time().into()),
+            ("lastUsed", nullable(time(), Type::String).into()),
+        ],
+        &["id", "name", "prefix", "createdAt", "lastUsed"],
+    );
+    let minted = object(
+        &[
+            ("id", string().into()),
+            ("name", string().into()),
+            (
+                "key",
+                string()
+                    .description(Some("The raw key: shown this once."))
+                    .into(),
+            ),
+            ("createdAt", time().into()),
+        ],
+        &["id", "name", "key", "createdAt"],
+    );
+    components
+        .schema("CompactKey", listed)
+        .schema("CompactMintedKey", minted)
+}
+
+fn components(compact: bool) -> Components {
     let minted = object(
         &[
             (
@@ -303,7 +336,12 @@ fn components() -> Components {
         ],
         &[],
     );
-    ComponentsBuilder::new()
+    let builder = if compact {
+        compact_schemas(ComponentsBuilder::new())
+    } else {
+        ComponentsBuilder::new()
+    };
+    builder
         .schema("Error", error_schema())
         .schema("UsageCounts", usage_counts())
         .schema("KeyView", key_view())
@@ -318,8 +356,8 @@ fn components() -> Components {
             SESSION_SCHEME,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 "session",
-                "The owner's browser session (the session guard's cookie); a bearer key \
-                 never manages keys.",
+                "The owner's browser session (the session guard's cookie). A bearer key \
+                 manages named keys only where the routes name a management scope.",
             ))),
         )
         .build()
@@ -436,8 +474,16 @@ fn operation(op: Op, id_in_path: bool) -> utoipa::openapi::path::Operation {
     builder.build()
 }
 
-/// The document of the management routes mounted at `one_active` and `named`.
-pub(crate) fn management(one_active: Option<&str>, named: Option<&str>) -> OpenApi {
+/// The document of the management routes mounted at `one_active` and `named`, the
+/// named ones speaking `named_api` and, with `bearer`, open to keys with the
+/// management scope.
+pub(crate) fn management(
+    one_active: Option<&str>,
+    named: Option<&str>,
+    named_api: NamedKeysApi,
+    bearer: bool,
+) -> OpenApi {
+    let compact = named_api == NamedKeysApi::Compact;
     let ok = |status, about, schema: &str| (status, about, reference(schema));
     let list = |field: &str| -> RefOr<Schema> {
         object(
@@ -531,31 +577,70 @@ pub(crate) fn management(one_active: Option<&str>, named: Option<&str>) -> OpenA
         );
     }
     if let Some(path) = named {
+        let wrapped = |field: &str, schema: RefOr<Schema>| -> RefOr<Schema> {
+            object(&[(field, schema)], &[field]).into()
+        };
+        let (listed, minted, revoked) = if compact {
+            (
+                wrapped(
+                    "keys",
+                    ArrayBuilder::new().items(reference("CompactKey")).into(),
+                ),
+                wrapped("key", reference("CompactMintedKey")),
+                wrapped(
+                    "success",
+                    ObjectBuilder::new().schema_type(Type::Boolean).into(),
+                ),
+            )
+        } else {
+            (list("keys"), reference("MintedKey"), reference("KeyView"))
+        };
+        let named_op =
+            |summary, body, ok: (&'static str, &'static str, RefOr<Schema>), errors| Op {
+                summary,
+                body,
+                ok,
+                errors,
+                usage_query: false,
+                bearer_too: bearer,
+            };
         let mut item = PathItem::new(
             HttpMethod::Get,
             operation(
-                Op {
-                    summary: "The owner's keys (revoked ones for 7 days)",
-                    body: None,
-                    ok: ("200", "The keys.", list("keys")),
-                    errors: &["401"],
-                    usage_query: false,
-                    bearer_too: false,
-                },
+                named_op(
+                    if compact {
+                        "The owner's working keys"
+                    } else {
+                        "The owner's keys (revoked ones for 7 days)"
+                    },
+                    None,
+                    ("200", "The keys.", listed),
+                    &["401", "403"],
+                ),
                 false,
             ),
         );
         item.merge_operations(PathItem::new(
             HttpMethod::Post,
             operation(
-                Op {
-                    summary: "Mint a named key (the raw key is in this answer only)",
-                    body: Some(("NewKey", true)),
-                    ok: ok("201", "Minted.", "MintedKey"),
-                    errors: &["400", "401", "403", "409", "413", "422"],
-                    usage_query: false,
-                    bearer_too: false,
-                },
+                named_op(
+                    "Mint a named key (the raw key is in this answer only)",
+                    Some(("NewKey", true)),
+                    ("201", "Minted.", minted.clone()),
+                    &["400", "401", "403", "409", "413", "422"],
+                ),
+                false,
+            ),
+        ));
+        item.merge_operations(PathItem::new(
+            HttpMethod::Delete,
+            operation(
+                named_op(
+                    "Revoke the key the body names",
+                    Some(("KeyRef", true)),
+                    ("200", "Revoked.", revoked.clone()),
+                    &["400", "401", "403", "404", "413", "422"],
+                ),
                 false,
             ),
         ));
@@ -566,14 +651,12 @@ pub(crate) fn management(one_active: Option<&str>, named: Option<&str>) -> OpenA
                 PathItem::new(
                     HttpMethod::Delete,
                     operation(
-                        Op {
-                            summary: "Revoke exactly this key",
-                            body: None,
-                            ok: ok("200", "Revoked.", "KeyView"),
-                            errors: &["401", "403", "404"],
-                            usage_query: false,
-                            bearer_too: false,
-                        },
+                        named_op(
+                            "Revoke exactly this key",
+                            None,
+                            ("200", "Revoked.", revoked),
+                            &["401", "403", "404"],
+                        ),
                         true,
                     ),
                 ),
@@ -583,14 +666,12 @@ pub(crate) fn management(one_active: Option<&str>, named: Option<&str>) -> OpenA
                 PathItem::new(
                     HttpMethod::Post,
                     operation(
-                        Op {
-                            summary: "Mint a successor to this key; the old one works for the grace period",
-                            body: Some(("Rotation", false)),
-                            ok: ok("201", "The successor.", "MintedKey"),
-                            errors: &["400", "401", "403", "404", "409", "413", "422"],
-                            usage_query: false,
-                            bearer_too: false,
-                        },
+                        named_op(
+                            "Mint a successor to this key; the old one works for the grace period",
+                            Some(("Rotation", false)),
+                            ("201", "The successor.", minted),
+                            &["400", "401", "403", "404", "409", "413", "422"],
+                        ),
                         true,
                     ),
                 ),
@@ -601,12 +682,13 @@ pub(crate) fn management(one_active: Option<&str>, named: Option<&str>) -> OpenA
                     HttpMethod::Get,
                     operation(
                         Op {
-                            summary: "This key's requests by hour or day",
-                            body: None,
-                            ok: ok("200", "Every bucket of the range.", "KeyUsage"),
-                            errors: &["400", "401", "404", "422"],
                             usage_query: true,
-                            bearer_too: false,
+                            ..named_op(
+                                "This key's requests by hour or day",
+                                None,
+                                ok("200", "Every bucket of the range.", "KeyUsage"),
+                                &["400", "401", "403", "404", "422"],
+                            )
                         },
                         true,
                     ),
@@ -625,6 +707,6 @@ pub(crate) fn management(one_active: Option<&str>, named: Option<&str>) -> OpenA
                 .build(),
         )
         .paths(paths.build())
-        .components(Some(components()))
+        .components(Some(components(compact)))
         .build()
 }

@@ -78,6 +78,12 @@ impl Principal {
         self.record.expires_at
     }
 
+    /// When the key stops working because a rotation replaced it (the end of its grace
+    /// period), if it was rotated out; `None` for a key that is not being replaced.
+    pub fn retires_at(&self) -> Option<SystemTime> {
+        self.record.revoked_at
+    }
+
     /// The key's standing against its rate after this request, when the key has a
     /// rate and the layer sends the rate-limit headers
     /// ([`rate_limit_headers`](crate::auth::AuthenticatorBuilder::rate_limit_headers)).

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::key::KeyPrefix;
+use super::ManageError;
+use crate::{auth::Principal, key::KeyPrefix};
 
 /// Who performed a key operation. Serialises as `{"type":"user","id":"acct_42"}`,
 /// `{"type":"key","prefix":"pk_live_…"}` or `{"type":"system"}`.
@@ -18,7 +19,8 @@ pub enum Actor {
         /// The session user's id.
         id: String,
     },
-    /// The key itself: a self-revoking `DELETE` with its own bearer key.
+    /// A key: one revoking itself with its own bearer key, or a key that carries the
+    /// management scope managing its owner's keys.
     Key {
         /// The key's public prefix.
         prefix: KeyPrefix,
@@ -38,8 +40,14 @@ impl Actor {
 /// operation of [`Keys`](super::Keys) that changes a key, and reported to the hooks
 /// and the audit trail as [`KeyEvent::actor`](super::KeyEvent::actor) and [`KeyEvent::client_addr`](super::KeyEvent::client_addr).
 ///
-/// The management router passes the session user (or, for a self-revoking `DELETE`,
-/// the key itself) and the client's address as the authenticator names it.
+/// The management router passes the session user (or the key, for a self-revoking
+/// `DELETE` or a key that manages keys) and the client's address as the authenticator
+/// names it.
+///
+/// A caller made from a verified key with [`Caller::acting_key`] can grant only the
+/// scopes that key holds: minting a key (its requested scopes, or the default ones)
+/// or rotating one (the successor keeps the old key's scopes) with any other scope is
+/// [`ManageError::ScopeNotHeld`].
 ///
 /// ```
 /// use tower_api_key::manage::{Actor, Caller};
@@ -55,6 +63,9 @@ pub struct Caller {
     pub actor: Actor,
     /// From where, when known.
     pub client_addr: Option<IpAddr>,
+    /// The scopes this caller may grant, when it is a key managing keys (`None`:
+    /// any scope the [`Keys`](super::Keys) policy allows).
+    held_scopes: Option<Vec<String>>,
 }
 
 impl Caller {
@@ -73,11 +84,35 @@ impl Caller {
         Caller::new(Actor::Key { prefix })
     }
 
+    /// A verified key acting on its owner's keys: the actor is the key, and it may
+    /// grant only the scopes it holds itself.
+    ///
+    /// ```
+    /// # #[cfg(feature = "axum")] {
+    /// use tower_api_key::{manage::{Caller, Keys, NewKey}, AuthError, Principal};
+    ///
+    /// // A handler of yours behind the layer, minting keys for the caller's owner.
+    /// async fn mint_for(keys: &Keys, key: &Principal) -> Result<String, Box<dyn std::error::Error>> {
+    ///     key.require_scope("keys:manage")?;
+    ///     let caller = Caller::acting_key(key);
+    ///     let minted = keys.named().create(&caller, key.owner(), NewKey::named("ci")).await?;
+    ///     Ok(minted.api_key().expose_secret().to_owned())
+    /// }
+    /// # }
+    /// ```
+    pub fn acting_key(key: &Principal) -> Self {
+        Caller {
+            held_scopes: Some(key.scopes().to_vec()),
+            ..Caller::key(key.prefix())
+        }
+    }
+
     /// `actor`, from no particular address.
     pub fn new(actor: Actor) -> Self {
         Caller {
             actor,
             client_addr: None,
+            held_scopes: None,
         }
     }
 
@@ -85,5 +120,15 @@ impl Caller {
     pub fn from_addr(mut self, addr: Option<IpAddr>) -> Self {
         self.client_addr = addr;
         self
+    }
+
+    /// `Ok` if this caller may give a key every one of `scopes`.
+    pub(crate) fn may_grant(&self, scopes: &[String]) -> Result<(), ManageError> {
+        match &self.held_scopes {
+            Some(held) if !scopes.iter().all(|scope| held.contains(scope)) => {
+                Err(ManageError::ScopeNotHeld)
+            }
+            _ => Ok(()),
+        }
     }
 }

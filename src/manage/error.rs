@@ -35,6 +35,10 @@ pub enum ManageError {
         /// The cap.
         max: usize,
     },
+    /// A key managing keys asked to give a key a scope it does not hold itself (a
+    /// new key's scopes, or the scopes a rotation's successor would keep): 403.
+    #[error("a key can grant only scopes it holds")]
+    ScopeNotHeld,
     /// The request is well-formed but its content is not acceptable: 422.
     #[error("{0}")]
     Invalid(&'static str),
@@ -78,6 +82,10 @@ impl From<ManageError> for ApiError {
                 format!(
                     "You have the most API keys allowed ({max}). Revoke one to create another."
                 ),
+            ),
+            ManageError::ScopeNotHeld => ApiError::new(
+                ErrorCode::Forbidden,
+                "A key can give a key only scopes it holds itself.",
             ),
             ManageError::Invalid(message) => {
                 ApiError::new(ErrorCode::UnprocessableContent, message)

@@ -202,8 +202,11 @@ impl Keys {
         KeyView::of(record, last_used, now)
     }
 
+    /// Mints a key for `owner` as `caller`, who must be able to grant every scope the
+    /// new key gets.
     async fn mint(
         &self,
+        caller: &Caller,
         owner: &str,
         grant: Grant<'_>,
         rule: InsertRule,
@@ -212,13 +215,14 @@ impl Keys {
         let (key, record) = match grant {
             Grant::Requested(new) => {
                 let new = self.checked(owner, new, now).await?;
-                let mode = new.mode.unwrap_or(KeyMode::Live);
-                let key = ApiKey::generate_in(&self.format, mode).map_err(ManageError::Mint)?;
                 let scopes = if new.scopes.is_empty() {
                     self.default_scopes.clone()
                 } else {
                     new.scopes
                 };
+                caller.may_grant(&scopes)?;
+                let mode = new.mode.unwrap_or(KeyMode::Live);
+                let key = ApiKey::generate_in(&self.format, mode).map_err(ManageError::Mint)?;
                 let record = KeyRecord::builder(&key, owner)
                     .name(new.name)
                     .scopes(scopes)
@@ -231,6 +235,7 @@ impl Keys {
                 (key, record.build())
             }
             Grant::Successor(old) => {
+                caller.may_grant(&old.scopes)?;
                 let key = ApiKey::generate_in(&self.format, old.mode).map_err(ManageError::Mint)?;
                 let fresh = KeyRecord::builder(&key, &old.owner).build();
                 // Struct update: a field added to the record later carries over too.
@@ -351,7 +356,9 @@ impl Keys {
     ) -> Result<MintedKey, ManageError> {
         let span = action_span("create", owner, None);
         async move {
-            let mut minted = self.mint(owner, Grant::Requested(new), rule).await?;
+            let mut minted = self
+                .mint(caller, owner, Grant::Requested(new), rule)
+                .await?;
             tracing::Span::current().record("key_prefix", minted.view.prefix.as_str());
             let failures = self
                 .announce(caller, KeyAction::Created, owner, &minted.view, None)
@@ -446,7 +453,9 @@ impl Keys {
             };
             // Metadata carries over too: notes such as an unresolved hook failure stay
             // with the owner's working key until whoever resolves them removes them.
-            let mut minted = self.mint(&old.owner, Grant::Successor(old), rule).await?;
+            let mut minted = self
+                .mint(caller, &old.owner, Grant::Successor(old), rule)
+                .await?;
             let mut retiring = old.clone();
             retiring.revoked_at = Some(revoke_at);
             let replaced = self.view(&retiring, now);

@@ -41,6 +41,6 @@ pub use new_key::NewKey;
 pub use one_active::OneActiveKeys;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use router::{router, ManagementRoutes, MAX_BODY_BYTES};
+pub use router::{router, ManagementRoutes, NamedKeysApi, MAX_BODY_BYTES};
 pub use usage::{KeyUsage, UsagePoint, UsageQuery, UsageStep, MAX_USAGE_BUCKETS};
 pub use view::{ActiveKey, KeyRef, KeyStatus, KeyView, MintedKey, UsageTotals};

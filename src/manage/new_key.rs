@@ -17,7 +17,7 @@ const MAX_SCOPE_LEN: usize = 128;
 const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// What to mint: name, scopes, expiry and mode. All optional; `Deserialize` reads the
-/// JSON a management endpoint receives (`expires_at` as RFC 3339).
+/// JSON a management endpoint receives (`expires_at`, or `expiresAt`, as RFC 3339).
 ///
 /// ```
 /// use tower_api_key::manage::NewKey;
@@ -36,7 +36,7 @@ pub struct NewKey {
     /// empty, the management's default scopes apply.
     pub scopes: Vec<String>,
     /// When the key stops working by itself; must lie in the future.
-    #[serde(with = "super::time::rfc3339_opt")]
+    #[serde(with = "super::time::rfc3339_opt", alias = "expiresAt")]
     pub expires_at: Option<SystemTime>,
     /// Live (default) or test.
     pub mode: Option<KeyMode>,

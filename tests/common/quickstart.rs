@@ -25,6 +25,11 @@ use super::Reply;
 /// `target/<profile>/examples/quickstart`, built (or brought up to date) first: a
 /// filtered `cargo test --test quickstart` does not build examples by itself.
 pub fn quickstart_binary() -> PathBuf {
+    example_binary("quickstart")
+}
+
+/// `target/<profile>/examples/<name>`, built (or brought up to date) first.
+pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
@@ -32,7 +37,7 @@ pub fn quickstart_binary() -> PathBuf {
         .expect("target/<profile>/deps");
     let mut build = std::process::Command::new(env!("CARGO"));
     build
-        .args(["build", "--example", "quickstart"])
+        .args(["build", "--example", name])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     // The features these tests were built with that change what the quickstart serves
     // (`/metrics`): the same binary as `cargo test --all-features` built.
@@ -46,10 +51,10 @@ pub fn quickstart_binary() -> PathBuf {
         build.arg("--release");
     }
     let status = build.status().expect("run cargo build");
-    assert!(status.success(), "building the quickstart failed");
+    assert!(status.success(), "building the example {name} failed");
     profile_dir
         .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX))
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A running quickstart (killed on drop).
@@ -61,7 +66,8 @@ pub struct Quickstart {
     pub printed: Vec<String>,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    /// The demo keys, when this start minted them (empty when they already existed).
+    /// The demo keys, when this start minted them (empty when they already existed);
+    /// for `named_keys_api`, `full` is the managing key it prints on a line of its own.
     pub full: String,
     pub read_only: String,
     pub client: Client<HttpConnector, Full<Bytes>>,
@@ -74,7 +80,13 @@ pub async fn start() -> Quickstart {
 
 /// A quickstart with these extra environment variables, on a free port.
 pub async fn start_with(env: &[(&str, &str)]) -> Quickstart {
-    let mut child = Command::new(quickstart_binary())
+    start_example("quickstart", env).await
+}
+
+/// The example `name` (one that reads `ADDR` and prints `listening` as the
+/// quickstart does) with these extra environment variables, on a free port.
+pub async fn start_example(name: &str, env: &[(&str, &str)]) -> Quickstart {
+    let mut child = Command::new(example_binary(name))
         .env("ADDR", "127.0.0.1:0")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
@@ -106,6 +118,8 @@ pub async fn start_with(env: &[(&str, &str)]) -> Quickstart {
                 full = last;
             } else if line.starts_with("read only: ") && is_key {
                 read_only = last;
+            } else if is_key && line.trim() == last {
+                full = last;
             } else if line.contains("listening") {
                 base = Some(last);
                 break;

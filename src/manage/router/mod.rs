@@ -1,6 +1,8 @@
 //! [`ManagementRoutes`]: the key management endpoints as an axum router.
 
+mod acting;
 mod envelope;
+mod format;
 mod request;
 mod usage;
 
@@ -19,13 +21,15 @@ use bytes::Bytes;
 use http::{header, request::Parts, HeaderMap, StatusCode, Uri};
 use serde_json::{json, Value};
 
+use acting::Acting;
 use envelope::{envelope_errors, no_such_route};
+pub use format::NamedKeysApi;
 use request::{body, path_id, Named, Rotation};
 use usage::UsageParams;
 
 #[cfg(feature = "dashboard")]
 use super::dashboard::{self, DashboardConfig};
-use super::{Caller, KeyRef, Keys, ManageError, MintedKey};
+use super::{Caller, KeyRef, Keys, ManageError};
 use crate::{
     auth::Authenticator,
     error::{json_response, ApiError, ErrorCode},
@@ -50,12 +54,17 @@ const SHOWN_ONCE: &str =
 /// | `POST /api/v1/partners/api-key/rotate` | successor to the active key (the one `GET` shows); the old one works `grace_seconds` more; with `"id"` (or `"prefix"`) only if that is still the active key | 201, 404, 409 |
 /// | `GET /api/user/keys` | the owner's keys (revoked ones for 7 days, marked so) | 200 |
 /// | `POST /api/user/keys` | mint a named key (`{"name":…}`) | 201 with `api_key` (once) |
+/// | `DELETE /api/user/keys` | with `{"id":…}` (or `{"prefix":…}`): revoke exactly that key | 200, 404, 422 without a key named |
 /// | `DELETE /api/user/keys/{id}` | revoke exactly that key | 200, 404 (also for another owner's key) |
 /// | `POST /api/user/keys/{id}/rotate` | successor key with a grace period | 201, 404, 409 |
 /// | `GET /api/user/keys/{id}/usage` | that key's requests by hour or day (the same query) | 200, 400, 404 (also for another owner's key), 422 |
 ///
-/// Every route but the self-revoking `DELETE` needs a browser session (a bearer key is
-/// never enough), and unsafe methods pass the guard's cross-origin rules. A key that
+/// Every route but the self-revoking `DELETE` needs a browser session, and unsafe
+/// methods pass the guard's cross-origin rules. A bearer key is never enough, unless
+/// you name a management scope with [`bearer_scope`](Self::bearer_scope): then a key
+/// that carries it manages its own owner's named keys. The named-keys routes speak the
+/// crate's detailed format or, with [`named_api`](Self::named_api), the compact
+/// contract many services already publish ([`NamedKeysApi`]). A key that
 /// revokes itself goes through the same verification as the API layer: the
 /// failed-attempts budget, its restrictions and its rate limit apply. A rotation's
 /// successor keeps every bound of the old key (scopes, mode, expiry, restrictions,
@@ -86,6 +95,8 @@ pub struct ManagementRoutes {
     auth: Authenticator,
     one_active: Option<String>,
     named: Option<String>,
+    named_api: NamedKeysApi,
+    bearer_scope: Option<String>,
     #[cfg(feature = "dashboard")]
     dashboard: Option<DashboardConfig>,
 }
@@ -127,6 +138,8 @@ impl ManagementRoutes {
             auth,
             one_active: Some("/api/v1/partners/api-key".into()),
             named: Some("/api/user/keys".into()),
+            named_api: NamedKeysApi::default(),
+            bearer_scope: None,
             #[cfg(feature = "dashboard")]
             dashboard: None,
         }
@@ -141,6 +154,50 @@ impl ManagementRoutes {
     /// Mounts the named-keys shape at `path`, or leaves it out with `None`.
     pub fn named_path(mut self, path: Option<&str>) -> Self {
         self.named = path.map(Into::into);
+        self
+    }
+
+    /// The wire format of the named-keys routes: the crate's detailed views (the
+    /// default), or the compact contract ([`NamedKeysApi::Compact`]). The dashboard
+    /// page reads the detailed format, so mount it only with the default.
+    ///
+    /// ```
+    /// # use tower_api_key::{auth::Authenticator, manage::{Keys, ManagementRoutes}, session::{CookieSessions, SessionGuardLayer}, store::InMemoryKeyStore};
+    /// use tower_api_key::manage::NamedKeysApi;
+    /// # let store = InMemoryKeyStore::new();
+    /// # let (keys, auth) = (Keys::new(store.clone()), Authenticator::new(store));
+    /// # let guard = SessionGuardLayer::new(CookieSessions::new(&[9u8; 64]).unwrap());
+    ///
+    /// let app: axum::Router = ManagementRoutes::new(keys, guard, auth)
+    ///     .one_active_path(None)
+    ///     .named_api(NamedKeysApi::Compact)
+    ///     .bearer_scope("keys:manage")
+    ///     .into_router();
+    /// ```
+    pub fn named_api(mut self, api: NamedKeysApi) -> Self {
+        self.named_api = api;
+        self
+    }
+
+    /// Lets a key that carries `scope` manage its owner's named keys with
+    /// `Authorization: Bearer <key>`, besides the owner's browser session. Off by
+    /// default: without it a bearer key manages nothing.
+    ///
+    /// A key acting so goes through the authenticator's pipeline as on your API (the
+    /// failed-attempts budget, its restrictions and rate limit apply; a revoked,
+    /// expired or unknown key gets the same 401), and:
+    /// - without `scope` it gets 403 `insufficient_scope`;
+    /// - a key that was rotated out (in its grace period) manages nothing (403);
+    /// - it lists, mints, rotates and revokes its own owner's keys only;
+    /// - it can give a key only scopes it holds itself: a create whose scopes (or the
+    ///   default scopes) or a rotation whose key has a scope it lacks gets 403;
+    /// - the hooks and the audit trail name the key as the actor
+    ///   ([`Actor::Key`](super::Actor::Key)).
+    ///
+    /// The one-active routes stay session-only (their `DELETE` with a bearer key
+    /// revokes that key, as before).
+    pub fn bearer_scope(mut self, scope: impl Into<String>) -> Self {
+        self.bearer_scope = Some(scope.into());
         self
     }
 
@@ -182,13 +239,28 @@ impl ManagementRoutes {
     #[cfg(feature = "openapi")]
     #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
     pub fn openapi(&self) -> utoipa::openapi::OpenApi {
-        crate::openapi::management(self.one_active.as_deref(), self.named.as_deref())
+        crate::openapi::management(
+            self.one_active.as_deref(),
+            self.named.as_deref(),
+            self.named_api,
+            self.bearer_scope.is_some(),
+        )
     }
 
     /// The router, to `merge` into your app.
     pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let guard = self.guard.clone();
         let mut router = Router::new();
+        #[cfg(feature = "dashboard")]
+        if self.dashboard.is_some()
+            && self.named.is_some()
+            && self.named_api != NamedKeysApi::Detailed
+        {
+            tracing::warn!(
+                "the key dashboard reads the detailed named-keys format; with \
+                 NamedKeysApi::Compact its named-keys table stays empty"
+            );
+        }
         #[cfg(feature = "dashboard")]
         if let Some(config) = self.dashboard.clone() {
             let endpoints = dashboard::Endpoints {
@@ -219,24 +291,22 @@ impl ManagementRoutes {
                 )
                 .route(&format!("{path}/{{*rest}}"), any(no_such_route));
         }
+        // The named routes admit their caller themselves ([`Acting`]): a session, or
+        // a key with the management scope.
         if let Some(path) = &self.named {
             router = router
                 .route(
                     path,
-                    get(list_named.layer(guard.clone())).post(create_named.layer(guard.clone())),
+                    get(list_named)
+                        .post(create_named)
+                        .delete(revoke_named_in_body),
                 )
                 .route(
                     &format!("{path}/{{id}}"),
-                    axum::routing::delete(revoke_named.layer(guard.clone())),
+                    axum::routing::delete(revoke_named),
                 )
-                .route(
-                    &format!("{path}/{{id}}/rotate"),
-                    post(rotate_named.layer(guard.clone())),
-                )
-                .route(
-                    &format!("{path}/{{id}}/usage"),
-                    get(usage_named.layer(guard.clone())),
-                )
+                .route(&format!("{path}/{{id}}/rotate"), post(rotate_named))
+                .route(&format!("{path}/{{id}}/usage"), get(usage_named))
                 .route(&format!("{path}/{{id}}/{{*rest}}"), any(no_such_route));
         }
         router
@@ -257,25 +327,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
         .map_err(|_| ApiError::new(ErrorCode::InternalError, "The answer could not be encoded."))
 }
 
-/// 201 with the view, the raw key (this once), the save-it-now message and any hook
-/// failures.
-fn minted(minted: Result<MintedKey, ManageError>) -> Answer {
-    let minted = minted?;
-    let mut body = to_json(minted.view())?;
-    let failures = minted.hook_failures();
-    let failures = (!failures.is_empty())
-        .then(|| to_json(&failures))
-        .transpose()?;
-    if let Value::Object(fields) = &mut body {
-        fields.insert("api_key".into(), minted.api_key().expose_secret().into());
-        fields.insert("message".into(), SHOWN_ONCE.into());
-        if let Some(failures) = failures {
-            fields.insert("hook_errors".into(), failures);
-        }
-    }
-    Ok(answer(StatusCode::CREATED, body))
-}
-
 /// The client's address as the authenticator names it (the connection's peer, or
 /// behind its trusted proxies the rightmost untrusted hop), for the hooks.
 fn client_addr(routes: &ManagementRoutes, parts: &Parts) -> Option<IpAddr> {
@@ -285,12 +336,9 @@ fn client_addr(routes: &ManagementRoutes, parts: &Parts) -> Option<IpAddr> {
         .client_of(&parts.headers, &parts.extensions)
 }
 
-/// The session user acting from the client's address: who performs an operation, as
-/// the hooks and the audit trail report it.
-struct UserCaller {
-    user: SessionUser,
-    caller: Caller,
-}
+/// The session user the guard layer admitted, acting for themselves (the one-active
+/// routes).
+struct UserCaller(Acting);
 
 impl FromRequestParts<ManagementRoutes> for UserCaller {
     type Rejection = ApiError;
@@ -300,32 +348,35 @@ impl FromRequestParts<ManagementRoutes> for UserCaller {
         routes: &ManagementRoutes,
     ) -> Result<Self, Self::Rejection> {
         let user = SessionUser::from_request_parts(parts, routes).await?;
-        let caller = Caller::user(user.id()).from_addr(client_addr(routes, parts));
-        Ok(UserCaller { user, caller })
+        Ok(UserCaller(Acting::user(&user, client_addr(routes, parts))))
     }
 }
 
-type Answer = Result<Response, ApiError>;
+pub(super) type Answer = Result<Response, ApiError>;
 
 async fn view_active(State(r): State<ManagementRoutes>, user: SessionUser) -> Answer {
     let view = r.keys.one_active().view(user.id()).await?;
     Ok(answer(StatusCode::OK, to_json(&view)?))
 }
 
-async fn create_active(State(r): State<ManagementRoutes>, by: UserCaller, request: Body) -> Answer {
+async fn create_active(
+    State(r): State<ManagementRoutes>,
+    UserCaller(by): UserCaller,
+    request: Body,
+) -> Answer {
     let new = body(request).await?;
-    minted(
-        r.keys
-            .one_active()
-            .create(&by.caller, by.user.id(), new)
-            .await,
-    )
+    let minted = r.keys.one_active().create(&by.caller, &by.owner, new).await;
+    NamedKeysApi::Detailed.minted(minted)
 }
 
-async fn rotate_active(State(r): State<ManagementRoutes>, by: UserCaller, request: Body) -> Answer {
+async fn rotate_active(
+    State(r): State<ManagementRoutes>,
+    UserCaller(by): UserCaller,
+    request: Body,
+) -> Answer {
     let rotation = body::<Rotation>(request).await?;
-    let (keys, owner, grace) = (r.keys.one_active(), by.user.id(), rotation.grace());
-    minted(match rotation.key()? {
+    let (keys, owner, grace) = (r.keys.one_active(), &by.owner, rotation.grace());
+    NamedKeysApi::Detailed.minted(match rotation.key()? {
         Some(key) => keys.rotate_key(&by.caller, owner, key, grace).await,
         None => keys.rotate(&by.caller, owner, grace).await,
     })
@@ -373,29 +424,50 @@ async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> A
     ))
 }
 
-async fn list_named(State(r): State<ManagementRoutes>, user: SessionUser) -> Answer {
-    let keys = r.keys.named().list(user.id()).await?;
-    Ok(answer(StatusCode::OK, json!({ "keys": to_json(&keys)? })))
+async fn list_named(State(r): State<ManagementRoutes>, by: Acting) -> Answer {
+    let keys = r.keys.named().list(&by.owner).await?;
+    r.named_api.listed(&keys)
 }
 
-async fn create_named(State(r): State<ManagementRoutes>, by: UserCaller, request: Body) -> Answer {
+async fn create_named(State(r): State<ManagementRoutes>, by: Acting, request: Body) -> Answer {
     let new = body(request).await?;
-    minted(r.keys.named().create(&by.caller, by.user.id(), new).await)
+    let minted = r.keys.named().create(&by.caller, &by.owner, new).await;
+    r.named_api.minted(minted)
 }
 
 async fn revoke_named(
     State(r): State<ManagementRoutes>,
-    by: UserCaller,
+    by: Acting,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let id = path_id(id)?;
-    let view = r.keys.named().revoke(&by.caller, by.user.id(), &id).await?;
-    Ok(answer(StatusCode::OK, to_json(&view)?))
+    let view = r.keys.named().revoke(&by.caller, &by.owner, &id).await?;
+    r.named_api.revoked(&view)
+}
+
+/// `DELETE {path}` with `{"id":…}` (or `{"prefix":…}`) in the body.
+async fn revoke_named_in_body(
+    State(r): State<ManagementRoutes>,
+    by: Acting,
+    request: Body,
+) -> Answer {
+    let Some(key) = body::<Named>(request).await?.key()? else {
+        return Err(ApiError::new(
+            ErrorCode::UnprocessableContent,
+            r#"Name the key to revoke: {"id":"…"}."#,
+        ));
+    };
+    let record = r.keys.find(&by.owner, &key).await?;
+    let view = r
+        .keys
+        .revoke_record(&by.caller, &record, std::time::SystemTime::now())
+        .await?;
+    r.named_api.revoked(&view)
 }
 
 async fn rotate_named(
     State(r): State<ManagementRoutes>,
-    by: UserCaller,
+    by: Acting,
     id: Result<Path<String>, PathRejection>,
     request: Body,
 ) -> Answer {
@@ -408,11 +480,10 @@ async fn rotate_named(
         ));
     }
     let named = r.keys.named();
-    minted(
-        named
-            .rotate(&by.caller, by.user.id(), &id, rotation.grace())
-            .await,
-    )
+    let minted = named
+        .rotate(&by.caller, &by.owner, &id, rotation.grace())
+        .await;
+    r.named_api.minted(minted)
 }
 
 /// The active key's usage, or with `?id=` another of the owner's keys'.
@@ -429,12 +500,12 @@ async fn usage_active(State(r): State<ManagementRoutes>, user: SessionUser, uri:
 
 async fn usage_named(
     State(r): State<ManagementRoutes>,
-    user: SessionUser,
+    by: Acting,
     id: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Answer {
     let id = path_id(id)?;
     let query = UsageParams::of(&uri, false)?.query(std::time::SystemTime::now())?;
-    let usage = r.keys.usage(user.id(), &id, query).await?;
+    let usage = r.keys.usage(&by.owner, &id, query).await?;
     Ok(answer(StatusCode::OK, to_json(&usage)?))
 }
