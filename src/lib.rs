@@ -3,6 +3,8 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub, clippy::unwrap_used)]
 #![deny(clippy::option_option)]
+// The declared `rust-version` is what CI builds with; no newer API slips in.
+#![deny(clippy::incompatible_msrv)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod macros;
