@@ -14,6 +14,8 @@
 //!
 //! - `signed/ours` / `verify/ours`: verify of a signed key (`KeyFormat::signed_with`,
 //!   an HMAC more per request) next to an unsigned one, both over 10 000 keys.
+//! - `checksummed/ours` / `verify/ours`: the same with a checksummed key
+//!   (`KeyFormat::checksum`, a CRC-32 more per request).
 //! - `usage/counted` / `usage/not_counted`: verify with the per-key usage counting
 //!   the built-in stores turn on, and with it off (`count_usage(false)`). Target:
 //!   counting adds at most 20 ns.
@@ -48,7 +50,7 @@ use http::{HeaderValue, Request, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_api_key::{
     auth::Authenticator,
-    key::{ApiKey, KeyFormat, KeyMode, KeySecret},
+    key::{ApiKey, Checksum, KeyFormat, KeyMode, KeySecret},
     policy::RateLimit,
     store::{InsertRule, KeyRecord, KeyStore},
     ApiKeyLayer, InMemoryKeyStore,
@@ -62,7 +64,7 @@ const BATCH: usize = 1_000;
 /// Timed batches per case.
 const ROUNDS: usize = 200;
 
-const CASES: [&str; 17] = [
+const CASES: [&str; 18] = [
     "verify/ours",
     "verify/floor",
     "verify_1m/ours",
@@ -78,6 +80,7 @@ const CASES: [&str; 17] = [
     "limit/local",
     "limit/shared",
     "signed/ours",
+    "checksummed/ours",
     "usage/counted",
     "usage/not_counted",
 ];
@@ -138,10 +141,14 @@ fn case(name: &str) -> Case {
                 ok(response.expect("infallible").status())
             })
         }
-        "signed/ours" => {
-            // The same store's keys cannot be signed after the fact: a store of its
-            // own, minted signed, of the same size.
-            let format = KeyFormat::default().signed_with(KeySecret::from_bytes([7; 32]));
+        "signed/ours" | "checksummed/ours" => {
+            // The same store's keys cannot be signed or checksummed after the fact: a
+            // store of its own, minted in the format, of the same size.
+            let format = if name == "signed/ours" {
+                KeyFormat::default().signed_with(KeySecret::from_bytes([7; 32]))
+            } else {
+                KeyFormat::default().checksum(Checksum::Required)
+            };
             let store = InMemoryKeyStore::with_capacity(n);
             let mut kept = None;
             for _ in 0..n {
@@ -263,6 +270,7 @@ fn main() {
         ("mint/ours", "mint/floor"),
         ("limit/shared", "limit/local"),
         ("signed/ours", "verify/ours"),
+        ("checksummed/ours", "verify/ours"),
         ("usage/counted", "usage/not_counted"),
     ] {
         let (Some(ours_p10), Some(ours_median), Some(floor_p10), Some(floor_median)) =

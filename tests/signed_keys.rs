@@ -1,6 +1,7 @@
 //! Signed keys (`KeyFormat::signed_with`): keys minted by key management carry a MAC
 //! under the deployment's secret; the layer refuses any other key from its text, before
-//! the store is asked, through a real axum Router.
+//! the store is asked, through a real axum Router. Checksummed keys
+//! (`KeyFormat::checksum`) the same way, with a public CRC-32.
 
 mod common;
 
@@ -12,7 +13,7 @@ use http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
-    key::{KeyFormat, KeySecret},
+    key::{has_valid_checksum, Checksum, KeyFormat, KeySecret},
     manage::{Caller, Keys, NewKey},
     ApiKey, ApiKeyLayer, KeyMode,
 };
@@ -151,4 +152,42 @@ async fn keys_minted_unsigned_are_refused_once_signing_is_on() {
         .unwrap();
     let status = signed_layer.oneshot(request).await.unwrap().status();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn checksummed_keys_work_and_mistyped_ones_never_reach_the_store() {
+    let app = app(KeyFormat::default().checksum(Checksum::Required));
+    let key = app.mint().await;
+    assert!(has_valid_checksum(&key));
+    assert_eq!(app.call(&key).await, StatusCode::OK);
+    let looked_up = app.store.lookups();
+
+    // A typo in the secret part, a made-up key, a key minted before checksums.
+    let random = ApiKey::generate(KeyMode::Live).unwrap();
+    for guess in [wrong_secret(&key), random.expose_secret().to_owned()] {
+        assert_eq!(app.call(&guess).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.store.lookups(), looked_up, "no guess reached the store");
+}
+
+#[tokio::test]
+async fn an_optional_checksum_keeps_keys_minted_before_it() {
+    let before = app(KeyFormat::default());
+    let old_key = before.mint().await;
+    let optional = KeyFormat::default().checksum(Checksum::Optional);
+    let after = App {
+        router: Router::new()
+            .route("/api/account", get(|| async { "ok" }))
+            .layer(ApiKeyLayer::new(
+                Authenticator::builder(before.store.clone())
+                    .key_format(optional.clone())
+                    .build(),
+            )),
+        keys: Keys::new(before.store.clone()).key_format(optional),
+        store: before.store.clone(),
+    };
+    assert_eq!(after.call(&old_key).await, StatusCode::OK, "old keys work");
+    let new_key = after.mint().await;
+    assert!(has_valid_checksum(&new_key));
+    assert_eq!(after.call(&new_key).await, StatusCode::OK);
 }

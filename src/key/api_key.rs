@@ -3,7 +3,11 @@ use std::fmt;
 use rand::{rngs::SysRng, TryRng};
 use zeroize::Zeroizing;
 
-use super::{signing::MAC_BYTES, KeyFormat, KeyHash, KeyMode, KeyPrefix, SECRET_BYTES};
+use super::{
+    checksum::{checksum_hex, CHECKSUM_BYTES},
+    signing::MAC_BYTES,
+    KeyFormat, KeyHash, KeyMode, KeyPrefix, SECRET_BYTES,
+};
 
 /// A whole API key, secret included.
 ///
@@ -38,7 +42,8 @@ impl ApiKey {
     }
 
     /// Mints a key in the given format from 32 bytes of the OS random source (24, and
-    /// the MAC, in a [signed](KeyFormat#signed-keys) format).
+    /// the MAC, in a [signed](KeyFormat#signed-keys) format; 4 fewer, and the checksum,
+    /// in a [checksummed](KeyFormat#checksummed-keys) one).
     pub fn generate_in(format: &KeyFormat, mode: KeyMode) -> Result<Self, MintError> {
         let mut entropy = Zeroizing::new([0u8; SECRET_BYTES]);
         SysRng.try_fill_bytes(&mut entropy[..]).map_err(MintError)?;
@@ -47,11 +52,15 @@ impl ApiKey {
         text.push('_');
         text.push_str(mode.as_str());
         text.push('_');
-        // Signed: the last bytes are the MAC over the text before them.
-        let random = match format.signing() {
-            Some(_) => SECRET_BYTES - MAC_BYTES,
-            None => SECRET_BYTES,
-        };
+        // Signed: then the MAC over the text before it. Checksummed: last, the
+        // checksum over the text before it.
+        let mut random = SECRET_BYTES;
+        if format.signing().is_some() {
+            random -= MAC_BYTES;
+        }
+        if format.is_checksummed() {
+            random -= CHECKSUM_BYTES;
+        }
         // The hex goes through a wiped buffer on the stack, not a second heap string.
         let mut hex = Zeroizing::new([0u8; 2 * SECRET_BYTES]);
         let Ok(digits) = base16ct::lower::encode_str(&entropy[..random], &mut hex[..]) else {
@@ -64,6 +73,11 @@ impl ApiKey {
                 unreachable!("the buffer is longer than the MAC's hex");
             };
             text.push_str(digits);
+        }
+        if format.is_checksummed() {
+            let sum = checksum_hex(text.as_bytes());
+            // Lowercase hex digits: ASCII.
+            text.push_str(std::str::from_utf8(&sum).unwrap_or_default());
         }
         let prefix = KeyPrefix::from_validated(&text.as_bytes()[..format.prefix_len()]);
         Ok(ApiKey {

@@ -1,6 +1,7 @@
 use std::fmt;
 
 use super::{
+    checksum::{checksum_holds, Checksum, CHECKSUM_HEX},
     signing::{Signing, MAC_HEX},
     KeyPrefix, KeySecret, PREFIX_HEX, SECRET_HEX,
 };
@@ -99,12 +100,49 @@ pub struct InvalidNamespace;
 ///     .also_accepting(secret);
 /// assert!(ApiKey::parse(key.expose_secret(), &rotated).is_ok());
 /// ```
+///
+/// # Checksummed keys
+///
+/// [`checksum`](Self::checksum) makes the last 8 of the 64 hex digits the CRC-32
+/// (IEEE, as zlib computes it) of the key text before them, in lowercase hex: the same
+/// shape, 224 random bits. Anyone can check it, without a secret or a lookup, so a
+/// secret scanner finds your keys in public code with almost no false positives, and
+/// the layer refuses a mistyped or made-up key from its text (as an unknown key). A
+/// scanner configures:
+///
+/// - pattern: `\b(pk_(?:live|test)_[0-9a-f]{56})([0-9a-f]{8})\b` (with your namespace
+///   in place of `pk`);
+/// - check: `crc32(group 1)`, as 8 lowercase hex digits, equals group 2
+///   ([`has_valid_checksum`](super::has_valid_checksum) in Rust; `"%08x" %
+///   zlib.crc32(body)` in Python).
+///
+/// With [`Checksum::Optional`], keys minted before checksums were turned on keep
+/// working (they are looked up as before); [`Checksum::Required`] refuses them. A
+/// format can be both signed and checksummed: the key ends with the MAC, then the
+/// checksum over everything before it (160 random bits).
+///
+/// ```
+/// use tower_api_key::key::{has_valid_checksum, ApiKey, Checksum, KeyFormat, KeyMode};
+///
+/// let format = KeyFormat::default().checksum(Checksum::Required);
+/// let key = ApiKey::generate_in(&format, KeyMode::Live).unwrap();
+/// assert!(has_valid_checksum(key.expose_secret()));
+/// assert!(ApiKey::parse(key.expose_secret(), &format).is_ok());
+///
+/// // A key minted before the checksum: refused when required, kept when optional.
+/// let old = ApiKey::generate(KeyMode::Live).unwrap();
+/// assert!(ApiKey::parse(old.expose_secret(), &format).is_err());
+/// let moving = KeyFormat::default().checksum(Checksum::Optional);
+/// assert!(ApiKey::parse(old.expose_secret(), &moving).is_ok());
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyFormat {
     namespace: [u8; MAX_NAMESPACE],
     len: u8,
     /// The deployment's secrets, when keys are signed.
     signing: Option<Signing>,
+    /// Whether keys end with a checksum.
+    checksum: Checksum,
 }
 
 impl KeyFormat {
@@ -121,7 +159,20 @@ impl KeyFormat {
             // Checked above: at most MAX_NAMESPACE bytes.
             len: bytes.len() as u8,
             signing: None,
+            checksum: Checksum::None,
         })
+    }
+
+    /// Whether minted keys end with a CRC-32 checksum, and whether presented keys must.
+    /// See [Checksummed keys](Self#checksummed-keys).
+    pub fn checksum(mut self, checksum: Checksum) -> Self {
+        self.checksum = checksum;
+        self
+    }
+
+    /// Whether keys minted in this format end with a checksum.
+    pub fn is_checksummed(&self) -> bool {
+        self.checksum.mints()
     }
 
     /// Keys minted in this format are signed with `secret`, and keys are accepted
@@ -190,8 +241,19 @@ impl KeyFormat {
             return None;
         }
         let mode = mode_and_hex(&key[ns..], SECRET_HEX)?;
+        // The checksum is public: checking it first tells an attacker nothing they
+        // could not compute themselves.
+        let mut signed_end = key.len();
+        if self.checksum.mints() {
+            let (body, sum) = key.split_at(key.len() - CHECKSUM_HEX);
+            if checksum_holds(body, sum) {
+                signed_end = body.len();
+            } else if self.checksum == Checksum::Required {
+                return None;
+            }
+        }
         if let Some(signing) = &self.signing {
-            let (body, mac) = key.split_at(key.len() - MAC_HEX);
+            let (body, mac) = key[..signed_end].split_at(signed_end - MAC_HEX);
             if !signing.verify(body, mac) {
                 return None;
             }
@@ -208,6 +270,7 @@ impl Default for KeyFormat {
             namespace: *b"pk\0\0\0\0\0\0",
             len: 2,
             signing: None,
+            checksum: Checksum::None,
         }
     }
 }
@@ -217,6 +280,7 @@ impl fmt::Debug for KeyFormat {
         f.debug_struct("KeyFormat")
             .field("namespace", &self.namespace())
             .field("signed", &self.is_signed())
+            .field("checksum", &self.checksum)
             .finish()
     }
 }
@@ -296,6 +360,55 @@ mod tests {
             upper,
         ] {
             assert!(f.split(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checksummed_and_signed_keys_check_both() {
+        use crate::key::{has_valid_checksum, ApiKey};
+        let secret = KeySecret::from_bytes([9; 32]);
+        let both = KeyFormat::default()
+            .signed_with(secret.clone())
+            .checksum(Checksum::Required);
+        let key = ApiKey::generate_in(&both, KeyMode::Test).unwrap();
+        let text = key.expose_secret();
+        assert_eq!(text.len(), 72);
+        assert!(has_valid_checksum(text));
+        assert!(both.split(text.as_bytes()).is_some());
+        // Signed only, or checksummed only: the other part does not hold.
+        assert!(KeyFormat::default()
+            .checksum(Checksum::Required)
+            .split(text.as_bytes())
+            .is_some());
+        assert!(KeyFormat::default()
+            .signed_with(secret.clone())
+            .split(text.as_bytes())
+            .is_none());
+        // Another secret: the checksum holds, the MAC does not.
+        let other = KeyFormat::default()
+            .signed_with(KeySecret::from_bytes([1; 32]))
+            .checksum(Checksum::Required);
+        assert!(other.split(text.as_bytes()).is_none());
+        // Moving a signed deployment onto checksums: its older signed keys still pass.
+        let signed = KeyFormat::default().signed_with(secret.clone());
+        let old = ApiKey::generate_in(&signed, KeyMode::Live).unwrap();
+        let moving = signed.clone().checksum(Checksum::Optional);
+        assert!(moving.split(old.expose_secret().as_bytes()).is_some());
+        assert!(moving.split(text.as_bytes()).is_some());
+        let required = signed.checksum(Checksum::Required);
+        assert!(required.split(old.expose_secret().as_bytes()).is_none());
+    }
+
+    #[test]
+    fn a_checksummed_key_with_one_digit_changed_is_not_a_key() {
+        use crate::key::ApiKey;
+        let format = KeyFormat::default().checksum(Checksum::Required);
+        let key = ApiKey::generate_in(&format, KeyMode::Live).unwrap();
+        let text = key.expose_secret();
+        for at in 8..72 {
+            let mut typo = text.as_bytes().to_vec();
+            typo[at] = if typo[at] == b'0' { b'1' } else { b'0' };
+            assert!(format.split(&typo).is_none(), "digit {at}");
         }
     }
 }

@@ -22,12 +22,14 @@
 //! ```
 
 mod api_key;
+mod checksum;
 mod format;
 mod hash;
 mod prefix;
 mod signing;
 
 pub use api_key::{ApiKey, KeyParseError, MintError};
+pub use checksum::{has_valid_checksum, Checksum};
 pub use format::{InvalidNamespace, KeyFormat, KeyMode};
 pub use hash::KeyHash;
 pub(crate) use prefix::{is_zero, PrefixHashing};
