@@ -27,7 +27,7 @@ pub struct AuditEntry {
     pub at: SystemTime,
     /// Who did it: the session user, the key itself, or the system.
     pub actor: Actor,
-    /// Created, rotated or revoked.
+    /// Created, rotated, revoked or leaked.
     pub action: KeyAction,
     /// The account the key acts for.
     pub owner: String,
@@ -41,6 +41,9 @@ pub struct AuditEntry {
     pub replaced_prefix: Option<KeyPrefix>,
     /// The client's address, when known.
     pub client_addr: Option<IpAddr>,
+    /// For a leak report: where the key was found, when the scanner said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_url: Option<String>,
 }
 
 impl AuditEntry {
@@ -56,6 +59,7 @@ impl AuditEntry {
             key_name: event.key.name.clone(),
             replaced_prefix: event.replaced.as_ref().map(|old| old.prefix),
             client_addr: event.client_addr,
+            leak_url: event.leak.as_ref().and_then(|leak| leak.url.clone()),
         }
     }
 }
@@ -166,6 +170,10 @@ impl KeyHooks for AuditTrail {
     async fn after_revoke(&self, event: &KeyEvent) -> Result<(), HookError> {
         self.write(event).await
     }
+
+    async fn after_leak(&self, event: &KeyEvent) -> Result<(), HookError> {
+        self.write(event).await
+    }
 }
 
 /// The most recent audit entries, in memory: at most `capacity`, the oldest dropped
@@ -233,6 +241,7 @@ impl AuditSink for TracingAuditSink {
             Actor::User { id } => format!("user:{id}"),
             Actor::Key { prefix } => format!("key:{prefix}"),
             Actor::System => "system".to_owned(),
+            Actor::SecretScanner { name } => format!("scanner:{name}"),
         };
         tracing::info!(
             target: "tower_api_key::audit",
@@ -244,6 +253,7 @@ impl AuditSink for TracingAuditSink {
             key_name = %entry.key_name,
             replaced_prefix = entry.replaced_prefix.as_ref().map(|p| p.to_string()).as_deref().unwrap_or(""),
             client_addr = entry.client_addr.map(|a| a.to_string()).as_deref().unwrap_or(""),
+            leak_url = entry.leak_url.as_deref().unwrap_or(""),
             "API key {}",
             entry.action,
         );

@@ -13,6 +13,8 @@ use std::{
 use pin_project_lite::pin_project;
 use serde::Serialize;
 
+use super::LeakReport;
+
 use super::{Actor, KeyView};
 use crate::store::BoxError;
 
@@ -95,6 +97,14 @@ pub trait KeyHooks: Send + Sync + 'static {
         let _ = event;
         Ok(())
     }
+
+    /// After a secret scanner reported the key leaked ([`KeyEvent::leak`]), once what
+    /// the deployment does about it is done: revoked (then `after_revoke` ran first)
+    /// or flagged in its metadata. Notify the owner here.
+    async fn after_leak(&self, event: &KeyEvent) -> Result<(), HookError> {
+        let _ = event;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -114,6 +124,10 @@ impl<T: KeyHooks + ?Sized> KeyHooks for Arc<T> {
     async fn after_revoke(&self, event: &KeyEvent) -> Result<(), HookError> {
         (**self).after_revoke(event).await
     }
+
+    async fn after_leak(&self, event: &KeyEvent) -> Result<(), HookError> {
+        (**self).after_leak(event).await
+    }
 }
 
 /// What happened to a key.
@@ -127,15 +141,19 @@ pub enum KeyAction {
     Rotated,
     /// A key was revoked.
     Revoked,
+    /// A secret scanner reported the key found where it should not be (public code);
+    /// [`KeyEvent::leak`] says who and where.
+    Leaked,
 }
 
 impl KeyAction {
-    /// `created`, `rotated` or `revoked`.
+    /// `created`, `rotated`, `revoked` or `leaked`.
     pub fn as_str(&self) -> &'static str {
         match self {
             KeyAction::Created => "created",
             KeyAction::Rotated => "rotated",
             KeyAction::Revoked => "revoked",
+            KeyAction::Leaked => "leaked",
         }
     }
 }
@@ -168,6 +186,9 @@ pub struct KeyEvent {
     /// When it happened.
     #[serde(serialize_with = "super::time::rfc3339")]
     pub at: SystemTime,
+    /// For a [`KeyAction::Leaked`] event: the scanner's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak: Option<LeakReport>,
 }
 
 /// Why a hook failed. Its message is shown to the key's owner (in the create or rotate
@@ -276,6 +297,7 @@ impl Hooks {
                 KeyAction::Created => hook.after_create(event),
                 KeyAction::Rotated => hook.after_rotate(event),
                 KeyAction::Revoked => hook.after_revoke(event),
+                KeyAction::Leaked => hook.after_leak(event),
             };
             let error = match (CatchUnwind { inner: call }).await {
                 Ok(Ok(())) => continue,

@@ -314,8 +314,39 @@ impl Keys {
             actor: caller.actor.clone(),
             client_addr: caller.client_addr,
             at: SystemTime::now(),
+            leak: None,
         };
-        self.hooks.run(&event).await
+        self.run_hooks(&event).await
+    }
+
+    /// Runs the hooks for `event`; the failures (already logged).
+    pub(super) async fn run_hooks(&self, event: &KeyEvent) -> Vec<HookFailure> {
+        self.hooks.run(event).await
+    }
+
+    /// The stored record of the key `text` is, when `text` is a key of this format
+    /// whose hash matches its record's (compared in constant time); `None` for
+    /// anything else.
+    pub(super) async fn record_of(
+        &self,
+        text: &str,
+    ) -> Result<Option<Arc<KeyRecord>>, ManageError> {
+        use subtle::ConstantTimeEq;
+        let Ok(key) = ApiKey::parse(text, &self.format) else {
+            return Ok(None);
+        };
+        let found = self.store.find_by_prefix(&key.prefix()).await?;
+        Ok(found.filter(|record| bool::from(record.hash.ct_eq(&key.hash()))))
+    }
+
+    /// Notes `value` (or removes the note) in a key's metadata.
+    pub(super) async fn set_metadata(
+        &self,
+        id: &crate::store::KeyId,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), ManageError> {
+        Ok(self.store.set_metadata(id, name, value).await?)
     }
 
     /// Keeps each hook failure in the new key's metadata (`hook.<name>.error`, which
