@@ -27,10 +27,13 @@
 //!   `DELETE /api/user/keys/{id}`, `GET /api/user/keys/{id}/usage` (a key's requests
 //!   by hour or day);
 //! - `GET /openapi.json` — the management routes described in OpenAPI 3.1;
+//! - with `LEAK_REPORT_KEYS` naming a public-keys document shaped like GitHub's,
+//!   `POST /api/secret-scanning` — leak reports in GitHub's secret scanning format,
+//!   signed by one of those keys; the keys they name are revoked at once;
 //! - with `--features metrics`, `GET /metrics` — the crate's metrics in Prometheus text,
 //!   to loopback clients only.
 //!
-//! Every create, rotate and revoke is written to the audit trail, printed on stderr as
+//! Every create, rotate, revoke and leak report is written to the audit trail, printed on stderr as
 //! one JSON line (`audit: {"actor":…,"action":"created","key_prefix":"pk_live_…",…}`):
 //! who, what, which key prefix, when, from which address — never a raw key.
 //!
@@ -101,7 +104,10 @@ use tower_api_key::{
     auth::Authenticator,
     key::{KeyFormat, KeySecret},
     manage::dashboard::{self, DashboardConfig},
-    manage::{AuditEntry, AuditTrail, HookError, KeyEvent, KeyHooks, Keys, ManagementRoutes},
+    manage::{
+        AuditEntry, AuditTrail, HookError, KeyEvent, KeyHooks, Keys, ManagementRoutes, ScannerKeys,
+        SecretScanning,
+    },
     policy::RateLimit,
     session::{safe_next, CookieSessions, CrossOriginProtection, SessionGuardLayer, SessionUser},
     store::{
@@ -185,10 +191,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "note: the session cookie is `session` without `Secure` (plain http, development only)"
     );
     let guard = SessionGuardLayer::new(sessions.clone());
+    // LEAK_REPORT_KEYS names a public-keys document shaped like GitHub's: leak reports
+    // signed by those keys, POSTed to /api/secret-scanning, revoke the keys they name.
+    let scanning = match std::env::var("LEAK_REPORT_KEYS") {
+        Ok(path) => {
+            let document = std::fs::read_to_string(&path)?;
+            eprintln!("leak reports: POST /api/secret-scanning, keys from {path}");
+            Some(SecretScanning::github(ScannerKeys::from_github_document(
+                &document,
+            )?))
+        }
+        Err(_) => None,
+    };
 
     let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    let app = app(auth.clone(), keys, sessions, guard);
+    let app = app(auth.clone(), keys, sessions, guard, scanning);
     #[cfg(feature = "metrics")]
     let app = app.merge(metrics_route(metrics));
     serve(listener, app, header_read_timeout, shutdown_signal()).await;
@@ -289,6 +307,7 @@ fn app(
     keys: Keys,
     sessions: CookieSessions,
     guard: SessionGuardLayer,
+    scanning: Option<SecretScanning>,
 ) -> Router {
     let api = Router::new()
         .route("/api/account", get(account))
@@ -304,11 +323,14 @@ fn app(
         // of theirs: cross-origin POSTs get 403, as on the management routes.
         .route_layer(CrossOriginProtection::new())
         .with_state(sessions);
-    let management = ManagementRoutes::new(keys, guard, auth).dashboard(
+    let mut management = ManagementRoutes::new(keys, guard, auth).dashboard(
         DashboardConfig::new(DASHBOARD)
             .login_url("/login")
             .logout_url("/logout"),
     );
+    if let Some(scanning) = scanning {
+        management = management.secret_scanning(scanning);
+    }
     // The management routes as OpenAPI 3.1 (feature `openapi`), served as they are.
     let openapi = management.openapi().to_json().unwrap_or_default();
     let management = management.into_router();

@@ -28,8 +28,8 @@ pub enum Actor {
     /// Your own code: a job, an admin tool ([`Caller::system`]).
     System,
     /// A secret scanner's leak report (`github`, …), received by the management
-    /// router's [secret-scanning route](super::ManagementRoutes::secret_scanning) or
-    /// passed to [`Keys::report_leak`](super::Keys::report_leak).
+    /// router's secret-scanning route (feature `secret-scanning`) or passed to
+    /// [`Keys::report_leak`](super::Keys::report_leak).
     SecretScanner {
         /// The scanner's name.
         name: String,

@@ -28,6 +28,8 @@ mod new_key;
 mod one_active;
 #[cfg(feature = "axum")]
 mod router;
+#[cfg(feature = "secret-scanning")]
+mod secret_scanning;
 mod time;
 mod usage;
 mod view;
@@ -44,5 +46,9 @@ pub use one_active::OneActiveKeys;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use router::{router, ManagementRoutes, NamedKeysApi, MAX_BODY_BYTES};
+#[cfg(feature = "secret-scanning")]
+pub use secret_scanning::{
+    InvalidScannerKeys, ScannerKeys, SecretScanning, MAX_REPORTED_TOKENS, MAX_REPORT_BYTES,
+};
 pub use usage::{KeyUsage, UsagePoint, UsageQuery, UsageStep, MAX_USAGE_BUCKETS};
 pub use view::{ActiveKey, KeyRef, KeyStatus, KeyView, MintedKey, UsageTotals};

@@ -6,11 +6,15 @@ use http::{header, HeaderValue, StatusCode};
 
 use crate::error::{ApiError, ErrorCode};
 
-/// 413, for a body over [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES).
-pub(super) fn too_large_error() -> ApiError {
+/// 413, for a body over `limit` bytes ([`MAX_BODY_BYTES`](super::MAX_BODY_BYTES) on
+/// every route but the leak reports').
+pub(super) fn too_large_error(limit: usize) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidRequest,
-        "The request body is too large: at most 16 KiB.",
+        format!(
+            "The request body is too large: at most {} KiB.",
+            limit / 1024
+        ),
     )
     .with_status(StatusCode::PAYLOAD_TOO_LARGE)
 }
@@ -44,7 +48,7 @@ pub(super) async fn envelope_errors(response: Response) -> Response {
             ErrorCode::InvalidRequest,
             "This method is not allowed here; see the Allow header.",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => too_large_error(),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large_error(super::MAX_BODY_BYTES),
         status if status.is_server_error() => {
             ApiError::new(ErrorCode::InternalError, "Internal error.")
         }

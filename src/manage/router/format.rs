@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{answer, to_json, Answer, SHOWN_ONCE};
+use super::{answer, answer_in_order, to_json, Answer, SHOWN_ONCE};
 use crate::{
     key::KeyPrefix,
     manage::{KeyStatus, KeyView, ManageError, MintedKey},
@@ -59,6 +59,22 @@ struct CompactKey<'a> {
     last_used: Option<SystemTime>,
 }
 
+/// The compact answers' wrappers, serialised in the contract's field order.
+#[derive(Serialize)]
+struct KeyWrapped<T> {
+    key: T,
+}
+
+#[derive(Serialize)]
+struct KeysWrapped<T> {
+    keys: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct Success {
+    success: bool,
+}
+
 /// A minted key, as [`NamedKeysApi::Compact`] shows it: the raw key, this once.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,27 +90,29 @@ impl NamedKeysApi {
     /// 201 with a key just minted (created or rotated).
     pub(super) fn minted(self, minted: Result<MintedKey, ManageError>) -> Answer {
         let minted = minted?;
-        let body = match self {
-            NamedKeysApi::Detailed => detailed_minted(&minted)?,
+        match self {
+            NamedKeysApi::Detailed => Ok(answer(StatusCode::CREATED, detailed_minted(&minted)?)),
             NamedKeysApi::Compact => {
                 let view = minted.view();
-                json!({ "key": to_json(&CompactMinted {
+                let key = CompactMinted {
                     id: &view.id,
                     name: &view.name,
                     key: minted.api_key().expose_secret(),
                     created_at: view.created_at,
-                })? })
+                };
+                answer_in_order(StatusCode::CREATED, &KeyWrapped { key })
             }
-        };
-        Ok(answer(StatusCode::CREATED, body))
+        }
     }
 
     /// 200 with the owner's keys.
     pub(super) fn listed(self, views: &[KeyView]) -> Answer {
-        let keys = match self {
-            NamedKeysApi::Detailed => to_json(&views)?,
+        match self {
+            NamedKeysApi::Detailed => {
+                Ok(answer(StatusCode::OK, json!({ "keys": to_json(&views)? })))
+            }
             NamedKeysApi::Compact => {
-                let working = views
+                let keys = views
                     .iter()
                     .filter(|view| matches!(view.status, KeyStatus::Active | KeyStatus::Retiring))
                     .map(|view| CompactKey {
@@ -104,19 +122,18 @@ impl NamedKeysApi {
                         created_at: view.created_at,
                         last_used: view.last_used_at,
                     })
-                    .collect::<Vec<_>>();
-                to_json(&working)?
+                    .collect();
+                answer_in_order(StatusCode::OK, &KeysWrapped { keys })
             }
-        };
-        Ok(answer(StatusCode::OK, json!({ "keys": keys })))
+        }
     }
 
     /// 200 for a key just revoked.
     pub(super) fn revoked(self, view: &KeyView) -> Answer {
-        Ok(match self {
-            NamedKeysApi::Detailed => answer(StatusCode::OK, to_json(view)?),
-            NamedKeysApi::Compact => answer(StatusCode::OK, json!({ "success": true })),
-        })
+        match self {
+            NamedKeysApi::Detailed => Ok(answer(StatusCode::OK, to_json(view)?)),
+            NamedKeysApi::Compact => answer_in_order(StatusCode::OK, &Success { success: true }),
+        }
     }
 }
 

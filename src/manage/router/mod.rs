@@ -4,6 +4,8 @@ mod acting;
 mod envelope;
 mod format;
 mod request;
+#[cfg(feature = "secret-scanning")]
+mod secret_scanning;
 mod usage;
 
 use std::net::IpAddr;
@@ -29,7 +31,7 @@ use usage::UsageParams;
 
 #[cfg(feature = "dashboard")]
 use super::dashboard::{self, DashboardConfig};
-use super::{Caller, KeyRef, Keys, ManageError};
+use super::{Caller, KeyRef, Keys};
 use crate::{
     auth::Authenticator,
     error::{json_response, ApiError, ErrorCode},
@@ -99,6 +101,8 @@ pub struct ManagementRoutes {
     bearer_scope: Option<String>,
     #[cfg(feature = "dashboard")]
     dashboard: Option<DashboardConfig>,
+    #[cfg(feature = "secret-scanning")]
+    secret_scanning: Option<super::SecretScanning>,
 }
 
 /// The default [`ManagementRoutes`] as a router: both shapes at their default paths.
@@ -142,6 +146,8 @@ impl ManagementRoutes {
             bearer_scope: None,
             #[cfg(feature = "dashboard")]
             dashboard: None,
+            #[cfg(feature = "secret-scanning")]
+            secret_scanning: None,
         }
     }
 
@@ -198,6 +204,16 @@ impl ManagementRoutes {
     /// revokes that key, as before).
     pub fn bearer_scope(mut self, scope: impl Into<String>) -> Self {
         self.bearer_scope = Some(scope.into());
+        self
+    }
+
+    /// Adds the leak-report route (feature `secret-scanning`) at `scanning`'s path:
+    /// a secret scanner's signed report of leaked keys, acted on through these routes'
+    /// `keys` (its hooks and audit trail included). See [`SecretScanning`](super::SecretScanning).
+    #[cfg(feature = "secret-scanning")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "secret-scanning")))]
+    pub fn secret_scanning(mut self, scanning: super::SecretScanning) -> Self {
+        self.secret_scanning = Some(scanning);
         self
     }
 
@@ -266,7 +282,7 @@ impl ManagementRoutes {
             let endpoints = dashboard::Endpoints {
                 one_active: self.one_active.clone(),
                 named: self.named.clone(),
-                conflict: ApiError::from(ManageError::ActiveKeyExists)
+                conflict: ApiError::from(super::ManageError::ActiveKeyExists)
                     .message()
                     .to_owned(),
                 keys: self.keys.clone(),
@@ -309,6 +325,10 @@ impl ManagementRoutes {
                 .route(&format!("{path}/{{id}}/usage"), get(usage_named))
                 .route(&format!("{path}/{{id}}/{{*rest}}"), any(no_such_route));
         }
+        #[cfg(feature = "secret-scanning")]
+        if let Some(scanning) = &self.secret_scanning {
+            router = router.route(&scanning.path, post(secret_scanning::receive));
+        }
         router
             .layer(middleware::map_response(envelope_errors))
             .with_state(self)
@@ -318,6 +338,14 @@ impl ManagementRoutes {
 /// A JSON answer that is never cached.
 fn answer(status: StatusCode, body: Value) -> Response {
     json_response(status, Bytes::from(body.to_string()), HeaderMap::new())
+}
+
+/// A JSON answer that is never cached, its fields in the order `T` declares them (a
+/// documented contract's order, where one is served).
+fn answer_in_order<T: serde::Serialize>(status: StatusCode, body: &T) -> Answer {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|_| ApiError::new(ErrorCode::InternalError, "The answer could not be encoded."))?;
+    Ok(json_response(status, Bytes::from(bytes), HeaderMap::new()))
 }
 
 /// A value as JSON; serialising our own types cannot fail, but if it did the answer

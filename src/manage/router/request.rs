@@ -18,28 +18,26 @@ use crate::{
     store::KeyId,
 };
 
-/// Reads a request body of at most [`MAX_BODY_BYTES`]; 413 over it.
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                too_large_error()
-            } else {
-                ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    "The request body could not be read.",
-                )
-            }
-        })
+/// Reads a request body of at most `limit` bytes; 413 over it.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            too_large_error(limit)
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "The request body could not be read.",
+            )
+        }
+    })
 }
 
 /// Parses an optional JSON object body; an empty body is the default value. Arrays,
 /// scalars and `null` are refused: serde would read an array by position.
 pub(super) async fn body<T: DeserializeOwned + Default>(body: Body) -> Result<T, ApiError> {
-    let bytes = read_body(body).await?;
+    let bytes = read_body(body, MAX_BODY_BYTES).await?;
     let text = bytes.trim_ascii();
     if text.is_empty() {
         return Ok(T::default());
