@@ -42,7 +42,7 @@ use http::{header::SET_COOKIE, HeaderValue, Method, StatusCode};
 use network::Exchange;
 use serde_json::{json, Value};
 use tower_api_key::{
-    manage::{self, Caller, HookError, KeyEvent, KeyHooks, Keys},
+    manage::{self, Caller, HookError, KeyEvent, KeyHooks, Keys, LeakAction, LeakReport},
     policy::{RateLimit, Restrictions},
     session::{CookieSessions, SessionGuardLayer, SessionUser},
     store::{InsertRule, KeyStore},
@@ -1103,6 +1103,42 @@ async fn a_revoked_row_stays_revoked_across_reloads() {
             "{other}"
         );
         b.screenshot("revoked-row-2-after-reload").await;
+    })
+    .await;
+}
+
+/// Issue 18 §2: a key a secret scanner reported (flagged, not revoked) carries the
+/// report on its row, the URL shown as text (a scanner's URL is not markup).
+#[tokio::test]
+async fn a_key_reported_leaked_shows_the_report_on_its_row() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let store = InMemoryKeyStore::new();
+    let keys = Keys::new(store.clone());
+    let app = Arc::new(App::start(store.clone(), keys.clone(), |routes| routes).await);
+    let (ci, record) = demo_key("ci", Duration::from_secs(60), false);
+    app.seed(record).await;
+    let url = "https://github.com/octo/app/blob/main/.env?<b>x</b>";
+    let report = LeakReport::new("github").url(url);
+    let verdict = keys
+        .report_leak(ci.expose_secret(), &report, LeakAction::Flag)
+        .await
+        .unwrap();
+    assert_eq!(verdict, manage::LeakVerdict::TruePositive);
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        open_dashboard(&b, &app).await;
+        let row = row_of(ci.expose_secret());
+        let text = text_containing(&b, &row, "Reported leaked on").await;
+        assert!(text.contains(url), "the URL as text: {text}");
+        assert!(text.contains("Active"), "flagged, still working: {text}");
+        let bold = b
+            .js("return document.querySelectorAll('b').length;", vec![])
+            .await;
+        assert_eq!(bold, json!(0), "the scanner's URL was not parsed as markup");
+        scroll_to(&b, &row).await;
+        b.screenshot("leak-reported-row").await;
+        assert_eq!(app.status(&ci).await, StatusCode::OK);
     })
     .await;
 }

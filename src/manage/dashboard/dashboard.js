@@ -141,16 +141,23 @@
     return list;
   }
 
-  // The hook failures kept with a key (metadata `hook.<name>.error`), as sentences.
-  function hookNotes(view) {
+  // What is kept with a key that its owner must see, as sentences: a leak report
+  // (metadata `leak.reported_at`, `leak.url`) and hook failures (`hook.<name>.error`).
+  function keyNotes(view) {
     var metadata = view.metadata || {};
+    var notes = [];
+    if (metadata['leak.reported_at']) {
+      notes.push('Reported leaked on ' + metadata['leak.reported_at'] +
+        (metadata['leak.url'] ? ' (found at ' + metadata['leak.url'] + ')' : '') +
+        ': replace it.');
+    }
     return Object.keys(metadata).sort().reduce(function (notes, name) {
       var hook = /^hook\.(.+)\.error$/.exec(name);
       if (hook) {
         notes.push(hook[1] + ' failed: ' + metadata[name]);
       }
       return notes;
-    }, []);
+    }, notes);
   }
 
   function notesList(notes) {
@@ -545,7 +552,7 @@
     labelled(list, 'Expires', timeElement(view.expires_at, 'never')).id = 'key-expires';
     labelled(list, 'Limits', limitsElement(view)).id = 'key-limits';
     labelled(list, 'Requests', totalsElement(view)).id = 'key-usage';
-    var notes = hookNotes(view);
+    var notes = keyNotes(view);
     if (notes.length) {
       labelled(list, 'Notes', notesList(notes)).id = 'key-notes';
     }
@@ -677,7 +684,7 @@
         status.appendChild(document.createTextNode(' '));
         status.appendChild(timeElement(view.revoked_at, ''));
       }
-      var notes = hookNotes(view);
+      var notes = keyNotes(view);
       if (notes.length) {
         status.appendChild(notesList(notes));
       }
