@@ -474,6 +474,95 @@ fn operation(op: Op, id_in_path: bool) -> utoipa::openapi::path::Operation {
     builder.build()
 }
 
+/// The leak-report route: GitHub's secret scanning partner format, authenticated by
+/// its signature headers rather than a session or a key.
+fn leak_reports() -> utoipa::openapi::path::Operation {
+    let reported = object(
+        &[
+            ("token", string().into()),
+            ("type", string().into()),
+            ("url", string().into()),
+            ("source", string().into()),
+        ],
+        &["token", "type"],
+    );
+    let verdict = object(
+        &[
+            (
+                "token_hash",
+                string()
+                    .description(Some("SHA-256 of the token, hex."))
+                    .into(),
+            ),
+            ("token_type", string().into()),
+            (
+                "label",
+                string()
+                    .enum_values(Some(["true_positive", "false_positive"]))
+                    .into(),
+            ),
+        ],
+        &["token_hash", "token_type", "label"],
+    );
+    let header = |name: &str, about: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::True)
+            .description(Some(about))
+            .schema(Some(string()))
+    };
+    let mut responses = ResponsesBuilder::new().response(
+        "200",
+        ResponseBuilder::new()
+            .description("One verdict per reported token, in order.")
+            .content(
+                "application/json",
+                json_content(ArrayBuilder::new().items(verdict).into()),
+            ),
+    );
+    for (status, what) in [
+        ("400", "Not a JSON array of reported tokens."),
+        (
+            "401",
+            "Not signed by a configured scanner key; nothing changed.",
+        ),
+        ("413", "Over 256 KiB or 1,000 tokens."),
+        ("503", "The key store failed; send the report again."),
+    ] {
+        responses = responses.response(
+            status,
+            ResponseBuilder::new()
+                .description(what)
+                .content("application/json", json_content(reference("Error"))),
+        );
+    }
+    OperationBuilder::new()
+        .summary(Some(
+            "Leaked-key reports (GitHub secret scanning partner format); true positives are acted on",
+        ))
+        .tag("API keys")
+        .parameter(header(
+            "Github-Public-Key-Identifier",
+            "The id of the scanner key that signed the body.",
+        ))
+        .parameter(header(
+            "Github-Public-Key-Signature",
+            "Base64 of the DER ECDSA P-256 / SHA-256 signature of the raw body.",
+        ))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    json_content(ArrayBuilder::new().items(reported).into()),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ))
+        .responses(responses.build())
+        .build()
+}
+
 /// The document of the management routes mounted at `one_active` and `named`, the
 /// named ones speaking `named_api` and, with `bearer`, open to keys with the
 /// management scope.
@@ -482,6 +571,7 @@ pub(crate) fn management(
     named: Option<&str>,
     named_api: NamedKeysApi,
     bearer: bool,
+    secret_scanning: Option<&str>,
 ) -> OpenApi {
     let compact = named_api == NamedKeysApi::Compact;
     let ok = |status, about, schema: &str| (status, about, reference(schema));
@@ -694,6 +784,9 @@ pub(crate) fn management(
                     ),
                 ),
             );
+    }
+    if let Some(path) = secret_scanning {
+        paths = paths.path(path, PathItem::new(HttpMethod::Post, leak_reports()));
     }
     OpenApiBuilder::new()
         .info(

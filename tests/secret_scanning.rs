@@ -350,3 +350,31 @@ async fn the_quickstart_revokes_a_key_a_signed_report_names() {
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(feature = "openapi")]
+#[test]
+fn the_openapi_document_lists_the_leak_report_route() {
+    let store = InMemoryKeyStore::new();
+    let auth = Authenticator::new(store.clone());
+    let guard = SessionGuardLayer::new(CookieSessions::new(&[4u8; 64]).unwrap());
+    let scanner_keys = ScannerKeys::from_github_document(&document(KEY_ID, &scanner())).unwrap();
+    let doc = ManagementRoutes::new(Keys::new(store), guard, auth)
+        .secret_scanning(SecretScanning::github(scanner_keys))
+        .openapi();
+    let doc: Value = serde_json::from_str(&doc.to_json().unwrap()).unwrap();
+    let post = &doc["paths"][REPORTS]["post"];
+    let headers: Vec<&str> = post["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "Github-Public-Key-Identifier",
+            "Github-Public-Key-Signature"
+        ]
+    );
+    assert!(post["responses"]["401"].is_object(), "{post}");
+}

@@ -260,7 +260,17 @@ impl ManagementRoutes {
             self.named.as_deref(),
             self.named_api,
             self.bearer_scope.is_some(),
+            self.secret_scanning_path(),
         )
+    }
+
+    /// Where the leak-report route is mounted, if it is.
+    #[cfg(feature = "openapi")]
+    fn secret_scanning_path(&self) -> Option<&str> {
+        #[cfg(feature = "secret-scanning")]
+        return self.secret_scanning.as_ref().map(|s| s.path.as_str());
+        #[cfg(not(feature = "secret-scanning"))]
+        return None;
     }
 
     /// The router, to `merge` into your app.
