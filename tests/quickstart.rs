@@ -614,6 +614,7 @@ async fn openapi_lists_every_management_route() {
         ("GET", format!("{one}/usage")),
         ("GET", named.to_owned()),
         ("POST", named.to_owned()),
+        ("DELETE", named.to_owned()),
         ("DELETE", format!("{named}/{{id}}")),
         ("POST", format!("{named}/{{id}}/rotate")),
         ("GET", format!("{named}/{{id}}/usage")),
