@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --example named_keys_api
-//! # it prints `listening on http://127.0.0.1:3000`, then the managing key alone on a line
+//! # it prints the managing key alone on a line, then `listening on http://127.0.0.1:3000`
 //! KEY=pk_live_…
 //! curl -X POST -H "Authorization: Bearer $KEY" -d '{"name":"New API Key"}' localhost:3000/api/user/keys
 //! # {"key":{"id":"key_…","name":"New API Key","key":"pk_live_…","createdAt":"2026-12-02T12:00:00Z"}}

@@ -476,6 +476,7 @@ fn operation(op: Op, id_in_path: bool) -> utoipa::openapi::path::Operation {
 
 /// The leak-report route: GitHub's secret scanning partner format, authenticated by
 /// its signature headers rather than a session or a key.
+#[cfg(feature = "secret-scanning")]
 fn leak_reports() -> utoipa::openapi::path::Operation {
     let reported = object(
         &[
@@ -512,6 +513,11 @@ fn leak_reports() -> utoipa::openapi::path::Operation {
             .description(Some(about))
             .schema(Some(string()))
     };
+    let too_large = format!(
+        "Over {} KiB or {} tokens.",
+        crate::manage::MAX_REPORT_BYTES / 1024,
+        crate::manage::MAX_REPORTED_TOKENS
+    );
     let mut responses = ResponsesBuilder::new().response(
         "200",
         ResponseBuilder::new()
@@ -527,7 +533,7 @@ fn leak_reports() -> utoipa::openapi::path::Operation {
             "401",
             "Not signed by a configured scanner key; nothing changed.",
         ),
-        ("413", "Over 256 KiB or 1,000 tokens."),
+        ("413", &too_large),
         ("503", "The key store failed; send the report again."),
     ] {
         responses = responses.response(
@@ -785,9 +791,12 @@ pub(crate) fn management(
                 ),
             );
     }
+    #[cfg(feature = "secret-scanning")]
     if let Some(path) = secret_scanning {
         paths = paths.path(path, PathItem::new(HttpMethod::Post, leak_reports()));
     }
+    #[cfg(not(feature = "secret-scanning"))]
+    let _ = secret_scanning;
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()

@@ -22,6 +22,8 @@ use tower_api_key::{
     ApiKey, InMemoryKeyStore, KeyMode, KeyRecord,
 };
 
+type Builder = tower_api_key::store::KeyRecordBuilder;
+
 const KEYS: &str = "/api/user/keys";
 const MANAGE: &str = "keys:manage";
 /// Where the test requests come from (axum's `ConnectInfo`).
@@ -99,11 +101,20 @@ impl Fixture {
         &self,
         owner: &str,
         scopes: &[&str],
-        bound: impl FnOnce(
-            tower_api_key::store::KeyRecordBuilder,
-        ) -> tower_api_key::store::KeyRecordBuilder,
+        bound: impl FnOnce(Builder) -> Builder,
     ) -> String {
-        let key = ApiKey::generate(KeyMode::Live).unwrap();
+        self.inserted_in(KeyMode::Live, owner, scopes, bound).await
+    }
+
+    /// [`inserted`](Self::inserted), in `mode`.
+    async fn inserted_in(
+        &self,
+        mode: KeyMode,
+        owner: &str,
+        scopes: &[&str],
+        bound: impl FnOnce(Builder) -> Builder,
+    ) -> String {
+        let key = ApiKey::generate(mode).unwrap();
         let record = bound(
             KeyRecord::builder(&key, owner)
                 .name("bounded")
@@ -646,6 +657,146 @@ async fn a_revoked_or_rotated_out_key_manages_nothing() {
     let reply = fx.send(Method::GET, KEYS, As::Key(&successor), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
     assert!(reply.envelope().error.message.contains("revoked"));
+}
+
+/// Review finding (issue 18): a test-mode managing key that expires within the hour
+/// and may be used only from 10.0.0.0/8 at 10/s minted a live, never-expiring,
+/// unrestricted, unlimited key, which then worked from anywhere. A key it mints now
+/// gets its mode, an expiry no later than its own, and its restrictions and rate limit.
+#[tokio::test]
+async fn a_managing_key_cannot_mint_a_key_beyond_its_own_bounds() {
+    let fx = fixture();
+    let soon = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let inside = "10.1.2.3:5000";
+    let manager = fx
+        .inserted_in(KeyMode::Test, "acct_42", &[MANAGE, "account:read"], |b| {
+            b.expires_at(soon)
+                .restrictions(Restrictions::default().allow_ip("10.0.0.0/8".parse().unwrap()))
+                .rate_limit("100/s".parse::<RateLimit>().ok())
+        })
+        .await;
+    let post = |body: &'static str| {
+        let fx = &fx;
+        let manager = manager.clone();
+        async move {
+            fx.send_from(Method::POST, KEYS, As::Key(&manager), Some(body), inside)
+                .await
+        }
+    };
+    for (body, why) in [
+        (r#"{"name":"escape","mode":"live"}"#, "own mode"),
+        (
+            r#"{"name":"escape","expiresAt":"2099-01-01T00:00:00Z"}"#,
+            "later",
+        ),
+    ] {
+        let reply = post(body).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{why}: {reply:?}");
+    }
+    let reply = post(r#"{"name":"inherits"}"#).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    let minted = reply.json()["key"]["key"].as_str().unwrap().to_owned();
+    assert!(minted.starts_with("pk_test_"), "its own mode: {minted}");
+    let view = fx.keys.named().list("acct_42").await.unwrap();
+    let view = view.iter().find(|k| k.name == "inherits").unwrap();
+    assert_eq!(view.expires_at.map(|at| at <= soon), Some(true), "{view:?}");
+    assert_eq!(view.restrictions.ips, vec!["10.0.0.0/8".parse().unwrap()]);
+    assert_eq!(view.rate_limit, "100/s".parse::<RateLimit>().ok());
+    let outside = fx
+        .send_from(Method::GET, "/api/account", As::Key(&minted), None, CLIENT)
+        .await;
+    assert_eq!(
+        outside.status,
+        StatusCode::FORBIDDEN,
+        "bounded as its maker"
+    );
+
+    // Rotating a looser key would hand the manager a successor with its bounds.
+    let loose = fx
+        .inserted_in(KeyMode::Test, "acct_42", &["account:read"], |b| b)
+        .await;
+    let loose_id = fx
+        .keys
+        .named()
+        .list("acct_42")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.prefix.as_str() == &loose[..24])
+        .unwrap()
+        .id;
+    let rotate = format!("{KEYS}/{loose_id}/rotate");
+    let reply = fx
+        .send_from(Method::POST, &rotate, As::Key(&manager), None, inside)
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+}
+
+/// Review finding (issue 18): a key reported leaked and left working (`Flag`) still
+/// minted keys with the management scope, which outlive the leaked key's rotation.
+#[tokio::test]
+async fn a_key_reported_leaked_manages_nothing() {
+    use tower_api_key::manage::{LeakAction, LeakReport};
+    let fx = fixture();
+    let admin = fx.admin("acct_42").await;
+    let report = LeakReport::new("github").url("https://example.com/leak");
+    fx.keys
+        .report_leak(&admin, &report, LeakAction::Flag)
+        .await
+        .unwrap();
+    assert_eq!(
+        fx.api(&admin).await,
+        StatusCode::OK,
+        "flagged, still working"
+    );
+    let reply = fx
+        .send(Method::POST, KEYS, As::Key(&admin), Some(r#"{"name":"x"}"#))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert!(reply.envelope().error.message.contains("leaked"));
+}
+
+/// Review finding (issue 18): `Keys` held only the scope rule, so code of the user's
+/// own passing `Caller::acting_key` could act for another owner. `Keys` now holds
+/// every rule, whoever calls it.
+#[tokio::test]
+async fn keys_holds_an_acting_key_to_its_own_owner() {
+    let fx = fixture();
+    let admin = fx.admin("acct_42").await;
+    let auth = Authenticator::new(fx.store.clone());
+    let request = common::request(Method::GET, "/", Some(&admin));
+    let (parts, _) = request.into_parts();
+    let principal = auth.authenticate(&parts).await.unwrap();
+    let caller = Caller::acting_key(&principal).unwrap();
+    let refused = fx
+        .keys
+        .named()
+        .create(&caller, "acct_7", NewKey::named("theirs"))
+        .await;
+    assert!(
+        matches!(refused, Err(tower_api_key::manage::ManageError::NotFound)),
+        "{refused:?}"
+    );
+    assert!(fx.keys.named().list("acct_7").await.unwrap().is_empty());
+}
+
+/// Review finding (issue 18): any `Authorization` header took the key path, so a
+/// browser sending cached Basic credentials with its session got 401.
+#[tokio::test]
+async fn basic_credentials_beside_a_session_leave_it_to_the_session() {
+    let fx = fixture();
+    let mut request = Request::get(KEYS)
+        .header(
+            header::COOKIE,
+            common::session_cookie(&fx.sessions, "acct_42"),
+        )
+        .header(header::AUTHORIZATION, "Basic c3RhZ2luZzpzdGFnaW5n")
+        .body(Body::empty())
+        .unwrap();
+    let peer: SocketAddr = CLIENT.parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let reply = Reply::read(fx.router.clone().oneshot(request).await.unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
 }
 
 #[cfg(feature = "openapi")]

@@ -313,6 +313,58 @@ async fn the_report_must_be_a_bounded_json_array() {
     assert_eq!(reply.json()["error"]["code"], "invalid_request");
 }
 
+/// Review finding (issue 18): a rotation's successor kept the old key's `leak.*`
+/// notes, so the dashboard told the owner the fresh key had leaked.
+#[tokio::test]
+async fn a_rotated_successor_does_not_carry_the_leak_note() {
+    let fx = fixture(LeakAction::Flag);
+    let key = fx.mint().await;
+    fx.signed_report(&report_of(&[&key])).await;
+    let old = fx.keys.named().list("acct_42").await.unwrap()[0].clone();
+    assert!(old.metadata.contains_key("leak.url"));
+    let next = fx
+        .keys
+        .named()
+        .rotate(
+            &Caller::system(),
+            "acct_42",
+            &old.id,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert!(
+        !next
+            .view()
+            .metadata
+            .keys()
+            .any(|name| name.starts_with("leak.")),
+        "{:?}",
+        next.view().metadata
+    );
+}
+
+/// Review finding (issue 18): scanners retry; the same report ran the hooks and the
+/// audit trail again each time. Now it is acted on and announced once.
+#[tokio::test]
+async fn a_repeated_report_is_announced_once() {
+    let fx = fixture(LeakAction::Revoke);
+    let key = fx.mint().await;
+    let body = report_of(&[&key, &key]);
+    for _ in 0..2 {
+        let reply = fx.signed_report(&body).await;
+        assert_eq!(reply.json()[1]["label"], "true_positive");
+    }
+    assert_eq!(fx.leaks.0.lock().unwrap().len(), 1);
+    let leaked = fx
+        .audit
+        .entries()
+        .into_iter()
+        .filter(|e| e.action == KeyAction::Leaked)
+        .count();
+    assert_eq!(leaked, 1);
+}
+
 /// The quickstart with `LEAK_REPORT_KEYS`, as the README shows it.
 #[tokio::test]
 async fn the_quickstart_revokes_a_key_a_signed_report_names() {

@@ -43,6 +43,11 @@ impl Principal {
         }
     }
 
+    /// The verified key's record.
+    pub(crate) fn record(&self) -> &KeyRecord {
+        &self.record
+    }
+
     /// The key's id.
     pub fn key_id(&self) -> &KeyId {
         &self.record.id

@@ -5,11 +5,14 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::ManageError;
+use std::sync::Arc;
+
+use super::{acting_key::ActingKey, ManageError};
 use crate::{auth::Principal, key::KeyPrefix};
 
 /// Who performed a key operation. Serialises as `{"type":"user","id":"acct_42"}`,
-/// `{"type":"key","prefix":"pk_live_…"}` or `{"type":"system"}`.
+/// `{"type":"key","prefix":"pk_live_…"}`, `{"type":"system"}` or
+/// `{"type":"secret_scanner","name":"github"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -51,10 +54,8 @@ impl Actor {
 /// `DELETE` or a key that manages keys) and the client's address as the authenticator
 /// names it.
 ///
-/// A caller made from a verified key with [`Caller::acting_key`] can grant only the
-/// scopes that key holds: minting a key (its requested scopes, or the default ones)
-/// or rotating one (the successor keeps the old key's scopes) with any other scope is
-/// [`ManageError::ScopeNotHeld`].
+/// A caller made from a verified key with [`Caller::acting_key`] acts for that key's
+/// owner only and gives a key nothing it does not have itself; see there.
 ///
 /// ```
 /// use tower_api_key::manage::{Actor, Caller};
@@ -70,9 +71,8 @@ pub struct Caller {
     pub actor: Actor,
     /// From where, when known.
     pub client_addr: Option<IpAddr>,
-    /// The scopes this caller may grant, when it is a key managing keys (`None`:
-    /// any scope the [`Keys`](super::Keys) policy allows).
-    held_scopes: Option<Vec<String>>,
+    /// When a key manages keys: its owner and bounds, which bound what it does.
+    acting: Option<Arc<ActingKey>>,
 }
 
 impl Caller {
@@ -91,27 +91,40 @@ impl Caller {
         Caller::new(Actor::Key { prefix })
     }
 
-    /// A verified key acting on its owner's keys: the actor is the key, and it may
-    /// grant only the scopes it holds itself.
+    /// A verified key acting on its owner's keys. [`Keys`](super::Keys) then holds it
+    /// to these rules, whoever calls (the management router's
+    /// [`bearer_scope`](super::ManagementRoutes::bearer_scope), or a handler of yours):
+    ///
+    /// - it acts for its own owner only (another owner's keys are "not found");
+    /// - a key it mints gets only scopes it holds, its mode, an expiry no later than
+    ///   its own (its own when none is asked), and no looser restrictions or rate
+    ///   limit (each kind it is bounded in replaces a looser or missing one);
+    /// - it rotates only keys bounded at least as it is (a successor keeps the old
+    ///   key's bounds);
+    /// - over any of these, [`ManageError::BeyondCaller`] (403).
+    ///
+    /// A key that was rotated out (in its grace period) or reported leaked manages
+    /// nothing: this refuses it with [`ManageError::BeyondCaller`].
     ///
     /// ```
     /// # #[cfg(feature = "axum")] {
-    /// use tower_api_key::{manage::{Caller, Keys, NewKey}, AuthError, Principal};
+    /// use tower_api_key::{manage::{Caller, Keys, NewKey}, Principal};
     ///
     /// // A handler of yours behind the layer, minting keys for the caller's owner.
     /// async fn mint_for(keys: &Keys, key: &Principal) -> Result<String, Box<dyn std::error::Error>> {
     ///     key.require_scope("keys:manage")?;
-    ///     let caller = Caller::acting_key(key);
+    ///     let caller = Caller::acting_key(key)?;
     ///     let minted = keys.named().create(&caller, key.owner(), NewKey::named("ci")).await?;
     ///     Ok(minted.api_key().expose_secret().to_owned())
     /// }
     /// # }
     /// ```
-    pub fn acting_key(key: &Principal) -> Self {
-        Caller {
-            held_scopes: Some(key.scopes().to_vec()),
+    pub fn acting_key(key: &Principal) -> Result<Self, ManageError> {
+        let acting = ActingKey::of(key.record())?;
+        Ok(Caller {
+            acting: Some(Arc::new(acting)),
             ..Caller::key(key.prefix())
-        }
+        })
     }
 
     /// `actor`, from no particular address.
@@ -119,7 +132,7 @@ impl Caller {
         Caller {
             actor,
             client_addr: None,
-            held_scopes: None,
+            acting: None,
         }
     }
 
@@ -129,13 +142,13 @@ impl Caller {
         self
     }
 
-    /// `Ok` if this caller may give a key every one of `scopes`.
-    pub(crate) fn may_grant(&self, scopes: &[String]) -> Result<(), ManageError> {
-        match &self.held_scopes {
-            Some(held) if !scopes.iter().all(|scope| held.contains(scope)) => {
-                Err(ManageError::ScopeNotHeld)
-            }
-            _ => Ok(()),
-        }
+    /// The key acting, when a key manages keys.
+    pub(crate) fn acting(&self) -> Option<&ActingKey> {
+        self.acting.as_deref()
+    }
+
+    /// `Ok` unless a key acting for another owner.
+    pub(crate) fn may_act_for(&self, owner: &str) -> Result<(), ManageError> {
+        self.acting().map_or(Ok(()), |key| key.may_act_for(owner))
     }
 }

@@ -35,10 +35,11 @@ pub enum ManageError {
         /// The cap.
         max: usize,
     },
-    /// A key managing keys asked to give a key a scope it does not hold itself (a
-    /// new key's scopes, or the scopes a rotation's successor would keep): 403.
-    #[error("a key can grant only scopes it holds")]
-    ScopeNotHeld,
+    /// A key managing keys ([`Caller::acting_key`](super::Caller::acting_key)) asked
+    /// for more than it has (a scope, another mode, a later expiry, looser bounds), or
+    /// cannot manage keys (rotated out, reported leaked): 403, with the reason.
+    #[error("{0}")]
+    BeyondCaller(&'static str),
     /// The request is well-formed but its content is not acceptable: 422.
     #[error("{0}")]
     Invalid(&'static str),
@@ -83,10 +84,7 @@ impl From<ManageError> for ApiError {
                     "You have the most API keys allowed ({max}). Revoke one to create another."
                 ),
             ),
-            ManageError::ScopeNotHeld => ApiError::new(
-                ErrorCode::Forbidden,
-                "A key can give a key only scopes it holds itself.",
-            ),
+            ManageError::BeyondCaller(message) => ApiError::new(ErrorCode::Forbidden, message),
             ManageError::Invalid(message) => {
                 ApiError::new(ErrorCode::UnprocessableContent, message)
             }

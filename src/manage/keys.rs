@@ -5,8 +5,8 @@ use std::{
 };
 
 use super::{
-    hooks::Hooks, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef, KeyView, ManageError,
-    MintedKey, NamedKeys, NewKey, OneActiveKeys,
+    hooks::Hooks, leak::LEAK_NOTES, Caller, HookFailure, KeyAction, KeyEvent, KeyHooks, KeyRef,
+    KeyView, ManageError, MintedKey, NamedKeys, NewKey, OneActiveKeys,
 };
 use tracing::Instrument;
 
@@ -202,8 +202,8 @@ impl Keys {
         KeyView::of(record, last_used, now)
     }
 
-    /// Mints a key for `owner` as `caller`, who must be able to grant every scope the
-    /// new key gets.
+    /// Mints a key for `owner` as `caller`; a key acting gives the new key nothing it
+    /// does not have ([`Caller::acting_key`]).
     async fn mint(
         &self,
         caller: &Caller,
@@ -211,7 +211,9 @@ impl Keys {
         grant: Grant<'_>,
         rule: InsertRule,
     ) -> Result<MintedKey, ManageError> {
+        caller.may_act_for(owner)?;
         let now = SystemTime::now();
+        let acting = caller.acting();
         let (key, record) = match grant {
             Grant::Requested(new) => {
                 let new = self.checked(owner, new, now).await?;
@@ -220,26 +222,40 @@ impl Keys {
                 } else {
                     new.scopes
                 };
-                caller.may_grant(&scopes)?;
-                let mode = new.mode.unwrap_or(KeyMode::Live);
+                let (mode, expires_at) = match acting {
+                    Some(acting) => {
+                        acting.may_grant(&scopes)?;
+                        (
+                            acting.mode_for(new.mode)?,
+                            acting.expiry_for(new.expires_at)?,
+                        )
+                    }
+                    None => (new.mode.unwrap_or(KeyMode::Live), new.expires_at),
+                };
                 let key = ApiKey::generate_in(&self.format, mode).map_err(ManageError::Mint)?;
                 let record = KeyRecord::builder(&key, owner)
                     .name(new.name)
                     .scopes(scopes)
-                    .expires_at(new.expires_at)
+                    .expires_at(expires_at)
                     .created_at(now);
-                let record = match &self.on_mint {
+                let mut record = match &self.on_mint {
                     Some(policy) => policy(owner, record),
                     None => record,
-                };
-                (key, record.build())
+                }
+                .build();
+                if let Some(acting) = acting {
+                    acting.bound(&mut record);
+                }
+                (key, record)
             }
             Grant::Successor(old) => {
-                caller.may_grant(&old.scopes)?;
+                if let Some(acting) = acting {
+                    acting.may_replace(old)?;
+                }
                 let key = ApiKey::generate_in(&self.format, old.mode).map_err(ManageError::Mint)?;
                 let fresh = KeyRecord::builder(&key, &old.owner).build();
                 // Struct update: a field added to the record later carries over too.
-                let record = KeyRecord {
+                let mut record = KeyRecord {
                     id: fresh.id,
                     prefix: fresh.prefix,
                     hash: fresh.hash,
@@ -249,6 +265,10 @@ impl Keys {
                     last_used_at: None,
                     ..old.clone()
                 };
+                // A leak report is about the old key's text, not its successor's.
+                record
+                    .metadata
+                    .retain(|name, _| !name.starts_with(LEAK_NOTES));
                 (key, record)
             }
         };
@@ -440,6 +460,7 @@ impl Keys {
         record: &KeyRecord,
         now: SystemTime,
     ) -> Result<KeyView, ManageError> {
+        caller.may_act_for(&record.owner)?;
         let span = action_span("revoke", &record.owner, Some(&record.prefix));
         async move {
             let revoked = self

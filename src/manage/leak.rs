@@ -7,9 +7,15 @@ use serde::Serialize;
 
 use super::{Actor, Caller, KeyAction, KeyEvent, Keys, ManageError};
 
-/// Longest report URL kept in a key's metadata (longer ones are cut at a character
-/// boundary).
+/// Longest report URL kept (in a key's metadata, the event, the audit trail and the
+/// log; longer ones are cut at a character boundary).
 const MAX_URL: usize = 512;
+/// The metadata a leak report notes on a key: when it was reported…
+pub(crate) const LEAK_REPORTED_AT: &str = "leak.reported_at";
+/// …and where the key was found.
+pub(crate) const LEAK_URL: &str = "leak.url";
+/// What every leak note's name starts with (a rotation's successor drops them).
+pub(crate) const LEAK_NOTES: &str = "leak.";
 
 /// A secret scanner's report that a key was found where it should not be, such as a
 /// public repository.
@@ -89,7 +95,9 @@ impl Keys {
     /// service's keys (its hash matches the stored one, compared in constant time),
     /// notes the report in its metadata, applies `action` and runs the hooks with a
     /// [`KeyAction::Leaked`] event whose actor is the scanner; anything else changes
-    /// nothing.
+    /// nothing. The same report again (same key, same URL; scanners retry) is still a
+    /// true positive and still revokes, but is noted and announced only once. URLs and
+    /// names are cut to 512 bytes.
     ///
     /// ```
     /// use tower_api_key::{manage::{Caller, Keys, LeakAction, LeakReport, LeakVerdict, NewKey}, InMemoryKeyStore};
@@ -119,15 +127,28 @@ impl Keys {
             return Ok(LeakVerdict::FalsePositive);
         };
         let now = SystemTime::now();
+        let report = LeakReport {
+            url: report
+                .url
+                .as_deref()
+                .map(|url| cut(url, MAX_URL).to_owned()),
+            source: report.source.as_deref().map(|s| cut(s, MAX_URL).to_owned()),
+            reporter: cut(&report.reporter, MAX_URL).to_owned(),
+        };
+        // The same report again (scanners retry): acted on, announced once.
+        let repeated = record.metadata.contains_key(LEAK_REPORTED_AT)
+            && record.metadata.get(LEAK_URL) == report.url.as_ref();
         let mut record = (*record).clone();
-        let reported_at = humantime::format_rfc3339_seconds(now).to_string();
-        let mut notes = vec![("leak.reported_at", reported_at)];
-        if let Some(url) = &report.url {
-            notes.push(("leak.url", cut(url, MAX_URL).to_owned()));
-        }
-        for (name, value) in notes {
-            self.set_metadata(&record.id, name, Some(&value)).await?;
-            record.metadata.insert(name.to_owned(), value);
+        if !repeated {
+            let reported_at = humantime::format_rfc3339_seconds(now).to_string();
+            let mut notes = vec![(LEAK_REPORTED_AT, reported_at)];
+            if let Some(url) = &report.url {
+                notes.push((LEAK_URL, url.clone()));
+            }
+            for (name, value) in notes {
+                self.set_metadata(&record.id, name, Some(&value)).await?;
+                record.metadata.insert(name.to_owned(), value);
+            }
         }
         let caller = Caller::new(Actor::SecretScanner {
             name: report.reporter.clone(),
@@ -138,6 +159,9 @@ impl Keys {
             }
             _ => self.view(&record, now),
         };
+        if repeated {
+            return Ok(LeakVerdict::TruePositive);
+        }
         tracing::warn!(
             key_prefix = %record.prefix,
             owner = %record.owner,
@@ -154,7 +178,7 @@ impl Keys {
             actor: caller.actor,
             client_addr: None,
             at: now,
-            leak: Some(report.clone()),
+            leak: Some(report),
         };
         self.run_hooks(&event).await;
         Ok(LeakVerdict::TruePositive)

@@ -14,6 +14,7 @@
 //! (never the raw key): create a webhook app, send an e-mail, or keep an
 //! [`AuditTrail`] of who did what to which key, when and from where.
 
+mod acting_key;
 mod audit;
 mod caller;
 #[cfg(feature = "dashboard")]

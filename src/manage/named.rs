@@ -57,7 +57,18 @@ impl NamedKeys {
         owner: &str,
         id: &KeyId,
     ) -> Result<KeyView, ManageError> {
-        let record = self.keys.find(owner, &KeyRef::Id(id.clone())).await?;
+        self.revoke_key(caller, owner, &KeyRef::Id(id.clone()))
+            .await
+    }
+
+    /// [`revoke`](Self::revoke), naming the key by id or by prefix.
+    pub async fn revoke_key(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        key: &KeyRef,
+    ) -> Result<KeyView, ManageError> {
+        let record = self.keys.find(owner, key).await?;
         self.keys
             .revoke_record(caller, &record, SystemTime::now())
             .await

@@ -5,20 +5,17 @@ use axum::{extract::FromRequestParts, response::Response};
 use http::{header, request::Parts};
 
 use super::{client_addr, ManagementRoutes};
-use crate::{
-    error::{ApiError, ErrorCode},
-    manage::Caller,
-    session::SessionUser,
-};
+use crate::{error::ApiError, manage::Caller, session::SessionUser};
 
 /// The owner whose keys a request manages, and who acts for them.
 ///
-/// With [`ManagementRoutes::bearer_scope`] set, a request that sends `Authorization`
-/// is a key acting: it goes through the authenticator's whole pipeline (the
-/// failed-attempts budget, its restrictions and rate limit, usage counting), must
-/// carry the scope, must not be rotated out, and acts for its own owner only, granting
-/// only scopes it holds ([`Caller::acting_key`]). Any other request needs the session
-/// guard's admission (cross-origin rules, then a session).
+/// With [`ManagementRoutes::bearer_scope`] set, a request that sends
+/// `Authorization: Bearer` is a key acting: it goes through the authenticator's whole
+/// pipeline (the failed-attempts budget, its restrictions and rate limit, usage
+/// counting), must carry the scope, and is then held to [`Caller::acting_key`]'s rules
+/// (its own owner only, nothing beyond its own bounds, not rotated out or reported
+/// leaked). Any other request needs the session guard's admission (cross-origin rules,
+/// then a session).
 pub(super) struct Acting {
     pub(super) owner: String,
     pub(super) caller: Caller,
@@ -33,7 +30,7 @@ impl FromRequestParts<ManagementRoutes> for Acting {
     ) -> Result<Self, Self::Rejection> {
         let client = client_addr(routes, parts);
         let scope = match &routes.bearer_scope {
-            Some(scope) if parts.headers.contains_key(header::AUTHORIZATION) => scope,
+            Some(scope) if sends_bearer(parts) => scope,
             _ => {
                 let user = routes
                     .guard
@@ -50,18 +47,23 @@ impl FromRequestParts<ManagementRoutes> for Acting {
             .map_err(|refused| refused.into_http_response())?;
         key.require_scope(scope.clone())
             .map_err(|refused| refused.into_http_response())?;
-        if key.retires_at().is_some() {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "A key that was rotated out cannot manage keys.",
-            )
-            .into_http_response());
-        }
+        let caller = Caller::acting_key(&key)
+            .map_err(|refused| ApiError::from(refused).into_http_response())?;
         Ok(Acting {
             owner: key.owner().to_owned(),
-            caller: Caller::acting_key(&key).from_addr(client),
+            caller: caller.from_addr(client),
         })
     }
+}
+
+/// Whether the request sends `Authorization: Bearer …` (any other scheme, such as a
+/// browser's cached Basic credentials, leaves it to the session).
+fn sends_bearer(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().get(..7))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
 }
 
 impl Acting {

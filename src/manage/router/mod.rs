@@ -60,11 +60,13 @@ const SHOWN_ONCE: &str =
 /// | `DELETE /api/user/keys/{id}` | revoke exactly that key | 200, 404 (also for another owner's key) |
 /// | `POST /api/user/keys/{id}/rotate` | successor key with a grace period | 201, 404, 409 |
 /// | `GET /api/user/keys/{id}/usage` | that key's requests by hour or day (the same query) | 200, 400, 404 (also for another owner's key), 422 |
+/// | `POST /api/secret-scanning` (with [`secret_scanning`](Self::secret_scanning), feature `secret-scanning`) | a secret scanner's signed leak report | 200, 400, 401, 413, 503 |
 ///
-/// Every route but the self-revoking `DELETE` needs a browser session, and unsafe
-/// methods pass the guard's cross-origin rules. A bearer key is never enough, unless
-/// you name a management scope with [`bearer_scope`](Self::bearer_scope): then a key
-/// that carries it manages its own owner's named keys. The named-keys routes speak the
+/// Every route but the self-revoking `DELETE` and the leak reports (authenticated by
+/// their signature) needs a browser session, and unsafe methods pass the guard's
+/// cross-origin rules. A bearer key is never enough, unless you name a management
+/// scope with [`bearer_scope`](Self::bearer_scope): then a key that carries it manages
+/// its own owner's named keys, within its own bounds. The named-keys routes speak the
 /// crate's detailed format or, with [`named_api`](Self::named_api), the compact
 /// contract many services already publish ([`NamedKeysApi`]). A key that
 /// revokes itself goes through the same verification as the API layer: the
@@ -83,12 +85,15 @@ const SHOWN_ONCE: &str =
 /// To enforce one key per owner, mount only that shape: `.named_path(None)`.
 ///
 /// The [hooks](super::KeyHooks) registered on `keys` learn who acted (the session
-/// user, or for a self-revoking `DELETE` the key itself) and the client's address, as
+/// user; the key, for a self-revoking `DELETE` or a key managing keys; the scanner,
+/// for a leak report) and the client's address, as
 /// the authenticator names it: the connection's peer (axum's `ConnectInfo`, or
 /// [`PeerAddr`](crate::policy::PeerAddr)), or behind the proxies given to
 /// [`trusted_proxies`](crate::auth::AuthenticatorBuilder::trusted_proxies) the
-/// rightmost untrusted forwarded hop. A create or rotate answer lists failed hooks in `hook_errors`
-/// (`[{"hook":"webhook","error":"…"}]`, only when one failed). With the `dashboard`
+/// rightmost untrusted forwarded hop. A create or rotate answer in the detailed format
+/// lists failed hooks in `hook_errors` (`[{"hook":"webhook","error":"…"}]`, only when
+/// one failed; the compact contract has no such field, and the failures stay in the
+/// key's metadata and the log). With the `dashboard`
 /// feature, [`dashboard`](Self::dashboard) adds the key dashboard page.
 #[derive(Clone, Debug)]
 pub struct ManagementRoutes {
@@ -189,14 +194,19 @@ impl ManagementRoutes {
     /// `Authorization: Bearer <key>`, besides the owner's browser session. Off by
     /// default: without it a bearer key manages nothing.
     ///
-    /// A key acting so goes through the authenticator's pipeline as on your API (the
-    /// failed-attempts budget, its restrictions and rate limit apply; a revoked,
-    /// expired or unknown key gets the same 401), and:
+    /// Only `Authorization: Bearer` takes this path (other schemes, such as a
+    /// browser's cached Basic credentials, are left to the session). A key acting so
+    /// goes through the authenticator's pipeline as on your API (the failed-attempts
+    /// budget, its restrictions and rate limit apply; a revoked, expired or unknown key
+    /// gets the same 401), and:
     /// - without `scope` it gets 403 `insufficient_scope`;
-    /// - a key that was rotated out (in its grace period) manages nothing (403);
+    /// - a key that was rotated out (in its grace period) or reported leaked manages
+    ///   nothing (403);
     /// - it lists, mints, rotates and revokes its own owner's keys only;
-    /// - it can give a key only scopes it holds itself: a create whose scopes (or the
-    ///   default scopes) or a rotation whose key has a scope it lacks gets 403;
+    /// - a key it mints gets only scopes it holds, its mode, an expiry no later than
+    ///   its own, and no looser restrictions or rate limit; it rotates only keys
+    ///   bounded at least as it is (403 otherwise; see
+    ///   [`Caller::acting_key`](super::Caller::acting_key));
     /// - the hooks and the audit trail name the key as the actor
     ///   ([`Actor::Key`](super::Actor::Key)).
     ///
@@ -495,10 +505,10 @@ async fn revoke_named_in_body(
             r#"Name the key to revoke: {"id":"…"}."#,
         ));
     };
-    let record = r.keys.find(&by.owner, &key).await?;
     let view = r
         .keys
-        .revoke_record(&by.caller, &record, std::time::SystemTime::now())
+        .named()
+        .revoke_key(&by.caller, &by.owner, &key)
         .await?;
     r.named_api.revoked(&view)
 }
