@@ -17,6 +17,10 @@ use super::{
 };
 use crate::key::{KeyPrefix, PrefixHashing};
 
+mod counts;
+
+use counts::{Counts, Hour};
+
 /// Above this many keys, idle keys with nothing left to write are forgotten.
 const PRUNE_AT: usize = 4096;
 
@@ -106,18 +110,6 @@ struct Entry {
     /// In the log's orphans (at most once).
     orphaned: AtomicBool,
     log: Arc<Shared>,
-}
-
-/// One key's requests not yet in the store: the current hour's counters, and earlier
-/// hours' counts.
-#[derive(Default)]
-struct Counts {
-    /// The hour `live` counts, in hours since the epoch.
-    hour: AtomicU64,
-    /// By [`UsageOutcome::index`].
-    live: [AtomicU64; 6],
-    /// Earlier hours, and counts a failed write put back.
-    closed: Mutex<Vec<Hour>>,
 }
 
 /// A record's way to its entry in the log that noted it first, so that a record kept
@@ -574,89 +566,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// An hour (hours since the epoch) and what was counted in it.
-type Hour = (u64, UsageCounts);
-
-/// The counts of each hour added up, oldest first.
-fn by_hour(hours: Vec<Hour>) -> Vec<Hour> {
-    let mut merged = std::collections::BTreeMap::<u64, UsageCounts>::new();
-    for (hour, counts) in hours {
-        merged.entry(hour).or_default().add_all(&counts);
-    }
-    merged.into_iter().collect()
-}
-
-impl Counts {
-    /// Counts one request at `ms` since the epoch: an atomic increment, unless the
-    /// hour has turned since the last count.
-    fn count(&self, outcome: UsageOutcome, ms: u64) {
-        let hour = ms / HOUR_MS;
-        if self.hour.load(Relaxed) < hour {
-            self.turn(hour);
-        }
-        // SeqCst: ordered with the prune's look at the counters (see `Entry::prune`).
-        self.live[outcome.index()].fetch_add(1, SeqCst);
-    }
-
-    /// Moves the live counters to `closed`, and starts counting `hour`. A count that
-    /// races this lands in the new hour: counted, an hour late at worst.
-    fn turn(&self, hour: u64) {
-        let mut closed = lock(&self.closed);
-        let was = self.hour.load(Relaxed);
-        if was >= hour {
-            return;
-        }
-        let live = self.take_live();
-        if !live.is_empty() {
-            closed.push((was, live));
-        }
-        self.hour.store(hour, Relaxed);
-    }
-
-    fn take_live(&self) -> UsageCounts {
-        let mut counts = UsageCounts::default();
-        for outcome in UsageOutcome::ALL {
-            counts.add(outcome, self.live[outcome.index()].swap(0, SeqCst));
-        }
-        counts
-    }
-
-    /// Everything not yet written, taken out (to write), one entry per hour.
-    fn take(&self) -> Vec<Hour> {
-        let mut closed = lock(&self.closed);
-        let mut hours = std::mem::take(&mut *closed);
-        let live = self.take_live();
-        if !live.is_empty() {
-            hours.push((self.hour.load(Relaxed), live));
-        }
-        by_hour(hours)
-    }
-
-    /// Counts whose write failed, pending again.
-    fn put_back(&self, hours: Vec<Hour>) {
-        lock(&self.closed).extend(hours);
-    }
-
-    /// Everything not yet written, left in place.
-    fn pending(&self) -> Vec<Hour> {
-        let closed = lock(&self.closed);
-        let mut hours = closed.clone();
-        let mut live = UsageCounts::default();
-        for outcome in UsageOutcome::ALL {
-            live.add(outcome, self.live[outcome.index()].load(Relaxed));
-        }
-        if !live.is_empty() {
-            hours.push((self.hour.load(Relaxed), live));
-        }
-        hours
-    }
-
-    /// Nothing to write.
-    fn is_empty(&self) -> bool {
-        self.live.iter().all(|n| n.load(SeqCst) == 0) && lock(&self.closed).is_empty()
-    }
-}
-
 impl Default for LastUse {
     /// Writes at most once per key per 60 s.
     fn default() -> Self {
@@ -675,7 +584,7 @@ impl fmt::Debug for LastUse {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{counts::by_hour, *};
     use crate::{
         key::{ApiKey, KeyMode},
         store::{InMemoryKeyStore, InsertRule},
