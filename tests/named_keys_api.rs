@@ -193,6 +193,16 @@ fn assert_timestamp(value: &Value) {
     assert!(shape, "not an RFC 3339 UTC timestamp: {text}");
 }
 
+/// The names of the keys a compact list shows, in order.
+fn names_in(listed: &Value) -> Vec<&str> {
+    listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["name"].as_str().expect("a name"))
+        .collect()
+}
+
 /// `pk_live_` and 64 lowercase hex digits.
 #[track_caller]
 fn assert_raw_key(value: &Value) -> String {
@@ -307,12 +317,7 @@ async fn the_documented_requests_get_the_documented_answers() {
         .send(Method::GET, KEYS, As::Key(&admin), None)
         .await
         .json();
-    let names: Vec<&str> = listed["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["name"].as_str().unwrap())
-        .collect();
+    let names = names_in(&listed);
     assert_eq!(
         names,
         ["Admin", "New API Key"],
@@ -866,12 +871,7 @@ async fn the_example_serves_the_contract_over_http() {
     );
 
     let listed = server.send_with(Method::GET, KEYS, &auth, "").await.json();
-    let names: Vec<&str> = listed["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["name"].as_str().unwrap())
-        .collect();
+    let names = names_in(&listed);
     assert_eq!(names, ["Admin", "New API Key"]);
 
     let body = json!({ "id": id }).to_string();
