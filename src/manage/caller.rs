@@ -92,8 +92,8 @@ impl Caller {
     }
 
     /// A verified key acting on its owner's keys. [`Keys`](super::Keys) then holds it
-    /// to these rules, whoever calls (the management router's
-    /// [`bearer_scope`](super::ManagementRoutes::bearer_scope), or a handler of yours):
+    /// to these rules, whoever calls (the management router's `bearer_scope`, with the
+    /// `axum` feature, or a handler of yours):
     ///
     /// - it acts for its own owner only (another owner's keys are "not found");
     /// - a key it mints gets only scopes it holds, its mode, an expiry no later than
