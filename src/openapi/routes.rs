@@ -1,367 +1,20 @@
-//! An OpenAPI 3.1 description (feature `openapi`, with [utoipa](https://docs.rs/utoipa))
-//! of what this crate puts on the wire: the bearer key scheme, for APIs you document
-//! with utoipa, and the management routes with their bodies and the error envelope.
-//!
-//! - [`ApiKeySecurity`]: a utoipa [`Modify`] that adds the `api_key` security scheme
-//!   (HTTP bearer, with the key format) and the `Error` envelope schema to your
-//!   document: `#[openapi(modifiers(&ApiKeySecurity))]`, or call
-//!   [`Modify::modify`] on an [`OpenApi`] you build.
-//! - [`ManagementRoutes::openapi`](crate::manage::ManagementRoutes::openapi): every
-//!   route the management router mounts (at its configured paths), as a document to
-//!   serve or merge into yours.
-//!
-//! ```
-//! use utoipa::{openapi::OpenApiBuilder, Modify};
-//! use tower_api_key::openapi::ApiKeySecurity;
-//!
-//! let mut doc = OpenApiBuilder::new().build();
-//! ApiKeySecurity.modify(&mut doc);
-//! let json = doc.to_json().unwrap();
-//! assert!(json.contains(r#""scheme":"bearer""#));
-//! ```
+//! The management routes as paths and operations, at their configured paths, in the
+//! format the named routes speak.
 
-use utoipa::{
-    openapi::{
-        path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem},
-        request_body::RequestBodyBuilder,
-        response::{ResponseBuilder, ResponsesBuilder},
-        schema::{
-            AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, Ref, Schema,
-            SchemaFormat, SchemaType, Type,
-        },
-        security::{
-            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-        },
-        Components, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, RefOr,
-        Required,
-    },
-    Modify,
+use utoipa::openapi::{
+    path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem},
+    request_body::RequestBodyBuilder,
+    response::{ResponseBuilder, ResponsesBuilder},
+    schema::{ArrayBuilder, ObjectBuilder, Schema, Type},
+    security::SecurityRequirement,
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, RefOr, Required,
 };
 
+use super::{
+    schemas::{components, object, reference, string, time},
+    API_KEY_SCHEME, SESSION_SCHEME,
+};
 use crate::manage::NamedKeysApi;
-
-/// The name of the bearer key scheme in `components.securitySchemes`.
-pub const API_KEY_SCHEME: &str = "api_key";
-/// The name of the browser-session scheme the management routes use.
-pub const SESSION_SCHEME: &str = "session";
-
-/// The bearer key scheme: `Authorization: Bearer pk_live_<64 hex>`.
-pub fn bearer_scheme() -> SecurityScheme {
-    SecurityScheme::Http(
-        HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .bearer_format("pk_live_<64 lowercase hex> (pk_test_… in test mode)")
-            .description(Some(
-                "An API key in `Authorization: Bearer <key>`. Keys are `pk_live_` or \
-                 `pk_test_` and 64 lowercase hex digits; the first 24 characters are the \
-                 key's public prefix. A refusal is the `Error` envelope with an RFC 6750 \
-                 `WWW-Authenticate` challenge: 401 (missing, unknown, revoked, expired), \
-                 403 (insufficient scope, outside the key's restrictions), 429 (rate \
-                 limited, with `Retry-After`), 503 (the key store did not answer).",
-            ))
-            .build(),
-    )
-}
-
-/// Adds the [`bearer_scheme`] (as `api_key`) and the `Error` envelope schema to a
-/// document; see the [module docs](self).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiKeySecurity;
-
-impl Modify for ApiKeySecurity {
-    fn modify(&self, openapi: &mut OpenApi) {
-        let components = openapi.components.get_or_insert_with(Components::new);
-        components
-            .security_schemes
-            .insert(API_KEY_SCHEME.into(), bearer_scheme());
-        components.schemas.insert("Error".into(), error_schema());
-    }
-}
-
-fn string() -> ObjectBuilder {
-    ObjectBuilder::new().schema_type(Type::String)
-}
-
-fn time() -> ObjectBuilder {
-    string().format(Some(SchemaFormat::KnownFormat(
-        utoipa::openapi::KnownFormat::DateTime,
-    )))
-}
-
-fn nullable(builder: ObjectBuilder, of: Type) -> ObjectBuilder {
-    builder.schema_type(SchemaType::from_iter([of, Type::Null]))
-}
-
-fn integer() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .format(Some(SchemaFormat::KnownFormat(
-            utoipa::openapi::KnownFormat::Int64,
-        )))
-}
-
-fn strings() -> ArrayBuilder {
-    ArrayBuilder::new().items(string())
-}
-
-fn reference(name: &str) -> RefOr<Schema> {
-    RefOr::Ref(Ref::from_schema_name(name))
-}
-
-fn object(properties: &[(&str, RefOr<Schema>)], required: &[&str]) -> ObjectBuilder {
-    let mut object = ObjectBuilder::new().schema_type(Type::Object);
-    for (name, schema) in properties {
-        object = object.property(*name, schema.clone());
-    }
-    for name in required {
-        object = object.required(*name);
-    }
-    object
-}
-
-/// `{"error":{"code":…,"message":…}}`.
-fn error_schema() -> RefOr<Schema> {
-    let codes = [
-        "unauthorized",
-        "forbidden",
-        "not_found",
-        "invalid_request",
-        "unprocessable_content",
-        "conflict",
-        "rate_limited",
-        "internal_error",
-    ];
-    let inner = object(
-        &[
-            ("code", string().enum_values(Some(codes)).into()),
-            ("message", string().into()),
-        ],
-        &["code", "message"],
-    );
-    object(&[("error", inner.into())], &["error"])
-        .description(Some(
-            "Every refusal and error: a code and a message that never contains a key.",
-        ))
-        .into()
-}
-
-fn usage_counts() -> ObjectBuilder {
-    let names = [
-        "admitted",
-        "refused",
-        "revoked",
-        "expired",
-        "restricted",
-        "insufficient_scope",
-        "rate_limited",
-    ];
-    let properties: Vec<(&str, RefOr<Schema>)> =
-        names.iter().map(|n| (*n, integer().into())).collect();
-    object(&properties, &names)
-}
-
-fn key_view() -> ObjectBuilder {
-    let restrictions = object(
-        &[
-            ("ips", strings().into()),
-            ("origins", strings().into()),
-            ("routes", strings().into()),
-        ],
-        &["ips", "origins", "routes"],
-    );
-    object(
-        &[
-            ("id", string().into()),
-            ("name", string().into()),
-            (
-                "prefix",
-                string()
-                    .pattern(Some("^pk_(live|test)_[0-9a-f]{16}$"))
-                    .into(),
-            ),
-            ("mode", string().enum_values(Some(["live", "test"])).into()),
-            ("scopes", strings().into()),
-            (
-                "status",
-                string()
-                    .enum_values(Some(["active", "retiring", "expired", "revoked"]))
-                    .into(),
-            ),
-            ("created_at", time().into()),
-            ("last_used_at", nullable(time(), Type::String).into()),
-            ("expires_at", nullable(time(), Type::String).into()),
-            ("revoked_at", nullable(time(), Type::String).into()),
-            ("restrictions", restrictions.into()),
-            ("rate_limit", nullable(string(), Type::String).into()),
-            (
-                "metadata",
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .additional_properties(Some(string()))
-                    .into(),
-            ),
-            (
-                "usage",
-                object(
-                    &[
-                        ("last_24_hours", reference("UsageCounts")),
-                        ("last_30_days", reference("UsageCounts")),
-                    ],
-                    &["last_24_hours", "last_30_days"],
-                )
-                .description(Some(
-                    "In the views that list keys, when the store keeps usage.",
-                ))
-                .into(),
-            ),
-        ],
-        &[
-            "id",
-            "name",
-            "prefix",
-            "mode",
-            "scopes",
-            "status",
-            "created_at",
-            "last_used_at",
-            "expires_at",
-            "revoked_at",
-            "restrictions",
-            "rate_limit",
-            "metadata",
-        ],
-    )
-}
-
-fn with(base: &str, extra: ObjectBuilder) -> RefOr<Schema> {
-    RefOr::T(Schema::AllOf(
-        AllOfBuilder::new()
-            .item(reference(base))
-            .item(extra)
-            .build(),
-    ))
-}
-
-/// The compact format's key schemas ([`NamedKeysApi::Compact`]).
-fn compact_schemas(components: ComponentsBuilder) -> ComponentsBuilder {
-    let listed = object(
-        &[
-            ("id", string().into()),
-            ("name", string().into()),
-            ("prefix", string().into()),
-            ("createdAt", time().into()),
-            ("lastUsed", nullable(time(), Type::String).into()),
-        ],
-        &["id", "name", "prefix", "createdAt", "lastUsed"],
-    );
-    let minted = object(
-        &[
-            ("id", string().into()),
-            ("name", string().into()),
-            (
-                "key",
-                string()
-                    .description(Some("The raw key: shown this once."))
-                    .into(),
-            ),
-            ("createdAt", time().into()),
-        ],
-        &["id", "name", "key", "createdAt"],
-    );
-    components
-        .schema("CompactKey", listed)
-        .schema("CompactMintedKey", minted)
-}
-
-fn components(compact: bool) -> Components {
-    let minted = object(
-        &[
-            (
-                "api_key",
-                string()
-                    .description(Some("The raw key: shown this once."))
-                    .into(),
-            ),
-            ("message", string().into()),
-            (
-                "hook_errors",
-                ArrayBuilder::new()
-                    .items(object(
-                        &[("hook", string().into()), ("error", string().into())],
-                        &["hook", "error"],
-                    ))
-                    .into(),
-            ),
-        ],
-        &["api_key", "message"],
-    );
-    let active = object(
-        &[(
-            "retiring",
-            ArrayBuilder::new().items(reference("KeyView")).into(),
-        )],
-        &["retiring"],
-    );
-    let point = AllOfBuilder::new()
-        .item(object(&[("start", time().into())], &["start"]))
-        .item(reference("UsageCounts"));
-    let usage = object(
-        &[
-            ("key_id", string().into()),
-            ("from", time().into()),
-            ("to", time().into()),
-            ("step", string().enum_values(Some(["hour", "day"])).into()),
-            ("buckets", ArrayBuilder::new().items(point).into()),
-            ("total", reference("UsageCounts")),
-        ],
-        &["key_id", "from", "to", "step", "buckets", "total"],
-    );
-    let new_key = object(
-        &[
-            ("name", string().into()),
-            ("scopes", strings().into()),
-            ("expires_at", time().into()),
-            ("mode", string().enum_values(Some(["live", "test"])).into()),
-        ],
-        &[],
-    )
-    .description(Some("Every field optional (a named key needs `name`)."));
-    let key_ref = object(&[("id", string().into()), ("prefix", string().into())], &[])
-        .description(Some("Names one key: by `id` or by `prefix`."));
-    let rotation = object(
-        &[
-            ("grace_seconds", integer().into()),
-            ("id", string().into()),
-            ("prefix", string().into()),
-        ],
-        &[],
-    );
-    let builder = if compact {
-        compact_schemas(ComponentsBuilder::new())
-    } else {
-        ComponentsBuilder::new()
-    };
-    builder
-        .schema("Error", error_schema())
-        .schema("UsageCounts", usage_counts())
-        .schema("KeyView", key_view())
-        .schema("MintedKey", with("KeyView", minted))
-        .schema("ActiveKey", with("KeyView", active))
-        .schema("KeyUsage", usage)
-        .schema("NewKey", new_key)
-        .schema("KeyRef", key_ref)
-        .schema("Rotation", rotation)
-        .security_scheme(API_KEY_SCHEME, bearer_scheme())
-        .security_scheme(
-            SESSION_SCHEME,
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "session",
-                "The owner's browser session (the session guard's cookie). A bearer key \
-                 manages named keys only where the routes name a management scope.",
-            ))),
-        )
-        .build()
-}
 
 /// One operation: its summary, body, answers and who may call it.
 struct Op {
@@ -377,14 +30,30 @@ fn json_content(schema: RefOr<Schema>) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(schema)).build()
 }
 
+/// `responses` with an envelope answer (`Error`) for each status and description.
+fn with_errors<'a>(
+    mut responses: ResponsesBuilder,
+    errors: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> ResponsesBuilder {
+    for (status, what) in errors {
+        responses = responses.response(
+            status,
+            ResponseBuilder::new()
+                .description(what)
+                .content("application/json", json_content(reference("Error"))),
+        );
+    }
+    responses
+}
+
 fn operation(op: Op, id_in_path: bool) -> utoipa::openapi::path::Operation {
-    let mut responses = ResponsesBuilder::new().response(
+    let responses = ResponsesBuilder::new().response(
         op.ok.0,
         ResponseBuilder::new()
             .description(op.ok.1)
             .content("application/json", json_content(op.ok.2)),
     );
-    for status in op.errors {
+    let errors = op.errors.iter().map(|status| {
         let what = match *status {
             "400" => "The request's shape is wrong (the envelope says how).",
             "401" => "No session (or an invalid key).",
@@ -396,13 +65,9 @@ fn operation(op: Op, id_in_path: bool) -> utoipa::openapi::path::Operation {
             "422" => "Well formed, but not allowed.",
             _ => "An error.",
         };
-        responses = responses.response(
-            *status,
-            ResponseBuilder::new()
-                .description(what)
-                .content("application/json", json_content(reference("Error"))),
-        );
-    }
+        (*status, what)
+    });
+    let responses = with_errors(responses, errors);
     let mut builder = OperationBuilder::new()
         .summary(Some(op.summary))
         .tag("API keys")
@@ -518,7 +183,7 @@ fn leak_reports() -> utoipa::openapi::path::Operation {
         crate::manage::MAX_REPORT_BYTES / 1024,
         crate::manage::MAX_REPORTED_TOKENS
     );
-    let mut responses = ResponsesBuilder::new().response(
+    let responses = ResponsesBuilder::new().response(
         "200",
         ResponseBuilder::new()
             .description("One verdict per reported token, in order.")
@@ -527,7 +192,7 @@ fn leak_reports() -> utoipa::openapi::path::Operation {
                 json_content(ArrayBuilder::new().items(verdict).into()),
             ),
     );
-    for (status, what) in [
+    let errors = [
         ("400", "Not a JSON array of reported tokens."),
         (
             "401",
@@ -535,14 +200,8 @@ fn leak_reports() -> utoipa::openapi::path::Operation {
         ),
         ("413", &too_large),
         ("503", "The key store failed; send the report again."),
-    ] {
-        responses = responses.response(
-            status,
-            ResponseBuilder::new()
-                .description(what)
-                .content("application/json", json_content(reference("Error"))),
-        );
-    }
+    ];
+    let responses = with_errors(responses, errors.iter().map(|(s, w)| (*s, *w)));
     OperationBuilder::new()
         .summary(Some(
             "Leaked-key reports (GitHub secret scanning partner format); true positives are acted on",
