@@ -75,7 +75,7 @@ impl Verification {
     /// Reports the outcome: on the span, and counted with the verification's time.
     #[inline]
     pub(crate) fn finished(self, outcome: Result<(), AuthErrorKind>) {
-        let label = match outcome {
+        let label = || match outcome {
             Ok(()) => "admitted",
             Err(kind) => kind.as_str(),
         };
@@ -83,19 +83,20 @@ impl Verification {
         // and no subscriber, a disabled span would still format its fields for `log`.
         match &self.span {
             Some(span) => {
-                span.record("outcome", label);
+                span.record("outcome", label());
             }
             None if tracing::span_enabled!(tracing::Level::DEBUG) => {
                 tracing::debug_span!(
                     "verify_api_key",
                     key_prefix = self.prefix.as_ref().map(KeyPrefix::as_str),
-                    outcome = label,
+                    outcome = label(),
                 );
             }
             None => {}
         }
         #[cfg(feature = "metrics")]
         {
+            let label = label();
             metrics::counter!("tower_api_key_verifications_total", "outcome" => label).increment(1);
             let coarse = if outcome.is_ok() {
                 "admitted"

@@ -49,6 +49,18 @@ pub(crate) fn extract<'a>(headers: &'a HeaderMap, extra: Option<&HeaderName>) ->
 }
 
 fn authorization_credential(value: &[u8]) -> Credential<'_> {
+    canonical_bearer(value).map_or_else(|| by_the_rules(value), Credential::Token)
+}
+
+/// What nearly every client sends, `Bearer`, one space and a token, taken as it is:
+/// the rules give the same answer for it ([`by_the_rules`]), with more work.
+fn canonical_bearer(value: &[u8]) -> Option<&[u8]> {
+    let token = value.strip_prefix(b"Bearer ")?;
+    token.first().is_some_and(|&b| b != b' ').then_some(token)
+}
+
+/// Any `Authorization` value, by the rules [`extract`] gives.
+fn by_the_rules(value: &[u8]) -> Credential<'_> {
     let scheme_end = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_end);
     if scheme.eq_ignore_ascii_case(b"bearer") {
@@ -152,6 +164,31 @@ mod tests {
             extract(&headers(&[("x-api-key", b"abc")]), None),
             Credential::Missing
         );
+    }
+
+    #[test]
+    fn the_canonical_bearer_shortcut_agrees_with_the_rules() {
+        let values: &[&[u8]] = &[
+            b"Bearer abc",
+            b"Bearer abc def",
+            b"Bearer pk_live_0123",
+            b"Bearer \"abc\"",
+            b"Bearer  abc",
+            b"Bearer ",
+            b"Bearer",
+            b"Bearer\tabc",
+            b"bearer abc",
+            b"Bearer,abc",
+            b"Basic abc",
+        ];
+        for value in values {
+            if let Some(token) = canonical_bearer(value) {
+                assert_eq!(Credential::Token(token), by_the_rules(value), "{value:?}");
+            }
+            assert_eq!(authorization_credential(value), by_the_rules(value));
+        }
+        assert_eq!(canonical_bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(canonical_bearer(b"Bearer  abc"), None);
     }
 
     #[test]

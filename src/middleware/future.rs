@@ -160,6 +160,11 @@ where
                     }
                 }
                 StateProj::Inner { future, headers } => {
+                    // Most responses get no headers added: the inner answer is passed
+                    // on as it is, never moved through here.
+                    if headers.is_none() {
+                        return future.poll(cx);
+                    }
                     let mut response = ready!(future.poll(cx))?;
                     if let Some(extra) = headers.take() {
                         let own = response.headers_mut();

@@ -305,15 +305,13 @@ impl Authenticator {
     /// default): in the shared limiter when there is one, else in this process.
     fn limit_key(&self, record: &KeyRecord) -> Limited<Option<RateLimitStatus>, OverLimit> {
         let limiters = &self.config.limiters;
-        let Some(shared) = &self.config.shared else {
-            let counted = limiters.check_key(&record.prefix, record.rate_limit);
-            if record.rate_limit.or(limiters.default_rate()).is_some() {
-                telemetry::limit_decision("key", false, counted.is_ok());
-            }
-            return Limited::Now(counted);
-        };
         let Some(rate) = record.rate_limit.or(limiters.default_rate()) else {
             return Limited::Now(Ok(None));
+        };
+        let Some(shared) = &self.config.shared else {
+            let counted = limiters.check_key(&record.prefix, Some(rate));
+            telemetry::limit_decision("key", false, counted.is_ok());
+            return Limited::Now(counted);
         };
         let report = limiters.sends_headers();
         shared
