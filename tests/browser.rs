@@ -1143,6 +1143,58 @@ async fn a_key_reported_leaked_shows_the_report_on_its_row() {
     .await;
 }
 
+/// Finding (issue 18's closing note): with the named-keys routes in the compact
+/// format (`NamedKeysApi::Compact`) the dashboard's table stayed empty. The page now
+/// asks for the detailed answers: the seeded key shows on its row, a key created from
+/// the form is shown once and works, and revoking a row stops that key only.
+#[tokio::test]
+async fn the_dashboard_works_over_the_compact_format() {
+    let Some((chromium, chromedriver)) = driver::tools() else {
+        return;
+    };
+    let store = InMemoryKeyStore::new();
+    let app = Arc::new(
+        App::start(store.clone(), Keys::new(store), |routes| {
+            routes.named_api(manage::NamedKeysApi::Compact)
+        })
+        .await,
+    );
+    let (ci, record) = demo_key("ci", Duration::from_secs(60), false);
+    app.seed(record).await;
+    with_browser(&chromium, &chromedriver, move |b| async move {
+        open_dashboard(&b, &app).await;
+        let seeded = row_of(ci.expose_secret());
+        let text = text_containing(&b, &seeded, "Active").await;
+        assert!(text.contains("ci"), "{text}");
+
+        fill(&b, "#named-name", "deploy").await;
+        click(&b, "#named-create").await;
+        let key = shown_key(&b).await;
+        let row = row_of(&key);
+        let text = text_containing(&b, &row, "Active").await;
+        assert!(text.contains("deploy"), "{text}");
+        assert_eq!(app.status_of(&key).await, StatusCode::OK);
+
+        confirm(&b, &format!("{seeded} .revoke-key"), None).await;
+        text_containing(&b, &seeded, "Revoked").await;
+        assert_eq!(app.status(&ci).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.status_of(&key).await,
+            StatusCode::OK,
+            "the other key works"
+        );
+        b.screenshot("compact-format-dashboard").await;
+        let errors: Vec<_> = b
+            .console()
+            .await
+            .into_iter()
+            .filter(|(level, _)| level == "SEVERE")
+            .collect();
+        assert!(errors.is_empty(), "no console errors: {errors:?}");
+    })
+    .await;
+}
+
 /// Finding (issue 14 §6): every load with no active key logged a red "404 (Not
 /// Found)" (the page's status read was the one-active `GET`). A load with no key now
 /// logs nothing at all, with the one-active shape alone (the page's own status read

@@ -140,7 +140,23 @@ impl Fixture {
         body: Option<&str>,
         from: &str,
     ) -> Reply {
+        self.send_with(method, path, who, body, from, &[]).await
+    }
+
+    /// [`send_from`](Self::send_from), with `headers` too.
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        who: As<'_>,
+        body: Option<&str>,
+        from: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         request = match who {
             As::Key(key) => request.header(header::AUTHORIZATION, format!("Bearer {key}")),
             As::User(user) => {
@@ -390,6 +406,52 @@ async fn the_detailed_format_takes_delete_by_body_too() {
     let view = reply.json();
     assert_eq!(view["id"], json!(id.as_str()));
     assert_eq!(view["status"], "revoked");
+    assert_eq!(fx.api(&key).await, StatusCode::UNAUTHORIZED);
+}
+
+/// Finding (issue 18's closing note): with `NamedKeysApi::Compact` the dashboard's
+/// table stayed empty, since the page reads the detailed format. A request that asks
+/// for it (`NamedKeysApi::DETAILED_MEDIA_TYPE`, as the dashboard now does) gets the
+/// detailed answers from compact routes; any other request keeps the contract.
+#[tokio::test]
+async fn compact_routes_answer_the_detailed_format_to_whoever_asks_for_it() {
+    let fx = fixture();
+    let detailed = [("accept", NamedKeysApi::DETAILED_MEDIA_TYPE)];
+    let ask = |method: Method, body: Option<String>| {
+        let fx = &fx;
+        async move {
+            fx.send_with(
+                method,
+                KEYS,
+                As::User("acct_42"),
+                body.as_deref(),
+                CLIENT,
+                &detailed,
+            )
+            .await
+        }
+    };
+    let created = ask(Method::POST, Some(json!({ "name": "ci" }).to_string())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_json_no_store(&created);
+    let view = created.json();
+    assert_eq!(view["name"], "ci");
+    assert_eq!(view["status"], "active");
+    let key = assert_raw_key(&view["api_key"]);
+    let id = view["id"].as_str().unwrap().to_owned();
+
+    let listed = ask(Method::GET, None).await;
+    assert_eq!(listed.json()["keys"][0]["status"], "active", "{listed:?}");
+    assert!(listed.json()["keys"][0].get("createdAt").is_none());
+    let compact = fx.send(Method::GET, KEYS, As::User("acct_42"), None).await;
+    assert_eq!(
+        compact.json()["keys"][0]["createdAt"],
+        listed.json()["keys"][0]["created_at"],
+        "the same key, in the contract's format, to a request that does not ask"
+    );
+
+    let revoked = ask(Method::DELETE, Some(json!({ "id": id }).to_string())).await;
+    assert_eq!(revoked.json()["status"], "revoked", "{revoked:?}");
     assert_eq!(fx.api(&key).await, StatusCode::UNAUTHORIZED);
 }
 

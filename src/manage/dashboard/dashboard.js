@@ -38,7 +38,8 @@
       method: method,
       credentials: 'same-origin',
       cache: 'no-store',
-      headers: { 'Accept': 'application/json' }
+      // The detailed answers, whichever format the named-keys routes speak.
+      headers: { 'Accept': 'application/vnd.tower-api-key.detailed+json, application/json' }
     };
     if (payload !== undefined) {
       init.headers['Content-Type'] = 'application/json';

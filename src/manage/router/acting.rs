@@ -5,7 +5,11 @@ use axum::{extract::FromRequestParts, response::Response};
 use http::{header, request::Parts};
 
 use super::{client_addr, ManagementRoutes};
-use crate::{error::ApiError, manage::Caller, session::SessionUser};
+use crate::{
+    error::ApiError,
+    manage::{Caller, NamedKeysApi},
+    session::SessionUser,
+};
 
 /// The owner whose keys a request manages, and who acts for them.
 ///
@@ -19,6 +23,8 @@ use crate::{error::ApiError, manage::Caller, session::SessionUser};
 pub(super) struct Acting {
     pub(super) owner: String,
     pub(super) caller: Caller,
+    /// The format the answer is written in ([`NamedKeysApi::for_request`]).
+    pub(super) format: NamedKeysApi,
 }
 
 impl FromRequestParts<ManagementRoutes> for Acting {
@@ -29,6 +35,7 @@ impl FromRequestParts<ManagementRoutes> for Acting {
         routes: &ManagementRoutes,
     ) -> Result<Self, Self::Rejection> {
         let client = client_addr(routes, parts);
+        let format = routes.named_api.for_request(&parts.headers);
         let scope = match &routes.bearer_scope {
             Some(scope) if sends_bearer(parts) => scope,
             _ => {
@@ -37,7 +44,10 @@ impl FromRequestParts<ManagementRoutes> for Acting {
                     .admit(parts)
                     .await
                     .map_err(ApiError::into_http_response)?;
-                return Ok(Acting::user(&user, client));
+                return Ok(Acting {
+                    format,
+                    ..Acting::user(&user, client)
+                });
             }
         };
         let key = routes
@@ -52,6 +62,7 @@ impl FromRequestParts<ManagementRoutes> for Acting {
         Ok(Acting {
             owner: key.owner().to_owned(),
             caller: caller.from_addr(client),
+            format,
         })
     }
 }
@@ -67,11 +78,12 @@ fn sends_bearer(parts: &Parts) -> bool {
 }
 
 impl Acting {
-    /// The session user, acting for themselves.
+    /// The session user, acting for themselves (answered in the default format).
     pub(super) fn user(user: &SessionUser, client: Option<std::net::IpAddr>) -> Self {
         Acting {
             owner: user.id().to_owned(),
             caller: Caller::user(user.id()).from_addr(client),
+            format: NamedKeysApi::default(),
         }
     }
 }

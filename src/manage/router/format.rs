@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use http::StatusCode;
+use http::{header::ACCEPT, HeaderMap, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -35,6 +35,10 @@ use crate::{
 /// field, so a service that already publishes it can move onto the crate without its
 /// clients noticing. In both, the raw key appears only in the create and rotate
 /// answers, only once.
+///
+/// A request whose `Accept` names [`DETAILED_MEDIA_TYPE`](Self::DETAILED_MEDIA_TYPE)
+/// gets the detailed answers whatever the routes speak. The key dashboard asks so,
+/// which is how it works over either format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NamedKeysApi {
@@ -87,6 +91,38 @@ struct CompactMinted<'a> {
 }
 
 impl NamedKeysApi {
+    /// The media type that asks a named-keys route for the detailed answers, whatever
+    /// format the routes speak: `Accept: application/vnd.tower-api-key.detailed+json`.
+    ///
+    /// ```
+    /// use tower_api_key::manage::NamedKeysApi;
+    ///
+    /// assert_eq!(
+    ///     NamedKeysApi::DETAILED_MEDIA_TYPE,
+    ///     "application/vnd.tower-api-key.detailed+json"
+    /// );
+    /// ```
+    pub const DETAILED_MEDIA_TYPE: &'static str = "application/vnd.tower-api-key.detailed+json";
+
+    /// The format a request gets: the detailed one when its `Accept` names
+    /// [`DETAILED_MEDIA_TYPE`](Self::DETAILED_MEDIA_TYPE) (parameters and case aside),
+    /// else this one.
+    pub(super) fn for_request(self, headers: &HeaderMap) -> Self {
+        let asks_detailed = headers.get_all(ACCEPT).iter().any(|value| {
+            value.to_str().is_ok_and(|value| {
+                value.split(',').any(|range| {
+                    let media = range.split(';').next().unwrap_or_default().trim();
+                    media.eq_ignore_ascii_case(Self::DETAILED_MEDIA_TYPE)
+                })
+            })
+        });
+        if asks_detailed {
+            NamedKeysApi::Detailed
+        } else {
+            self
+        }
+    }
+
     /// 201 with a key just minted (created or rotated).
     pub(super) fn minted(self, minted: Result<MintedKey, ManageError>) -> Answer {
         let minted = minted?;
@@ -153,4 +189,41 @@ fn detailed_minted(minted: &MintedKey) -> Result<Value, crate::error::ApiError> 
         }
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::middleware::test_headers;
+
+    #[test]
+    fn the_detailed_media_type_asks_for_the_detailed_format() {
+        let compact = NamedKeysApi::Compact;
+        for accept in [
+            "application/vnd.tower-api-key.detailed+json",
+            "application/vnd.tower-api-key.detailed+json, application/json",
+            "application/json;q=0.9, Application/VND.tower-api-key.detailed+JSON;q=1",
+        ] {
+            let headers = test_headers(&[("accept", accept)]);
+            assert_eq!(
+                compact.for_request(&headers),
+                NamedKeysApi::Detailed,
+                "{accept}"
+            );
+        }
+        for accept in [
+            "application/json",
+            "*/*",
+            "application/vnd.tower-api-key+json",
+        ] {
+            let headers = test_headers(&[("accept", accept)]);
+            assert_eq!(compact.for_request(&headers), compact, "{accept}");
+        }
+        assert_eq!(compact.for_request(&HeaderMap::new()), compact);
+        let headers = test_headers(&[("accept", "application/json")]);
+        assert_eq!(
+            NamedKeysApi::Detailed.for_request(&headers),
+            NamedKeysApi::Detailed
+        );
+    }
 }

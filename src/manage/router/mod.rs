@@ -170,7 +170,8 @@ impl ManagementRoutes {
 
     /// The wire format of the named-keys routes: the crate's detailed views (the
     /// default), or the compact contract ([`NamedKeysApi::Compact`]). The dashboard
-    /// page reads the detailed format, so mount it only with the default.
+    /// works with either: it asks for the detailed answers
+    /// ([`NamedKeysApi::DETAILED_MEDIA_TYPE`]).
     ///
     /// ```
     /// # use tower_api_key::{auth::Authenticator, manage::{Keys, ManagementRoutes}, session::{CookieSessions, SessionGuardLayer}, store::InMemoryKeyStore};
@@ -287,16 +288,6 @@ impl ManagementRoutes {
     pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let guard = self.guard.clone();
         let mut router = Router::new();
-        #[cfg(feature = "dashboard")]
-        if self.dashboard.is_some()
-            && self.named.is_some()
-            && self.named_api != NamedKeysApi::Detailed
-        {
-            tracing::warn!(
-                "the key dashboard reads the detailed named-keys format; with \
-                 NamedKeysApi::Compact its named-keys table stays empty"
-            );
-        }
         #[cfg(feature = "dashboard")]
         if let Some(config) = self.dashboard.clone() {
             let endpoints = dashboard::Endpoints {
@@ -474,13 +465,13 @@ async fn revoke_active(State(r): State<ManagementRoutes>, request: Request) -> A
 
 async fn list_named(State(r): State<ManagementRoutes>, by: Acting) -> Answer {
     let keys = r.keys.named().list(&by.owner).await?;
-    r.named_api.listed(&keys)
+    by.format.listed(&keys)
 }
 
 async fn create_named(State(r): State<ManagementRoutes>, by: Acting, request: Body) -> Answer {
     let new = body(request).await?;
     let minted = r.keys.named().create(&by.caller, &by.owner, new).await;
-    r.named_api.minted(minted)
+    by.format.minted(minted)
 }
 
 async fn revoke_named(
@@ -490,7 +481,7 @@ async fn revoke_named(
 ) -> Answer {
     let id = path_id(id)?;
     let view = r.keys.named().revoke(&by.caller, &by.owner, &id).await?;
-    r.named_api.revoked(&view)
+    by.format.revoked(&view)
 }
 
 /// `DELETE {path}` with `{"id":…}` (or `{"prefix":…}`) in the body.
@@ -510,7 +501,7 @@ async fn revoke_named_in_body(
         .named()
         .revoke_key(&by.caller, &by.owner, &key)
         .await?;
-    r.named_api.revoked(&view)
+    by.format.revoked(&view)
 }
 
 async fn rotate_named(
@@ -531,7 +522,7 @@ async fn rotate_named(
     let minted = named
         .rotate(&by.caller, &by.owner, &id, rotation.grace())
         .await;
-    r.named_api.minted(minted)
+    by.format.minted(minted)
 }
 
 /// The active key's usage, or with `?id=` another of the owner's keys'.
