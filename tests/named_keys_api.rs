@@ -129,22 +129,11 @@ impl Fixture {
     }
 
     async fn send(&self, method: Method, path: &str, who: As<'_>, body: Option<&str>) -> Reply {
-        self.send_from(method, path, who, body, CLIENT).await
+        self.send_from(method, path, who, body, CLIENT, &[]).await
     }
 
+    /// A request from `from`, with `headers` besides the credentials and body's.
     async fn send_from(
-        &self,
-        method: Method,
-        path: &str,
-        who: As<'_>,
-        body: Option<&str>,
-        from: &str,
-    ) -> Reply {
-        self.send_with(method, path, who, body, from, &[]).await
-    }
-
-    /// [`send_from`](Self::send_from), with `headers` too.
-    async fn send_with(
         &self,
         method: Method,
         path: &str,
@@ -420,7 +409,7 @@ async fn compact_routes_answer_the_detailed_format_to_whoever_asks_for_it() {
     let ask = |method: Method, body: Option<String>| {
         let fx = &fx;
         async move {
-            fx.send_with(
+            fx.send_from(
                 method,
                 KEYS,
                 As::User("acct_42"),
@@ -625,7 +614,7 @@ async fn the_failed_attempts_budget_applies_to_key_management() {
     );
     let other = "198.51.100.4:1000";
     let reply = fx
-        .send_from(Method::GET, KEYS, As::Key(&wrong), None, other)
+        .send_from(Method::GET, KEYS, As::Key(&wrong), None, other, &[])
         .await;
     assert_eq!(
         reply.status,
@@ -644,7 +633,14 @@ async fn restrictions_and_rate_limits_apply_to_managing_keys() {
     let reply = fx.send(Method::GET, KEYS, As::Key(&fenced), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
     let reply = fx
-        .send_from(Method::GET, KEYS, As::Key(&fenced), None, "10.1.2.3:5000")
+        .send_from(
+            Method::GET,
+            KEYS,
+            As::Key(&fenced),
+            None,
+            "10.1.2.3:5000",
+            &[],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
 
@@ -746,8 +742,15 @@ async fn a_managing_key_cannot_mint_a_key_beyond_its_own_bounds() {
         let fx = &fx;
         let manager = manager.clone();
         async move {
-            fx.send_from(Method::POST, KEYS, As::Key(&manager), Some(body), inside)
-                .await
+            fx.send_from(
+                Method::POST,
+                KEYS,
+                As::Key(&manager),
+                Some(body),
+                inside,
+                &[],
+            )
+            .await
         }
     };
     for (body, why) in [
@@ -770,7 +773,14 @@ async fn a_managing_key_cannot_mint_a_key_beyond_its_own_bounds() {
     assert_eq!(view.restrictions.ips, vec!["10.0.0.0/8".parse().unwrap()]);
     assert_eq!(view.rate_limit, "100/s".parse::<RateLimit>().ok());
     let outside = fx
-        .send_from(Method::GET, "/api/account", As::Key(&minted), None, CLIENT)
+        .send_from(
+            Method::GET,
+            "/api/account",
+            As::Key(&minted),
+            None,
+            CLIENT,
+            &[],
+        )
         .await;
     assert_eq!(
         outside.status,
@@ -794,7 +804,7 @@ async fn a_managing_key_cannot_mint_a_key_beyond_its_own_bounds() {
         .id;
     let rotate = format!("{KEYS}/{loose_id}/rotate");
     let reply = fx
-        .send_from(Method::POST, &rotate, As::Key(&manager), None, inside)
+        .send_from(Method::POST, &rotate, As::Key(&manager), None, inside, &[])
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
 }
