@@ -14,7 +14,8 @@ use tower::ServiceExt;
 use tower_api_key::{
     auth::Authenticator,
     manage::{
-        Actor, AuditTrail, Caller, Keys, ManagementRoutes, MemoryAuditSink, NamedKeysApi, NewKey,
+        Actor, AuditTrail, Caller, KeyView, Keys, ManagementRoutes, MemoryAuditSink, NamedKeysApi,
+        NewKey,
     },
     policy::{RateLimit, Restrictions},
     session::{CookieSessions, SessionGuardLayer},
@@ -83,6 +84,11 @@ impl Fixture {
             NewKey::named("Admin").scope(MANAGE).scope("account:read"),
         )
         .await
+    }
+
+    /// The owner's keys, as `Keys` lists them.
+    async fn listed(&self, owner: &str) -> Vec<KeyView> {
+        self.keys.named().list(owner).await.unwrap()
     }
 
     /// A key minted by the system (no scope check), its raw text.
@@ -354,7 +360,7 @@ async fn delete_by_body_needs_a_key_named_and_finds_only_the_owners() {
     let fx = fixture();
     let admin = fx.admin("acct_42").await;
     let theirs = fx.minted("acct_7", NewKey::named("theirs")).await;
-    let their_id = fx.keys.named().list("acct_7").await.unwrap()[0].id.clone();
+    let their_id = fx.listed("acct_7").await[0].id.clone();
 
     let reply = fx.send(Method::DELETE, KEYS, As::Key(&admin), None).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{reply:?}");
@@ -382,7 +388,7 @@ async fn delete_by_body_needs_a_key_named_and_finds_only_the_owners() {
 async fn the_detailed_format_takes_delete_by_body_too() {
     let fx = fixture_of(Authenticator::new, |routes| routes);
     let key = fx.minted("acct_42", NewKey::named("ci")).await;
-    let id = fx.keys.named().list("acct_42").await.unwrap()[0].id.clone();
+    let id = fx.listed("acct_42").await[0].id.clone();
     let reply = fx
         .send(
             Method::DELETE,
@@ -455,7 +461,7 @@ async fn bearer_management_is_off_unless_the_routes_name_a_scope() {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
         assert!(reply.envelope().error.message.contains("browser session"));
     }
-    assert!(fx.keys.named().list("acct_42").await.unwrap().len() == 1);
+    assert!(fx.listed("acct_42").await.len() == 1);
 }
 
 #[tokio::test]
@@ -476,7 +482,7 @@ async fn a_key_without_the_management_scope_gets_insufficient_scope() {
         .send(Method::POST, KEYS, As::Key(&plain), Some(r#"{"name":"x"}"#))
         .await;
     assert_eq!(created.status, StatusCode::FORBIDDEN);
-    assert_eq!(fx.keys.named().list("acct_42").await.unwrap().len(), 1);
+    assert_eq!(fx.listed("acct_42").await.len(), 1);
 
     let wrong = common::wrong_secret(&fx.admin("acct_42").await);
     let reply = fx.send(Method::GET, KEYS, As::Key(&wrong), None).await;
@@ -488,7 +494,7 @@ async fn a_managing_key_acts_only_for_its_own_owner() {
     let fx = fixture();
     let admin = fx.admin("acct_42").await;
     let theirs = fx.minted("acct_7", NewKey::named("theirs")).await;
-    let their_id = fx.keys.named().list("acct_7").await.unwrap()[0].id.clone();
+    let their_id = fx.listed("acct_7").await[0].id.clone();
 
     let listed = fx
         .send(Method::GET, KEYS, As::Key(&admin), None)
@@ -505,12 +511,12 @@ async fn a_managing_key_acts_only_for_its_own_owner() {
     }
     assert_eq!(fx.api(&theirs).await, StatusCode::OK);
     let (id, _, _) = create(&fx, As::Key(&admin), "mine").await;
-    let owned = fx.keys.named().list("acct_42").await.unwrap();
+    let owned = fx.listed("acct_42").await;
     assert!(
         owned.iter().any(|k| k.id.as_str() == id),
         "minted for its owner"
     );
-    assert_eq!(fx.keys.named().list("acct_7").await.unwrap().len(), 1);
+    assert_eq!(fx.listed("acct_7").await.len(), 1);
 }
 
 #[tokio::test]
@@ -551,7 +557,7 @@ async fn a_managing_key_cannot_grant_a_scope_it_does_not_hold() {
     // Rotating a key mints one with the old key's scopes.
     fx.minted("acct_42", NewKey::named("writer").scope("signals:write"))
         .await;
-    let writer = fx.keys.named().list("acct_42").await.unwrap();
+    let writer = fx.listed("acct_42").await;
     let writer = writer
         .iter()
         .find(|k| k.name == "writer")
@@ -566,11 +572,8 @@ async fn a_managing_key_cannot_grant_a_scope_it_does_not_hold() {
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "the owner's session may");
     let names: Vec<String> = fx
-        .keys
-        .named()
-        .list("acct_42")
+        .listed("acct_42")
         .await
-        .unwrap()
         .into_iter()
         .map(|k| k.name)
         .collect();
@@ -685,7 +688,7 @@ async fn the_audit_trail_names_the_managing_key_as_the_actor() {
 async fn a_revoked_or_rotated_out_key_manages_nothing() {
     let fx = fixture();
     let admin = fx.admin("acct_42").await;
-    let admin_id = fx.keys.named().list("acct_42").await.unwrap()[0].id.clone();
+    let admin_id = fx.listed("acct_42").await[0].id.clone();
 
     // Rotated out, in its grace period: it still calls the API, it manages nothing.
     let body = r#"{"grace_seconds":3600}"#;
@@ -767,7 +770,7 @@ async fn a_managing_key_cannot_mint_a_key_beyond_its_own_bounds() {
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     let minted = reply.json()["key"]["key"].as_str().unwrap().to_owned();
     assert!(minted.starts_with("pk_test_"), "its own mode: {minted}");
-    let view = fx.keys.named().list("acct_42").await.unwrap();
+    let view = fx.listed("acct_42").await;
     let view = view.iter().find(|k| k.name == "inherits").unwrap();
     assert_eq!(view.expires_at.map(|at| at <= soon), Some(true), "{view:?}");
     assert_eq!(view.restrictions.ips, vec!["10.0.0.0/8".parse().unwrap()]);
@@ -793,11 +796,8 @@ async fn a_managing_key_cannot_mint_a_key_beyond_its_own_bounds() {
         .inserted_in(KeyMode::Test, "acct_42", &["account:read"], |b| b)
         .await;
     let loose_id = fx
-        .keys
-        .named()
-        .list("acct_42")
+        .listed("acct_42")
         .await
-        .unwrap()
         .into_iter()
         .find(|k| k.prefix.as_str() == &loose[..24])
         .unwrap()
@@ -854,7 +854,7 @@ async fn keys_holds_an_acting_key_to_its_own_owner() {
         matches!(refused, Err(tower_api_key::manage::ManageError::NotFound)),
         "{refused:?}"
     );
-    assert!(fx.keys.named().list("acct_7").await.unwrap().is_empty());
+    assert!(fx.listed("acct_7").await.is_empty());
 }
 
 /// Review finding (issue 18): any `Authorization` header took the key path, so a
