@@ -2,7 +2,9 @@
 //! layer, the scope guard's principal, the self-revoking route, your own code.
 
 mod builder;
+mod limits;
 mod request;
+mod writes;
 
 use std::{
     fmt,
@@ -22,18 +24,18 @@ use request::HeadFacts;
 
 use super::{
     credential::{extract, Credential},
-    shared_limits::{Bucket, Limited, SharedLimits},
+    shared_limits::{Limited, SharedLimits},
     Principal,
 };
 use crate::{
     error::{AuthError, AuthErrorKind, SharedRejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
     policy::{
-        check_restrictions, failure_bucket, AcceptedModes, Facts, Limiters, Outside, OverLimit,
-        RateLimitStatus, TrustedProxies,
+        check_restrictions, AcceptedModes, Facts, Limiters, Outside, OverLimit, RateLimitStatus,
+        TrustedProxies,
     },
     store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup, UsageOutcome},
-    telemetry::{self, Verification},
+    telemetry::Verification,
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -301,48 +303,6 @@ impl Authenticator {
         }
     }
 
-    /// Counts a verified key's request against its rate (its own, else the
-    /// default): in the shared limiter when there is one, else in this process.
-    fn limit_key(&self, record: &KeyRecord) -> Limited<Option<RateLimitStatus>, OverLimit> {
-        let limiters = &self.config.limiters;
-        let Some(rate) = record.rate_limit.or(limiters.default_rate()) else {
-            return Limited::Now(Ok(None));
-        };
-        let Some(shared) = &self.config.shared else {
-            let counted = limiters.check_key(&record.prefix, Some(rate));
-            telemetry::limit_decision("key", false, counted.is_ok());
-            return Limited::Now(counted);
-        };
-        let report = limiters.sends_headers();
-        shared
-            .check(Bucket::Key(record.prefix), rate)
-            .map(move |counted| {
-                telemetry::limit_decision("key", true, counted.is_ok());
-                counted.map(|status| report.then_some(status))
-            })
-    }
-
-    /// Counts a failed attempt against the client's budget: in the shared limiter
-    /// when there is one, else in this process.
-    fn count_failure(&self, client: Option<std::net::IpAddr>) -> Limited<(), Duration> {
-        let limiters = &self.config.limiters;
-        match (&self.config.shared, limiters.failure_rate()) {
-            (Some(shared), Some(rate)) => shared
-                .check(Bucket::Client(failure_bucket(client)), rate)
-                .map(|counted| {
-                    telemetry::limit_decision("failed_attempts", true, counted.is_ok());
-                    counted.map(drop).map_err(|over| over.retry_after)
-                }),
-            _ => {
-                let counted = limiters.failed(client);
-                if limiters.counts_failures() {
-                    telemetry::limit_decision("failed_attempts", false, counted.is_ok());
-                }
-                Limited::Now(counted)
-            }
-        }
-    }
-
     /// A verified key's request, once counted against its rate: refused when over
     /// (429), else admitted, noting its last use.
     fn admit(
@@ -506,16 +466,6 @@ impl Authenticator {
         })
     }
 
-    /// 429 for a key over its rate, with the rate-limit headers when they are on.
-    fn over_limit(&self, over: OverLimit) -> AuthError {
-        let error = self.rate_limited(over.retry_after);
-        if self.config.limiters.sends_headers() {
-            error.with_headers(over.status.headers())
-        } else {
-            error
-        }
-    }
-
     /// A refusal, counted against the client's failed-attempts budget when it is for
     /// invalid credentials and came with a request (without one there is no client to
     /// count); it becomes 429 while the client is over its budget (its valid keys keep
@@ -538,59 +488,11 @@ impl Authenticator {
         }
     }
 
-    /// The refusal once counted: 429 while the client is over its budget.
-    fn budgeted(&self, error: AuthError, counted: Result<(), Duration>) -> AuthError {
-        match counted {
-            Ok(()) => error,
-            Err(wait) => self.rate_limited(wait),
-        }
-    }
-
-    fn rate_limited(&self, wait: Duration) -> AuthError {
-        self.error(AuthErrorKind::RateLimited)
-            .with_retry_after(wait)
-    }
-
     /// Whose forwarding headers are believed: the management routes name a request's
     /// client with [`TrustedProxies::client_of`], as this pipeline does.
     #[cfg(feature = "axum")]
     pub(crate) fn trusted_proxies(&self) -> &TrustedProxies {
         &self.config.trusted_proxies
-    }
-
-    /// Writes the key's last use and this process's usage counts (whichever is due),
-    /// then admits it — unless the key was revoked while the writes were under way,
-    /// so that no request is let through after a revoke returned. A failed write does
-    /// not refuse a valid key (what it would have written stays pending for the next
-    /// write or [`LastUse::flush`] / [`LastUse::flush_usage`]).
-    async fn write_and_admit(
-        &self,
-        record: Arc<KeyRecord>,
-        rate: Option<RateLimitStatus>,
-        writes: Writes,
-    ) -> Result<Principal, AuthError> {
-        let store = &self.config.store;
-        if let Some(now) = writes.last_use {
-            if store.record_last_use(&record.id, now).await.is_ok() {
-                self.config.last_use.stored(&record, now);
-            }
-        }
-        if writes.usage {
-            self.write_usage().await;
-        }
-        self.admit_unless_revoked(record, rate).await
-    }
-
-    /// Writes this process's usage batch; a failure is logged (the counts stay
-    /// pending for the next batch).
-    async fn write_usage(&self) {
-        if let Err(error) = self.config.last_use.flush_usage(&*self.config.store).await {
-            tracing::warn!(
-                error = %error,
-                "usage counts were not written to the key store; they stay pending for \
-                 the next batch",
-            );
-        }
     }
 
     /// Admits a key that was verified before a wait (a last-use write, a shared
@@ -617,33 +519,6 @@ impl Authenticator {
 
     fn principal(&self, record: Arc<KeyRecord>, rate: Option<RateLimitStatus>) -> Principal {
         Principal::new(record, self.config.rejections.clone(), rate)
-    }
-
-    /// The log of last uses this authenticator notes into.
-    pub fn last_use(&self) -> &LastUse {
-        &self.config.last_use
-    }
-
-    /// Writes the last uses noted here but not yet stored (not the usage counts:
-    /// [`flush`](Self::flush) writes both).
-    pub async fn flush_last_use(&self) -> store::Result<usize> {
-        self.config.last_use.flush(&*self.config.store).await
-    }
-
-    /// Writes everything noted in memory and not yet stored — the keys' last uses and
-    /// this process's usage counts — so that nothing is lost; call it on graceful
-    /// shutdown. Both are tried; the first error is returned (what failed stays
-    /// pending).
-    pub async fn flush(&self) -> store::Result<()> {
-        let store = &*self.config.store;
-        let log = &self.config.last_use;
-        let last_uses = log.flush(store).await;
-        let usage = if log.counts_usage() {
-            log.flush_usage(store).await.map(drop)
-        } else {
-            Ok(())
-        };
-        last_uses.and(usage)
     }
 
     pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {
