@@ -30,74 +30,65 @@ use crate::{error::AuthErrorKind, key::KeyPrefix};
 /// and, with the feature, its start for the duration histogram.
 ///
 /// A verification answered at once gets its span when it ends, with both fields (a
-/// span made and closed: the cheapest there is while `DEBUG` is off); one that waits
-/// for the store runs inside its span ([`waiting`](Self::waiting)), so the store's own
-/// spans nest in it.
+/// span made and closed: the cheapest there is while `DEBUG` is off), and carries
+/// nothing until then; one that waits for the store runs inside its span
+/// ([`waiting`](Self::waiting)), so the store's own spans nest in it.
 pub(crate) struct Verification {
-    prefix: Option<KeyPrefix>,
-    span: Option<tracing::Span>,
     #[cfg(feature = "metrics")]
     at: std::time::Instant,
+}
+
+/// A verification that waits, inside its span.
+pub(crate) struct Waiting {
+    report: Verification,
+    span: tracing::Span,
 }
 
 impl Verification {
     #[inline]
     pub(crate) fn start() -> Self {
         Verification {
-            prefix: None,
-            span: None,
             #[cfg(feature = "metrics")]
             at: std::time::Instant::now(),
         }
     }
 
-    /// The key's public prefix, once the credential is read.
-    #[inline]
-    pub(crate) fn prefix(&mut self, prefix: &KeyPrefix) {
-        self.prefix = Some(*prefix);
-    }
-
-    /// The span to run the waiting part in, opened now (none while `DEBUG` spans are
-    /// off).
-    pub(crate) fn waiting(&mut self) -> tracing::Span {
-        if !tracing::span_enabled!(tracing::Level::DEBUG) {
-            return tracing::Span::none();
-        }
-        let span = tracing::debug_span!(
-            "verify_api_key",
-            key_prefix = self.prefix.as_ref().map(KeyPrefix::as_str),
-            outcome = tracing::field::Empty,
-        );
-        self.span = Some(span.clone());
-        span
-    }
-
-    /// Reports the outcome: on the span, and counted with the verification's time.
-    #[inline]
-    pub(crate) fn finished(self, outcome: Result<(), AuthErrorKind>) {
-        let label = || match outcome {
-            Ok(()) => "admitted",
-            Err(kind) => kind.as_str(),
+    /// Carries the verification on past a wait, in a span opened now (none while
+    /// `DEBUG` spans are off); `prefix`: the key's public prefix, once read.
+    pub(crate) fn waiting(self, prefix: Option<&KeyPrefix>) -> Waiting {
+        let span = if tracing::span_enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "verify_api_key",
+                key_prefix = prefix.map(KeyPrefix::as_str),
+                outcome = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
         };
+        Waiting { report: self, span }
+    }
+
+    /// Reports the outcome of a verification answered at once: a span with both
+    /// fields, and counted with the verification's time.
+    #[inline]
+    pub(crate) fn finished(self, prefix: Option<&KeyPrefix>, outcome: Result<(), AuthErrorKind>) {
         // Asked first: with `tracing`'s `log` feature on (axum's and sqlx's defaults)
         // and no subscriber, a disabled span would still format its fields for `log`.
-        match &self.span {
-            Some(span) => {
-                span.record("outcome", label());
-            }
-            None if tracing::span_enabled!(tracing::Level::DEBUG) => {
-                tracing::debug_span!(
-                    "verify_api_key",
-                    key_prefix = self.prefix.as_ref().map(KeyPrefix::as_str),
-                    outcome = label(),
-                );
-            }
-            None => {}
+        if tracing::span_enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "verify_api_key",
+                key_prefix = prefix.map(KeyPrefix::as_str),
+                outcome = label(outcome),
+            );
         }
+        self.measured(outcome);
+    }
+
+    fn measured(self, outcome: Result<(), AuthErrorKind>) {
         #[cfg(feature = "metrics")]
         {
-            let label = label();
-            metrics::counter!("tower_api_key_verifications_total", "outcome" => label).increment(1);
+            metrics::counter!("tower_api_key_verifications_total", "outcome" => label(outcome))
+                .increment(1);
             let coarse = if outcome.is_ok() {
                 "admitted"
             } else {
@@ -106,6 +97,29 @@ impl Verification {
             metrics::histogram!("tower_api_key_verification_duration_seconds", "outcome" => coarse)
                 .record(self.at.elapsed().as_secs_f64());
         }
+    }
+}
+
+impl Waiting {
+    /// The span the waiting part runs in.
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.span.clone()
+    }
+
+    /// Reports the outcome on the span, and counted with the verification's time.
+    pub(crate) fn finished(self, outcome: Result<(), AuthErrorKind>) {
+        if !self.span.is_none() {
+            self.span.record("outcome", label(outcome));
+        }
+        self.report.measured(outcome);
+    }
+}
+
+/// The `outcome` a verification is reported with.
+fn label(outcome: Result<(), AuthErrorKind>) -> &'static str {
+    match outcome {
+        Ok(()) => "admitted",
+        Err(kind) => kind.as_str(),
     }
 }
 

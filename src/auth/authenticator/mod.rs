@@ -35,7 +35,7 @@ use crate::{
         TrustedProxies,
     },
     store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup, UsageOutcome},
-    telemetry::Verification,
+    telemetry::{Verification, Waiting},
 };
 
 /// Compared against when the prefix is unknown, so an unknown prefix costs the same
@@ -204,7 +204,11 @@ impl Authenticator {
                     .finish()
                     .await
             }
-            Err(error) => self.started(Decision::Refuse(error), report).finish().await,
+            Err(error) => {
+                self.started(Decision::Refuse(error), report, None)
+                    .finish()
+                    .await
+            }
         }
     }
 
@@ -218,55 +222,82 @@ impl Authenticator {
         };
         match self.presented(head.headers) {
             Ok(presented) => self.lookup(presented, Some(facts), report),
-            Err(error) => self.started(self.refuse(error, Some(&facts)), report),
+            Err(error) => self.started(self.refuse(error, Some(&facts)), report, None),
         }
     }
 
     /// The store lookup: answered at once (the decision is made here) or waited for
     /// (the facts a decision needs are kept, owned, for after the wait).
-    fn lookup<'h>(
+    fn lookup(
         &self,
         presented: Presented,
-        facts: Option<HeadFacts<'h>>,
-        mut report: Verification,
+        facts: Option<HeadFacts<'_>>,
+        report: Verification,
     ) -> Started {
-        report.prefix(&presented.prefix);
-        let Some(found) = self.config.store.lookup_now(&presented.prefix) else {
-            let facts = facts.map(|facts| facts.to_owned());
-            let auth = self.clone();
-            let span = report.waiting();
-            return Started::Pending(Box::pin(
-                async move {
-                    let found = auth.config.store.find_by_prefix(&presented.prefix).await;
-                    let decision =
-                        auth.decide(&presented, found.map(Lookup::found), facts.as_ref());
-                    reported(auth.conclude(decision).await, report)
-                }
-                .instrument(span),
-            ));
-        };
-        self.started(self.decide(&presented, found, facts.as_ref()), report)
+        match self.config.store.lookup_now(&presented.prefix) {
+            Some(found) => {
+                let decision = self.decide(&presented, found, facts.as_ref());
+                self.started(decision, report, Some(&presented.prefix))
+            }
+            None => self.awaiting_store(presented, facts, report),
+        }
+    }
+
+    /// The lookup of a store that must be waited for: the facts a decision needs are
+    /// kept, owned, for after the wait. Out of line (as is [`concluding`](Self::concluding)),
+    /// so that the code of a request answered at once stays small.
+    #[cold]
+    #[inline(never)]
+    fn awaiting_store(
+        &self,
+        presented: Presented,
+        facts: Option<HeadFacts<'_>>,
+        report: Verification,
+    ) -> Started {
+        let facts = facts.map(|facts| facts.to_owned());
+        let auth = self.clone();
+        let waiting = report.waiting(Some(&presented.prefix));
+        let span = waiting.span();
+        Started::Pending(Box::pin(
+            async move {
+                let found = auth.config.store.find_by_prefix(&presented.prefix).await;
+                let decision = auth.decide(&presented, found.map(Lookup::found), facts.as_ref());
+                reported(auth.conclude(decision).await, waiting)
+            }
+            .instrument(span),
+        ))
     }
 
     /// A decision made without waiting: final, or carried on in the boxed future.
-    fn started(&self, decision: Decision, mut report: Verification) -> Started {
+    fn started(
+        &self,
+        decision: Decision,
+        report: Verification,
+        prefix: Option<&KeyPrefix>,
+    ) -> Started {
         match decision {
             Decision::Refuse(error) => {
-                report.finished(Err(error.kind()));
+                report.finished(prefix, Err(error.kind()));
                 Started::Refused(error)
             }
             Decision::Admit(record, rate) => {
-                report.finished(Ok(()));
+                report.finished(prefix, Ok(()));
                 Started::Verified(self.principal(record, rate))
             }
-            decision => {
-                let auth = self.clone();
-                let span = report.waiting();
-                Started::Pending(Box::pin(
-                    async move { reported(auth.conclude(decision).await, report) }.instrument(span),
-                ))
-            }
+            decision => self.concluding(decision, report.waiting(prefix)),
         }
+    }
+
+    /// A decision that must still wait (a write, a shared limit), carried on in the
+    /// boxed future.
+    #[cold]
+    #[inline(never)]
+    fn concluding(&self, decision: Decision, waiting: Waiting) -> Started {
+        let auth = self.clone();
+        let span = waiting.span();
+        Started::Pending(Box::pin(
+            async move { reported(auth.conclude(decision).await, waiting) }.instrument(span),
+        ))
     }
 
     /// The one place a verification is decided, whether the store answered at once or
@@ -527,10 +558,7 @@ impl Authenticator {
 }
 
 /// A verification's answer, reported (span and metrics) on its way out.
-fn reported(
-    answer: Result<Principal, AuthError>,
-    report: Verification,
-) -> Result<Principal, AuthError> {
+fn reported(answer: Result<Principal, AuthError>, report: Waiting) -> Result<Principal, AuthError> {
     report.finished(answer.as_ref().map(drop).map_err(AuthError::kind));
     answer
 }
