@@ -37,6 +37,7 @@ impl fmt::Debug for Credential<'_> {
 /// from the token; the token runs to the end of the value. Several `Authorization`
 /// headers, or both `Authorization` and the extra header, are refused rather than
 /// guessed between. The query string and `Proxy-Authorization` are never read.
+#[inline(always)]
 pub(crate) fn extract<'a>(headers: &'a HeaderMap, extra: Option<&HeaderName>) -> Credential<'a> {
     let authorization = OneHeader::of(headers, &AUTHORIZATION);
     let extra = extra.map_or(OneHeader::Absent, |name| OneHeader::of(headers, name));
@@ -48,6 +49,7 @@ pub(crate) fn extract<'a>(headers: &'a HeaderMap, extra: Option<&HeaderName>) ->
     }
 }
 
+#[inline(always)]
 fn authorization_credential(value: &[u8]) -> Credential<'_> {
     canonical_bearer(value).map_or_else(|| by_the_rules(value), Credential::Token)
 }
@@ -60,6 +62,7 @@ fn canonical_bearer(value: &[u8]) -> Option<&[u8]> {
 }
 
 /// Any `Authorization` value, by the rules [`extract`] gives.
+#[cold]
 fn by_the_rules(value: &[u8]) -> Credential<'_> {
     let scheme_end = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_end);

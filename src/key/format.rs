@@ -232,6 +232,7 @@ impl KeyFormat {
     /// Checks the shape of `key` (and, in a signed format, its MAC) and returns its
     /// prefix and mode. Runs in time that depends only on the key's length, never on
     /// the secret's digits.
+    #[inline(always)]
     pub(crate) fn split(&self, key: &[u8]) -> Option<(KeyPrefix, KeyMode)> {
         if key.len() != self.key_len() {
             return None;

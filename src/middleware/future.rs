@@ -113,6 +113,7 @@ impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
     }
 
     /// The inner service's future, whose response gets `headers` added.
+    #[inline(always)]
     pub(crate) fn inner_with(future: S::Future, headers: ExtraHeaders) -> Self {
         ResponseFuture {
             state: State::Inner { future, headers },
@@ -137,51 +138,70 @@ where
 {
     type Output = Result<Response<ResBody>, S::Error>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let mut this = self.as_mut().project();
-            match this.state.as_mut().project() {
-                StateProj::Verifying { verify, pending } => {
-                    let outcome = ready!(verify.as_mut().poll(cx));
-                    let Some(pair) = pending.take() else {
-                        panic!("ResponseFuture polled after completion");
-                    };
-                    let (mut service, mut request) = *pair;
-                    match outcome {
-                        Ok(admitted) => {
-                            let headers = admitted.response_headers();
-                            request.extensions_mut().insert(admitted);
-                            let future = service.call(request);
-                            this.state.set(State::Inner { future, headers });
-                        }
-                        Err(refusal) => {
-                            return Poll::Ready(Ok(refusal.render().map(ResBody::from)))
+        // Nearly every poll: an admitted request's inner future, whose answer gets no
+        // headers added and is passed on as it is, never moved through here.
+        if let StateProj::Inner {
+            future,
+            headers: None,
+        } = self.as_mut().project().state.project()
+        {
+            return future.poll(cx);
+        }
+        poll_other(self, cx)
+    }
+}
+
+/// [`ResponseFuture`]'s poll in every other state: verifying, headers to add, refused.
+/// Out of line, so that the code of the common poll stays small.
+#[inline(never)]
+fn poll_other<S, B, T, E, ResBody>(
+    mut future: Pin<&mut ResponseFuture<S, B, T, E>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Response<ResBody>, S::Error>>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+    T: Admitted,
+    E: Rejection,
+{
+    loop {
+        let mut this = future.as_mut().project();
+        match this.state.as_mut().project() {
+            StateProj::Verifying { verify, pending } => {
+                let outcome = ready!(verify.as_mut().poll(cx));
+                let Some(pair) = pending.take() else {
+                    panic!("ResponseFuture polled after completion");
+                };
+                let (mut service, mut request) = *pair;
+                match outcome {
+                    Ok(admitted) => {
+                        let headers = admitted.response_headers();
+                        request.extensions_mut().insert(admitted);
+                        let future = service.call(request);
+                        this.state.set(State::Inner { future, headers });
+                    }
+                    Err(refusal) => return Poll::Ready(Ok(refusal.render().map(ResBody::from))),
+                }
+            }
+            StateProj::Inner { future, headers } => {
+                let mut response = ready!(future.poll(cx))?;
+                if let Some(extra) = headers.take() {
+                    let own = response.headers_mut();
+                    for (name, value) in *extra {
+                        if let Some(name) = name {
+                            own.entry(name).or_insert(value);
                         }
                     }
                 }
-                StateProj::Inner { future, headers } => {
-                    // Most responses get no headers added: the inner answer is passed
-                    // on as it is, never moved through here.
-                    if headers.is_none() {
-                        return future.poll(cx);
-                    }
-                    let mut response = ready!(future.poll(cx))?;
-                    if let Some(extra) = headers.take() {
-                        let own = response.headers_mut();
-                        for (name, value) in *extra {
-                            if let Some(name) = name {
-                                own.entry(name).or_insert(value);
-                            }
-                        }
-                    }
-                    return Poll::Ready(Ok(response));
-                }
-                StateProj::Refused { refusal } => {
-                    let Some(refusal) = refusal.take() else {
-                        panic!("ResponseFuture polled after completion");
-                    };
-                    return Poll::Ready(Ok(refusal.map(ResBody::from)));
-                }
+                return Poll::Ready(Ok(response));
+            }
+            StateProj::Refused { refusal } => {
+                let Some(refusal) = refusal.take() else {
+                    panic!("ResponseFuture polled after completion");
+                };
+                return Poll::Ready(Ok(refusal.map(ResBody::from)));
             }
         }
     }

@@ -15,6 +15,7 @@ pub(crate) enum OneHeader<'a> {
 
 impl<'a> OneHeader<'a> {
     /// The header `name` of `headers`.
+    #[inline(always)]
     pub(crate) fn of(headers: &'a HeaderMap, name: &HeaderName) -> Self {
         let mut values = headers.get_all(name).iter();
         match (values.next(), values.next()) {

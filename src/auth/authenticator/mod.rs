@@ -214,6 +214,12 @@ impl Authenticator {
 
     /// Starts verifying a request: everything that needs no waiting happens here, and
     /// with a store that answers at once (in memory, a cache hit) so does the rest.
+    ///
+    /// The steps of that common path are inlined here (`#[inline(always)]`) and the
+    /// paths that wait or refuse are out of line (`#[cold]`, `#[inline(never)]`), so
+    /// that its code is one short run. Inside a service, whose request handling fills
+    /// the instruction cache already, the layer's cost follows the code it runs more
+    /// than the instructions it counts (issue 15 §6).
     pub(crate) fn start(&self, head: Head<'_>) -> Started {
         let report = Verification::start();
         let facts = HeadFacts {
@@ -228,6 +234,7 @@ impl Authenticator {
 
     /// The store lookup: answered at once (the decision is made here) or waited for
     /// (the facts a decision needs are kept, owned, for after the wait).
+    #[inline(always)]
     fn lookup(
         &self,
         presented: Presented,
@@ -269,6 +276,7 @@ impl Authenticator {
     }
 
     /// A decision made without waiting: final, or carried on in the boxed future.
+    #[inline(always)]
     fn started(
         &self,
         decision: Decision,
@@ -308,6 +316,7 @@ impl Authenticator {
     /// The last use is noted in memory at the coarse clock's time ([`last_use_clock_ms`]),
     /// never a time a refusal depends on; a write to the store, when due, carries the
     /// system clock's.
+    #[inline(always)]
     fn decide(
         &self,
         presented: &Presented,
@@ -336,6 +345,7 @@ impl Authenticator {
 
     /// A verified key's request, once counted against its rate: refused when over
     /// (429), else admitted, noting its last use.
+    #[inline(always)]
     fn admit(
         &self,
         record: Arc<KeyRecord>,
@@ -364,6 +374,7 @@ impl Authenticator {
 
     /// A refusal for a reason that is the key's (revoked, expired, outside its
     /// restrictions, over its rate): counted in the key's usage.
+    #[cold]
     fn refuse_key(
         &self,
         record: &Arc<KeyRecord>,
@@ -411,6 +422,7 @@ impl Authenticator {
     }
 
     /// Reads and shape-checks the credential, and hashes it. No I/O.
+    #[inline(always)]
     fn presented(&self, headers: &HeaderMap) -> Result<Presented, AuthError> {
         match extract(headers, self.config.extra_header.as_ref()) {
             Credential::Missing => Err(self.error(AuthErrorKind::MissingCredentials)),
@@ -419,6 +431,7 @@ impl Authenticator {
         }
     }
 
+    #[inline(always)]
     fn check_shape(&self, token: &[u8]) -> Result<Presented, AuthError> {
         let (prefix, mode) = self
             .config
@@ -439,6 +452,7 @@ impl Authenticator {
     /// unknown prefix is compared against the store's decoy, else a fixed dummy digest.
     /// The system clock is read only for a key with a revocation or an expiry: a key
     /// with neither has no lifecycle to check, whatever the time.
+    #[inline(always)]
     fn check(
         &self,
         presented: &Presented,
@@ -475,6 +489,7 @@ impl Authenticator {
         Err(Refusal::Key(record, self.error(kind), outcome))
     }
 
+    #[inline(never)]
     fn restrict(&self, record: &KeyRecord, facts: Option<&impl Facts>) -> Result<(), AuthError> {
         let outside = match facts {
             Some(facts) => {
@@ -501,6 +516,7 @@ impl Authenticator {
     /// invalid credentials and came with a request (without one there is no client to
     /// count); it becomes 429 while the client is over its budget (its valid keys keep
     /// working).
+    #[cold]
     fn refuse(&self, error: AuthError, facts: Option<&impl Facts>) -> Decision {
         let limiters = &self.config.limiters;
         let Some(facts) = facts else {
@@ -548,10 +564,12 @@ impl Authenticator {
         }
     }
 
+    #[inline(always)]
     fn principal(&self, record: Arc<KeyRecord>, rate: Option<RateLimitStatus>) -> Principal {
         Principal::new(record, self.config.rejections.clone(), rate)
     }
 
+    #[cold]
     pub(crate) fn error(&self, kind: AuthErrorKind) -> AuthError {
         AuthError::with_rejections(kind, self.config.rejections.clone())
     }
