@@ -38,6 +38,7 @@ pub(super) fn by_hour(hours: Vec<Hour>) -> Vec<Hour> {
 impl Counts {
     /// Counts one request at `ms` since the epoch: an atomic increment, unless the
     /// hour has turned since the last count.
+    #[inline(always)]
     pub(super) fn count(&self, outcome: UsageOutcome, ms: u64) {
         let hour = ms / HOUR_MS;
         if self.hour.load(Relaxed) < hour {
@@ -49,6 +50,7 @@ impl Counts {
 
     /// Moves the live counters to `closed`, and starts counting `hour`. A count that
     /// races this lands in the new hour: counted, an hour late at worst.
+    #[cold]
     pub(super) fn turn(&self, hour: u64) {
         let mut closed = lock(&self.closed);
         let was = self.hour.load(Relaxed);

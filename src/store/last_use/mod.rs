@@ -160,6 +160,7 @@ fn from_millis(ms: u64) -> Option<SystemTime> {
 /// clock where there is one (a few nanoseconds to read, at most a clock tick — a few
 /// milliseconds — behind), else the system clock. Read as a number, with no
 /// `SystemTime` in between, as it is stored. Bookkeeping only: no refusal depends on it.
+#[inline(always)]
 pub(crate) fn last_use_clock_ms() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -232,6 +233,7 @@ impl LastUse {
     /// store now (the write is then counted as done for this interval). `kept`: the
     /// store keeps this very record in memory between requests, so its slot is worth
     /// filling.
+    #[inline(always)]
     pub(crate) fn note_at(&self, record: &KeyRecord, ms: u64, kept: bool) -> bool {
         self.note_outcome(record, ms, kept, UsageOutcome::Admitted)
     }
@@ -252,6 +254,7 @@ impl LastUse {
 
     /// Whether this process's usage batch is due at `ms`: `true` for one caller per
     /// interval, which then writes it ([`flush_usage`](Self::flush_usage)).
+    #[inline(always)]
     pub(crate) fn usage_due(&self, ms: u64) -> bool {
         let due = self.inner.usage_due.load(Relaxed);
         self.counts_usage()
@@ -269,9 +272,12 @@ impl LastUse {
     }
 
     /// Counts `outcome` (when counting) and, for an admitted request, notes the use.
+    ///
+    /// Through the record's slot, on the path of nearly every request: a few loads
+    /// and the count's increment. The log's map is the way only for a record noted
+    /// here for the first time, or whose entry was pruned.
+    #[inline(always)]
     fn note_outcome(&self, record: &KeyRecord, ms: u64, kept: bool, outcome: UsageOutcome) -> bool {
-        let interval = self.inner.interval_ms;
-        let used = outcome == UsageOutcome::Admitted;
         let mut to_count = self.counts_usage().then_some(outcome);
         let slot = record
             .use_slot
@@ -283,14 +289,33 @@ impl LastUse {
             if let Some(outcome) = to_count.take() {
                 entry.count(outcome, ms);
             }
-            let due = used && entry.note(ms, record, interval);
-            // Pruned before the use was noted? Then the use is noted again below, where
-            // the log looks (the order of the two is total: see `prune`); the count
-            // stays in this entry, which `Entry::count` made an orphan.
+            let due =
+                outcome == UsageOutcome::Admitted && entry.note(ms, record, self.inner.interval_ms);
+            // Pruned before the use was noted? Then the use is noted again in the
+            // map, where the log looks (the order of the two is total: see `prune`);
+            // the count stays in this entry, which `Entry::count` made an orphan.
             if !entry.pruned.load(SeqCst) {
                 return due;
             }
         }
+        self.note_in_map(record, ms, kept, outcome, to_count, slot)
+    }
+
+    /// [`note_outcome`](Self::note_outcome) through the log's map; `to_count`: the
+    /// outcome, unless counted already (in the record's pruned entry, `slot`).
+    #[cold]
+    #[inline(never)]
+    fn note_in_map(
+        &self,
+        record: &KeyRecord,
+        ms: u64,
+        kept: bool,
+        outcome: UsageOutcome,
+        to_count: Option<UsageOutcome>,
+        slot: Option<&Arc<Entry>>,
+    ) -> bool {
+        let interval = self.inner.interval_ms;
+        let used = outcome == UsageOutcome::Admitted;
         // Under the log's lock from here: a prune (which takes it to write) cannot take
         // the entry away between finding it and noting the use.
         {
@@ -501,6 +526,7 @@ impl LastUse {
 impl Entry {
     /// Counts a request. Taken out of the map meanwhile (see `prune`)? Then the count
     /// stays here, and the entry goes to the orphans the next flush writes.
+    #[inline(always)]
     fn count(self: &Arc<Self>, outcome: UsageOutcome, ms: u64) {
         self.counts.count(outcome, ms);
         if self.pruned.load(SeqCst) {
@@ -509,6 +535,7 @@ impl Entry {
     }
 
     /// Into the log's orphans, unless there already.
+    #[cold]
     fn orphan(self: &Arc<Self>) {
         if !self.orphaned.swap(true, SeqCst) {
             lock(&self.log.orphans).push(self.clone());
@@ -537,6 +564,7 @@ impl Entry {
         false
     }
 
+    #[inline(always)]
     fn note(&self, ms: u64, record: &KeyRecord, interval: u64) -> bool {
         // Plain loads first: most requests land in a millisecond already noted, or
         // within an interval of the last attempt, and then need no read-modify-write.
@@ -547,8 +575,14 @@ impl Entry {
         if ms.saturating_sub(attempted) < interval {
             return false;
         }
-        // Once per interval: what the store already has (maybe from another
-        // instance) needs no write.
+        self.attempt(ms, attempted, record, interval)
+    }
+
+    /// Once per interval: whether this caller writes the last use now. What the store
+    /// already has (maybe from another instance) needs no write.
+    #[cold]
+    #[inline(never)]
+    fn attempt(&self, ms: u64, attempted: u64, record: &KeyRecord, interval: u64) -> bool {
         let in_store = record.last_used_at.map_or(0, millis);
         self.stored.fetch_max(in_store, Relaxed);
         let due = ms.saturating_sub(in_store) >= interval;
