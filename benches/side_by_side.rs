@@ -31,8 +31,13 @@
 //! once and driven with `ready` + `call`). Futures never wait here and are polled with
 //! a no-op waker.
 //!
+//! One process's figures move together with its code and memory layout (by up to
+//! ±100 ns here): `scripts/side_by_side.sh` runs it in several processes and prints
+//! the medians over them, the figures to quote.
+//!
 //! ```text
 //! cargo bench --bench side_by_side
+//! bash scripts/side_by_side.sh
 //! bash scripts/instructions.sh
 //! ```
 
