@@ -122,7 +122,7 @@ impl Principal {
 impl Admitted for Principal {
     #[inline]
     fn response_headers(&self) -> ExtraHeaders {
-        self.rate_limit.map(|status| Box::new(status.headers()))
+        self.rate_limit
     }
 }
 

@@ -6,9 +6,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
+
+use crate::policy::RateLimitStatus;
 
 /// A refusal, already rendered as the envelope response.
 pub(crate) type Refusal = Response<Bytes>;
@@ -36,14 +38,18 @@ impl Rejection for crate::error::ApiError {
     }
 }
 
-/// Headers a guard adds to the inner service's response (boxed: most responses get
-/// none, and the future stays small).
-pub(crate) type ExtraHeaders = Option<Box<HeaderMap>>;
+/// What a guard adds to the inner service's response: the key's standing against its
+/// rate, as the `RateLimit` headers, when they are on.
+///
+/// Kept as the plain value they are made from, and made only once the response is
+/// there: nothing that must be dropped is alive across the inner service's `call`, so
+/// its future is built in place in the answer rather than copied there.
+pub(crate) type ExtraHeaders = Option<RateLimitStatus>;
 
 /// What a guard admits into the request's extensions.
 pub(crate) trait Admitted: Clone + Send + Sync + 'static {
-    /// Headers to add to the inner service's response on its behalf (the inner
-    /// service's own headers of the same name win).
+    /// What to add to the inner service's response on its behalf, as headers (the
+    /// inner service's own headers of the same name win).
     fn response_headers(&self) -> ExtraHeaders {
         None
     }
@@ -72,6 +78,9 @@ pin_project! {
     {
         #[pin]
         state: State<S, B, T, E>,
+        // What to add to the inner service's response, apart from the state: written
+        // on its own, it lets the inner future be built in place.
+        headers: ExtraHeaders,
     }
 }
 
@@ -90,7 +99,6 @@ pin_project! {
         Inner {
             #[pin]
             future: S::Future,
-            headers: ExtraHeaders,
         },
         Refused {
             refusal: Option<Refusal>,
@@ -105,6 +113,7 @@ impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
                 verify,
                 pending: Some(Box::new((service, request))),
             },
+            headers: None,
         }
     }
 
@@ -116,7 +125,8 @@ impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
     #[inline(always)]
     pub(crate) fn inner_with(future: S::Future, headers: ExtraHeaders) -> Self {
         ResponseFuture {
-            state: State::Inner { future, headers },
+            state: State::Inner { future },
+            headers,
         }
     }
 
@@ -125,6 +135,7 @@ impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
             state: State::Refused {
                 refusal: Some(refusal),
             },
+            headers: None,
         }
     }
 }
@@ -142,11 +153,8 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Nearly every poll: an admitted request's inner future, whose answer gets no
         // headers added and is passed on as it is, never moved through here.
-        if let StateProj::Inner {
-            future,
-            headers: None,
-        } = self.as_mut().project().state.project()
-        {
+        let this = self.as_mut().project();
+        if let (StateProj::Inner { future }, None) = (this.state.project(), this.headers) {
             return future.poll(cx);
         }
         poll_other(self, cx)
@@ -177,19 +185,19 @@ where
                 let (mut service, mut request) = *pair;
                 match outcome {
                     Ok(admitted) => {
-                        let headers = admitted.response_headers();
+                        *this.headers = admitted.response_headers();
                         request.extensions_mut().insert(admitted);
                         let future = service.call(request);
-                        this.state.set(State::Inner { future, headers });
+                        this.state.set(State::Inner { future });
                     }
                     Err(refusal) => return Poll::Ready(Ok(refusal.render().map(ResBody::from))),
                 }
             }
-            StateProj::Inner { future, headers } => {
+            StateProj::Inner { future } => {
                 let mut response = ready!(future.poll(cx))?;
-                if let Some(extra) = headers.take() {
+                if let Some(status) = this.headers.take() {
                     let own = response.headers_mut();
-                    for (name, value) in *extra {
+                    for (name, value) in status.headers() {
                         if let Some(name) = name {
                             own.entry(name).or_insert(value);
                         }
