@@ -5,7 +5,7 @@ use http::{Request, Response};
 use tower::Service;
 
 use super::{
-    authenticator::{Head, Started, Verifying},
+    authenticator::{Head, Started},
     ApiKeyLayer, Authenticator, Principal,
 };
 use crate::{
@@ -61,34 +61,11 @@ where
                 request.extensions_mut().insert(principal);
                 ResponseFuture::inner_with(self.inner.call(request), headers)
             }
-            Started::Refused(error) => refused(error),
-            // The inner service will be called later, from the future.
-            Started::Pending(verify) => self.verifying(verify, request),
+            Started::Refused(error) => ResponseFuture::refused(error.into_http_response()),
+            Started::Pending(verify) => {
+                // The inner service will be called later, from the future.
+                ResponseFuture::verifying(verify, take_ready(&mut self.inner), request)
+            }
         }
     }
-}
-
-impl<S: Clone> ApiKeyService<S> {
-    /// The answer to a request that waits for its verification (out of line: the
-    /// code of a request verified at once stays small).
-    #[inline(never)]
-    fn verifying<ReqBody>(
-        &mut self,
-        verify: Verifying,
-        request: Request<ReqBody>,
-    ) -> ResponseFuture<S, ReqBody, Principal, AuthError>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        ResponseFuture::verifying(verify, take_ready(&mut self.inner), request)
-    }
-}
-
-/// The answer to a refused request (out of line, as is [`ApiKeyService::verifying`]).
-#[cold]
-#[inline(never)]
-fn refused<S: Service<Request<B>>, B>(
-    error: AuthError,
-) -> ResponseFuture<S, B, Principal, AuthError> {
-    ResponseFuture::refused(error.into_http_response())
 }

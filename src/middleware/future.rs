@@ -106,7 +106,10 @@ pin_project! {
     }
 }
 
+// The constructors of the states other than `Inner` are out of line: a guard's code
+// for a request admitted at once stays small (the hot path's cost is its code).
 impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
+    #[inline(never)]
     pub(crate) fn verifying(verify: Admission<T, E>, service: S, request: Request<B>) -> Self {
         ResponseFuture {
             state: State::Verifying {
@@ -130,6 +133,8 @@ impl<S: Service<Request<B>>, B, T, E> ResponseFuture<S, B, T, E> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn refused(refusal: Refusal) -> Self {
         ResponseFuture {
             state: State::Refused {
