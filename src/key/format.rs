@@ -238,7 +238,7 @@ impl KeyFormat {
             return None;
         }
         let ns = self.len as usize;
-        if key[..ns] != self.namespace[..ns] {
+        if !self.namespace_starts(key) {
             return None;
         }
         let mode = mode_and_hex(&key[ns..], SECRET_HEX)?;
@@ -259,8 +259,20 @@ impl KeyFormat {
                 return None;
             }
         }
-        let prefix = KeyPrefix::from_validated(&key[..self.prefix_len()]);
+        let prefix = KeyPrefix::from_key(key, self.prefix_len());
         Some((prefix, mode))
+    }
+
+    /// Whether `key` (at least 8 bytes) starts with the namespace: one masked compare
+    /// of its first 8 bytes with the zero-padded namespace, no call to `memcmp`.
+    #[inline(always)]
+    fn namespace_starts(&self, key: &[u8]) -> bool {
+        let Some(head) = key.first_chunk::<MAX_NAMESPACE>() else {
+            return false;
+        };
+        let unused = 8 * (MAX_NAMESPACE - self.len as usize);
+        let mask = u64::MAX >> unused;
+        u64::from_le_bytes(*head) & mask == u64::from_le_bytes(self.namespace)
     }
 }
 
@@ -361,6 +373,27 @@ mod tests {
             upper,
         ] {
             assert!(f.split(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn split_compares_the_whole_namespace_of_any_length() {
+        let hex = "0123456789abcdef".repeat(4);
+        for (namespace, other) in [
+            ("a", "b"),
+            ("pk", "pj"),
+            ("acme2026", "acme2027"),
+            ("acme2026", "bcme2026"),
+        ] {
+            let f = KeyFormat::new(namespace).unwrap();
+            let (prefix, _) = f
+                .split(format!("{namespace}_live_{hex}").as_bytes())
+                .unwrap();
+            assert_eq!(prefix.as_str(), format!("{namespace}_live_{}", &hex[..16]));
+            assert!(
+                f.split(format!("{other}_live_{hex}").as_bytes()).is_none(),
+                "{other}"
+            );
         }
     }
 

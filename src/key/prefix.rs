@@ -34,6 +34,29 @@ pub struct KeyPrefix {
 pub struct InvalidPrefix;
 
 impl KeyPrefix {
+    /// The first `len` bytes of `key`, a whole key already checked by
+    /// `KeyFormat::split` (longer than any prefix): a fixed-size copy and mask, with
+    /// no loop over the length.
+    #[inline(always)]
+    pub(crate) fn from_key(key: &[u8], len: usize) -> Self {
+        // Bytes 14..30 as one word, of which the first `len - 14` are kept: every
+        // format's prefix is longer than 14 bytes (a namespace, the mode, 16 digits).
+        const TAIL: usize = MAX_PREFIX - 16;
+        match key.first_chunk::<MAX_PREFIX>() {
+            Some(&head) if len > TAIL && len <= MAX_PREFIX => {
+                let mut bytes = head;
+                let tail: &mut [u8; 16] = (&mut bytes[TAIL..]).try_into().expect("16 bytes");
+                let kept = u128::from_le_bytes(*tail) & (u128::MAX >> (8 * (MAX_PREFIX - len)));
+                *tail = kept.to_le_bytes();
+                KeyPrefix {
+                    bytes,
+                    len: len as u8,
+                }
+            }
+            _ => Self::from_validated(&key[..len]),
+        }
+    }
+
     /// Builds a prefix from bytes already checked by `KeyFormat::split`.
     pub(crate) fn from_validated(bytes: &[u8]) -> Self {
         // A fixed-size fill, with no call to `memset` and `memcpy`: this runs on every
@@ -79,6 +102,10 @@ impl std::hash::Hash for KeyPrefix {
 impl KeyPrefix {
     /// 1 if `self` and `other` are the same prefix, else 0: every byte is compared,
     /// whatever they hold, and no branch depends on them.
+    ///
+    /// Out of line: the store's lookup and the last-use log both ask it on every
+    /// verification, and share its code.
+    #[inline(never)]
     pub(crate) fn same_as(&self, other: &Self) -> u64 {
         let diff = self
             .bytes
@@ -203,6 +230,24 @@ mod tests {
         ] {
             assert_eq!(bad.parse::<KeyPrefix>(), Err(InvalidPrefix), "{bad}");
         }
+    }
+
+    #[test]
+    fn from_key_is_the_first_len_bytes_zero_padded() {
+        let key: Vec<u8> = (b'a'..=b'z').cycle().take(72).collect();
+        for len in 0..=MAX_PREFIX {
+            assert_eq!(
+                KeyPrefix::from_key(&key, len),
+                KeyPrefix::from_validated(&key[..len]),
+                "{len}"
+            );
+        }
+        // Shorter than a prefix buffer: the plain copy.
+        let short = &key[..20];
+        assert_eq!(
+            KeyPrefix::from_key(short, 20),
+            KeyPrefix::from_validated(short)
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub(crate) struct PrefixTable {
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Bucket {
+    /// A free slot's fingerprint is 0, which no stored one is ([`table_fingerprint`]).
     fingerprints: [u64; WAYS],
     slots: [u32; WAYS],
 }
@@ -104,7 +105,7 @@ impl PrefixTable {
     /// The record number of `prefix`, if stored. Not constant-time: for management
     /// and inserts, never for verifying.
     fn number_of(&self, prefix: &KeyPrefix) -> Option<u32> {
-        let fingerprint = prefix.fingerprint();
+        let fingerprint = table_fingerprint(prefix);
         let in_buckets = self.homes(fingerprint).into_iter().find_map(|home| {
             let bucket = &self.buckets[home];
             (0..WAYS)
@@ -130,32 +131,20 @@ impl PrefixTable {
         if self.records.is_empty() {
             return None;
         }
-        let fingerprint = prefix.fingerprint();
+        let fingerprint = table_fingerprint(prefix);
         let [first, second] = self.homes(fingerprint);
-        let (first, second) = (&self.buckets[first], &self.buckets[second]);
-        // Eight candidate record numbers and, ninth, the decoy's; plain arithmetic
-        // (no early exit, no branch) marks the slots holding this fingerprint.
-        let mut numbers = [0u32; 2 * WAYS + 1];
-        let mut matching = 0u64;
-        for (at, bucket) in [first, second].into_iter().enumerate() {
+        // The record number of the slot holding this fingerprint (at most one does; a
+        // bucket that is both homes shows it twice, which OR keeps whole), else the
+        // decoy's: masks and ORs over all eight slots, no early exit, no branch.
+        let (mut number, mut found) = (0u32, 0u64);
+        for bucket in [&self.buckets[first], &self.buckets[second]] {
             for way in 0..WAYS {
-                let slot = bucket.slots[way];
-                let same = is_zero(bucket.fingerprints[way] ^ fingerprint)
-                    & (is_zero(u64::from(slot ^ FREE)) ^ 1);
-                numbers[at * WAYS + way] = slot;
-                matching |= same << (at * WAYS + way);
+                let same = is_zero(bucket.fingerprints[way] ^ fingerprint);
+                number |= bucket.slots[way] & (same as u32).wrapping_neg();
+                found |= same;
             }
         }
-        numbers[2 * WAYS] = self.decoy(fingerprint);
-        // The first matching slot, or the decoy: a bit scan, then a select that reads
-        // all nine (so a hit does not wait on fewer of them than a miss does).
-        let pick = u64::from((matching | 1 << (2 * WAYS)).trailing_zeros());
-        let number = numbers
-            .iter()
-            .zip(0u64..)
-            .fold(0u32, |chosen, (&number, at)| {
-                chosen | number & (is_zero(at ^ pick) as u32).wrapping_neg()
-            });
+        number |= self.decoy(fingerprint) & ((found ^ 1) as u32).wrapping_neg();
         let record = &self.records[number as usize];
         let candidate = Candidate {
             record: record.clone(),
@@ -186,7 +175,7 @@ impl PrefixTable {
             self.records[slot as usize] = record;
             return;
         }
-        let fingerprint = record.prefix.fingerprint();
+        let fingerprint = table_fingerprint(&record.prefix);
         let number = u32::try_from(self.records.len()).expect("fewer than 2^32 - 1 records");
         let taken = self.homes(fingerprint).into_iter().any(|home| {
             let bucket = &self.buckets[home];
@@ -240,7 +229,7 @@ impl PrefixTable {
                 if self.spilled.contains(&number) {
                     continue;
                 }
-                let fingerprint = self.records[number as usize].prefix.fingerprint();
+                let fingerprint = table_fingerprint(&self.records[number as usize].prefix);
                 if !self.place(fingerprint, number) {
                     count *= 2;
                     continue 'sizes;
@@ -249,6 +238,12 @@ impl PrefixTable {
             return;
         }
     }
+}
+
+/// A prefix's fingerprint as the table stores it: never 0, which is a free slot's, so
+/// a lookup needs no check that a slot whose fingerprint matches is in use.
+fn table_fingerprint(prefix: &KeyPrefix) -> u64 {
+    prefix.fingerprint() | 1
 }
 
 fn empty_buckets(capacity: usize) -> Box<[Bucket]> {
@@ -296,6 +291,19 @@ mod tests {
         table.insert(Arc::new(revoked.clone()));
         assert_eq!(table.len(), 10_000);
         assert_eq!(table.get(&revoked.prefix).map(|r| &**r), Some(&revoked));
+    }
+
+    #[test]
+    fn a_prefix_whose_fingerprint_is_a_free_slots_gets_a_decoy() {
+        // Digits 5000000060000000 and `e` fold to fingerprint 0, a free slot's.
+        let zero: KeyPrefix = "pk_live_5000000060000000".parse().unwrap();
+        assert_eq!(zero.fingerprint(), 0);
+        let mut table = PrefixTable::default();
+        let stored = record();
+        table.insert(stored.clone());
+        let found = table.find(&zero).expect("a decoy");
+        assert!(!bool::from(found.hit));
+        assert_eq!(found.record.prefix, stored.prefix);
     }
 
     #[test]

@@ -220,7 +220,9 @@ impl LastUse {
             .use_slot
             .0
             .get()
-            .filter(|(log, entry)| *log == self.inner.id && entry.prefix == record.prefix)
+            .filter(|(log, entry)| {
+                *log == self.inner.id && entry.prefix.same_as(&record.prefix) == 1
+            })
             .map(|(_, entry)| entry);
         if let Some(entry) = slot {
             if let Some(outcome) = to_count.take() {
