@@ -8,22 +8,27 @@ use super::Authenticator;
 use crate::{
     auth::shared_limits::{Bucket, Limited},
     error::{AuthError, AuthErrorKind},
-    policy::{failure_bucket, OverLimit, RateLimitStatus},
+    policy::{failure_bucket, OverLimit, RateLimit, RateLimitStatus},
     store::KeyRecord,
     telemetry,
 };
 
 impl Authenticator {
-    /// Counts a verified key's request against its rate (its own, else the
-    /// default): in the shared limiter when there is one, else in this process.
+    /// The rate a verified key's requests are counted against: its own, else the
+    /// default, if any.
+    #[inline(always)]
+    pub(super) fn rate_of(&self, record: &KeyRecord) -> Option<RateLimit> {
+        record.rate_limit.or(self.config.limiters.default_rate())
+    }
+
+    /// Counts a verified key's request against `rate` ([`rate_of`](Self::rate_of)):
+    /// in the shared limiter when there is one, else in this process.
     pub(super) fn limit_key(
         &self,
         record: &KeyRecord,
+        rate: RateLimit,
     ) -> Limited<Option<RateLimitStatus>, OverLimit> {
         let limiters = &self.config.limiters;
-        let Some(rate) = record.rate_limit.or(limiters.default_rate()) else {
-            return Limited::Now(Ok(None));
-        };
         let Some(shared) = &self.config.shared else {
             let counted = limiters.check_key(&record.prefix, Some(rate));
             telemetry::limit_decision("key", false, counted.is_ok());

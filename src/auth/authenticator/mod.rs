@@ -31,8 +31,8 @@ use crate::{
     error::{AuthError, AuthErrorKind, SharedRejections},
     key::{KeyFormat, KeyHash, KeyPrefix},
     policy::{
-        check_restrictions, AcceptedModes, Facts, Limiters, Outside, OverLimit, RateLimitStatus,
-        TrustedProxies,
+        check_restrictions, AcceptedModes, Facts, Limiters, Outside, OverLimit, RateLimit,
+        RateLimitStatus, TrustedProxies,
     },
     store::{self, last_use_clock_ms, KeyRecord, KeyStore, LastUse, Lookup, UsageOutcome},
     telemetry::Verification,
@@ -118,8 +118,15 @@ impl Started {
     }
 }
 
-/// A well-formed key as presented: its prefix and digest, nothing secret.
-struct Presented {
+/// A well-formed key as presented: its prefix, and its text until it is hashed
+/// (after the lookup, so the digest goes straight to the comparison).
+struct Presented<'t> {
+    prefix: KeyPrefix,
+    token: &'t [u8],
+}
+
+/// A presented key carried past a wait: its prefix and digest, nothing secret.
+struct Hashed {
     prefix: KeyPrefix,
     hash: KeyHash,
 }
@@ -228,7 +235,10 @@ impl Authenticator {
         };
         match self.presented(head.headers) {
             Ok(presented) => self.lookup(presented, Some(facts), report),
-            Err(error) => self.started(self.refuse(error, Some(&facts)), report, None),
+            Err(error) => {
+                std::hint::cold_path();
+                self.started(self.refuse(error, Some(&facts)), report, None)
+            }
         }
     }
 
@@ -237,16 +247,20 @@ impl Authenticator {
     #[inline(always)]
     fn lookup(
         &self,
-        presented: Presented,
+        presented: Presented<'_>,
         facts: Option<HeadFacts<'_>>,
         report: Verification,
     ) -> Started {
-        match self.config.store.lookup_now(&presented.prefix) {
+        let Presented { prefix, token } = presented;
+        match self.config.store.lookup_now(&prefix) {
             Some(found) => {
-                let decision = self.decide(&presented, found, facts.as_ref());
-                self.started(decision, report, Some(&presented.prefix))
+                let decision = self.decide(&KeyHash::digest(token), found, facts.as_ref());
+                self.started(decision, report, Some(&prefix))
             }
-            None => self.awaiting_store(presented, facts, report),
+            None => {
+                let hash = KeyHash::digest(token);
+                self.awaiting_store(Hashed { prefix, hash }, facts, report)
+            }
         }
     }
 
@@ -282,11 +296,11 @@ impl Authenticator {
     #[inline(always)]
     fn decide(
         &self,
-        presented: &Presented,
+        hash: &KeyHash,
         lookup: store::Result<Lookup>,
         facts: Option<&impl Facts>,
     ) -> Decision {
-        let record = match self.check(presented, lookup) {
+        let record = match self.check(hash, lookup) {
             Ok(record) => record,
             Err(Refusal::Plain(error)) => return self.refuse(error, facts),
             Err(Refusal::Key(record, error, outcome)) => {
@@ -299,8 +313,18 @@ impl Authenticator {
             }
         }
         // Only verified keys are counted, so guesses under a key's prefix never use
-        // up its quota.
-        match self.limit_key(&record) {
+        // up its quota. A key without a rate has nothing to count.
+        match self.rate_of(&record) {
+            None => self.admit(record, Ok(None)),
+            Some(rate) => self.admit_limited(record, rate),
+        }
+    }
+
+    /// [`decide`](Self::decide) for a key with a rate: counted against it first. Out
+    /// of line, as every step off the common path is.
+    #[inline(never)]
+    fn admit_limited(&self, record: Arc<KeyRecord>, rate: RateLimit) -> Decision {
+        match self.limit_key(&record, rate) {
             Limited::Now(answer) => self.admit(record, answer),
             Limited::Wait(wait) => Decision::AwaitLimit(record, wait),
         }
@@ -317,6 +341,7 @@ impl Authenticator {
         let rate = match counted {
             Ok(rate) => rate,
             Err(over) => {
+                std::hint::cold_path();
                 let error = self.over_limit(over);
                 return self.refuse_key(&record, error, UsageOutcome::RateLimited);
             }
@@ -329,6 +354,8 @@ impl Authenticator {
         let last_use = log.note_at(&record, ms, kept).then(SystemTime::now);
         let usage = log.usage_due(ms);
         if last_use.is_some() || usage {
+            // Once per interval.
+            std::hint::cold_path();
             Decision::WriteThenAdmit(record, rate, Writes { last_use, usage })
         } else {
             Decision::Admit(record, rate)
@@ -354,9 +381,9 @@ impl Authenticator {
         }
     }
 
-    /// Reads and shape-checks the credential, and hashes it. No I/O.
+    /// Reads and shape-checks the credential. No I/O.
     #[inline(always)]
-    fn presented(&self, headers: &HeaderMap) -> Result<Presented, AuthError> {
+    fn presented<'h>(&self, headers: &'h HeaderMap) -> Result<Presented<'h>, AuthError> {
         match extract(headers, self.config.extra_header.as_ref()) {
             Credential::Missing => Err(self.error(AuthErrorKind::MissingCredentials)),
             Credential::Malformed => Err(self.error(AuthErrorKind::InvalidCredentials)),
@@ -365,7 +392,7 @@ impl Authenticator {
     }
 
     #[inline(always)]
-    fn check_shape(&self, token: &[u8]) -> Result<Presented, AuthError> {
+    fn check_shape<'t>(&self, token: &'t [u8]) -> Result<Presented<'t>, AuthError> {
         let (prefix, mode) = self
             .config
             .format
@@ -375,10 +402,7 @@ impl Authenticator {
         if !self.config.modes.accepts(mode) {
             return Err(self.error(AuthErrorKind::WrongMode));
         }
-        Ok(Presented {
-            prefix,
-            hash: KeyHash::digest(token),
-        })
+        Ok(Presented { prefix, token })
     }
 
     /// The store's answer, the constant-time comparison and the key's lifecycle. An
@@ -388,7 +412,7 @@ impl Authenticator {
     #[inline(always)]
     fn check(
         &self,
-        presented: &Presented,
+        hash: &KeyHash,
         lookup: store::Result<Lookup>,
     ) -> Result<Arc<KeyRecord>, Refusal> {
         let (record, found) = lookup
@@ -399,7 +423,7 @@ impl Authenticator {
         // The same work whether the record is the prefix's or a decoy: no branch on
         // `found` before the outcome, which is the same refusal for both.
         let expected = record.as_deref().map_or(&DUMMY_HASH, |r| &r.hash);
-        let matched = presented.hash.ct_eq(expected) & found;
+        let matched = hash.ct_eq(expected) & found;
         let record = match record {
             Some(record) if bool::from(matched) => record,
             _ => {
@@ -411,6 +435,13 @@ impl Authenticator {
         if record.revoked_at.is_none() && record.expires_at.is_none() {
             return Ok(record);
         }
+        self.lifecycle(record)
+    }
+
+    /// A verified key with a revocation or an expiry: refused once either is past.
+    /// Out of line, as every step off the common path is.
+    #[inline(never)]
+    fn lifecycle(&self, record: Arc<KeyRecord>) -> Result<Arc<KeyRecord>, Refusal> {
         let now = SystemTime::now();
         let (kind, outcome) = if record.is_revoked_at(now) {
             (AuthErrorKind::Revoked, UsageOutcome::Revoked)

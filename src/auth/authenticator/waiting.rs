@@ -7,7 +7,7 @@ use std::{sync::Arc, time::SystemTime};
 
 use tracing::Instrument;
 
-use super::{request::HeadFacts, Authenticator, Decision, Presented, Started};
+use super::{request::HeadFacts, Authenticator, Decision, Hashed, Started};
 use crate::{
     auth::Principal,
     error::{AuthError, AuthErrorKind},
@@ -24,7 +24,7 @@ impl Authenticator {
     #[inline(never)]
     pub(super) fn awaiting_store(
         &self,
-        presented: Presented,
+        presented: Hashed,
         facts: Option<HeadFacts<'_>>,
         report: Verification,
     ) -> Started {
@@ -35,7 +35,8 @@ impl Authenticator {
         Started::Pending(Box::pin(
             async move {
                 let found = auth.config.store.find_by_prefix(&presented.prefix).await;
-                let decision = auth.decide(&presented, found.map(Lookup::found), facts.as_ref());
+                let decision =
+                    auth.decide(&presented.hash, found.map(Lookup::found), facts.as_ref());
                 reported(auth.conclude(decision).await, waiting)
             }
             .instrument(span),
