@@ -27,8 +27,10 @@ pub(crate) struct PrefixTable {
     buckets: Box<[Bucket]>,
     /// Every record, by record number (the slot values).
     records: Vec<Arc<KeyRecord>>,
-    /// Record numbers of prefixes whose fingerprint another stored prefix already has
-    /// (only possible across namespaces or modes); searched after a miss, when present.
+    /// Record numbers of prefixes whose table fingerprint another stored prefix already
+    /// has (across namespaces, or by a 2^-63 chance for two minted prefixes, whose
+    /// fingerprints may differ in their lowest bit only); searched after a miss, when
+    /// present.
     spilled: Vec<u32>,
     /// The state of the generator that picks which slot an insert displaces.
     kicks: u64,
