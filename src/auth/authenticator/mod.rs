@@ -252,15 +252,14 @@ impl Authenticator {
         report: Verification,
     ) -> Started {
         let Presented { prefix, token } = presented;
-        match self.config.store.lookup_now(&prefix) {
+        let found = self.config.store.lookup_now(&prefix);
+        let hash = KeyHash::digest(token);
+        match found {
             Some(found) => {
-                let decision = self.decide(&KeyHash::digest(token), found, facts.as_ref());
+                let decision = self.decide(&hash, found, facts.as_ref());
                 self.started(decision, report, Some(&prefix))
             }
-            None => {
-                let hash = KeyHash::digest(token);
-                self.awaiting_store(Hashed { prefix, hash }, facts, report)
-            }
+            None => self.awaiting_store(Hashed { prefix, hash }, facts, report),
         }
     }
 
